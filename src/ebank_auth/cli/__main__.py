@@ -1,0 +1,3 @@
+from ebank_auth.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""ASN.1 plumbing shared by the crypto modules (asn1crypto with the GM/T OIDs registered).
+
+Importing this module registers, once and idempotently, the Chinese national algorithm
+OIDs with asn1crypto so that keys, certificates and CMS structures that use them parse
+and print with readable names.  It also holds the few strict DER helpers the SM2 code
+needs (signature ``SEQUENCE{r, s}`` and GM/T 0009 ciphertext ``SEQUENCE{x, y, C3, C2}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asn1crypto import algos, cms, core, keys
+
+from ebank_auth.errors import EncodingError
+
+# ---------------------------------------------------------------- GM/T 0006 object identifiers
+OID_SM2_CURVE = "1.2.156.10197.1.301"
+OID_SM2_SIGN = "1.2.156.10197.1.301.1"
+OID_SM2_EXCHANGE = "1.2.156.10197.1.301.2"
+OID_SM2_ENCRYPT = "1.2.156.10197.1.301.3"
+OID_SM3 = "1.2.156.10197.1.401"
+OID_HMAC_SM3 = "1.2.156.10197.1.401.2"
+OID_SM2_WITH_SM3 = "1.2.156.10197.1.501"
+OID_SM3_WITH_RSA = "1.2.156.10197.1.504"
+OID_SM4_ECB = "1.2.156.10197.1.104.1"
+OID_SM4_CBC = "1.2.156.10197.1.104.2"
+OID_SM4_CTR = "1.2.156.10197.1.104.7"
+OID_SM4_GCM = "1.2.156.10197.1.104.8"
+OID_GMT0010_DATA = "1.2.156.10197.6.1.4.2.1"
+OID_GMT0010_SIGNED_DATA = "1.2.156.10197.6.1.4.2.2"
+OID_GMT0010_ENVELOPED_DATA = "1.2.156.10197.6.1.4.2.3"
+OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+
+_registered = False
+
+
+def _add(mapping: Any, oid: str, name: str) -> None:
+    cls_map = mapping._map
+    if oid not in cls_map:
+        cls_map[oid] = name
+    if mapping._reverse_map is not None:
+        mapping._reverse_map[name] = oid
+
+
+def register_oids() -> None:
+    """Register the GM/T OIDs with asn1crypto (safe to call many times)."""
+    global _registered
+    if _registered:
+        return
+    if OID_SM2_CURVE not in keys.NamedCurve._map:
+        keys.NamedCurve.register("sm2p256v1", OID_SM2_CURVE, 32)
+    _add(algos.DigestAlgorithmId, OID_SM3, "sm3")
+    _add(algos.HmacAlgorithmId, OID_HMAC_SM3, "hmac_sm3")
+    _add(algos.SignedDigestAlgorithmId, OID_SM2_WITH_SM3, "sm2_sm3")
+    _add(algos.SignedDigestAlgorithmId, OID_SM3_WITH_RSA, "sm3_rsa")
+    _add(algos.SignedDigestAlgorithmId, OID_SM2_SIGN, "sm2_sign")
+    _add(algos.EncryptionAlgorithmId, OID_SM4_CBC, "sm4_cbc")
+    _add(algos.EncryptionAlgorithmId, OID_SM4_ECB, "sm4_ecb")
+    _add(cms.ContentType, OID_GMT0010_DATA, "gmt0010_data")
+    _add(cms.ContentType, OID_GMT0010_SIGNED_DATA, "gmt0010_signed_data")
+    _add(cms.ContentType, OID_GMT0010_ENVELOPED_DATA, "gmt0010_enveloped_data")
+    _registered = True
+
+
+register_oids()
+
+
+# ---------------------------------------------------------------- strict DER for SM2 values
+class _RS(core.Sequence):
+    _fields = [("r", core.Integer), ("s", core.Integer)]
+
+
+class _SM2Cipher(core.Sequence):
+    _fields = [
+        ("x", core.Integer),
+        ("y", core.Integer),
+        ("hash", core.OctetString),
+        ("ciphertext", core.OctetString),
+    ]
+
+
+def encode_rs(r: int, s: int) -> bytes:
+    return bytes(_RS({"r": r, "s": s}).dump())
+
+
+def decode_rs(der: bytes) -> tuple[int, int]:
+    """Parse ``SEQUENCE{r, s}``; refuses anything that is not exactly canonical DER."""
+    try:
+        seq = _RS.load(bytes(der), strict=True)
+        r = int(seq["r"].native)
+        s = int(seq["s"].native)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EncodingError("SM2 signature is not DER SEQUENCE{r, s}") from exc
+    if r <= 0 or s <= 0 or encode_rs(r, s) != bytes(der):
+        raise EncodingError("SM2 signature is not canonical DER")
+    return r, s
+
+
+def encode_sm2_cipher(x: int, y: int, c3: bytes, c2: bytes) -> bytes:
+    return bytes(_SM2Cipher({"x": x, "y": y, "hash": c3, "ciphertext": c2}).dump())
+
+
+def decode_sm2_cipher(der: bytes) -> tuple[int, int, bytes, bytes]:
+    try:
+        seq = _SM2Cipher.load(bytes(der), strict=True)
+        x = int(seq["x"].native)
+        y = int(seq["y"].native)
+        c3 = bytes(seq["hash"].native)
+        c2 = bytes(seq["ciphertext"].native)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EncodingError("SM2 ciphertext is not GM/T 0009 DER SEQUENCE{x, y, C3, C2}") from exc
+    if x < 0 or y < 0 or encode_sm2_cipher(x, y, c3, c2) != bytes(der):
+        raise EncodingError("SM2 ciphertext is not canonical DER")
+    return x, y, c3, c2

@@ -1,0 +1,338 @@
+"""SM2 through the system OpenSSL 3 libcrypto, loaded with cffi in ABI mode.
+
+No compiler is needed at install time: the library is opened at run time with
+``ffi.dlopen``.  Anything missing — no libcrypto, OpenSSL older than 3.0, or a build
+without SM2 (some distributions remove it) — makes :func:`load` return ``None`` with a
+reason, and the pure-Python backend is used instead.  Nothing here raises at import.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import logging
+import os
+import threading
+from typing import Any
+
+from asn1crypto import keys as asn1_keys
+
+from ebank_auth.crypto import _asn1
+
+log = logging.getLogger(__name__)
+
+_CDEF = """
+typedef struct evp_pkey_st EVP_PKEY;
+typedef struct evp_pkey_ctx_st EVP_PKEY_CTX;
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+typedef struct evp_md_st EVP_MD;
+typedef struct ec_group_st EC_GROUP;
+typedef struct ec_point_st EC_POINT;
+typedef struct bignum_st BIGNUM;
+typedef struct bignum_ctx BN_CTX;
+
+unsigned long OpenSSL_version_num(void);
+const char *OpenSSL_version(int type);
+
+EVP_PKEY *d2i_AutoPrivateKey(EVP_PKEY **a, const unsigned char **pp, long length);
+EVP_PKEY *d2i_PUBKEY(EVP_PKEY **a, const unsigned char **pp, long length);
+int i2d_PUBKEY(const EVP_PKEY *a, unsigned char **pp);
+int EVP_PKEY_is_a(const EVP_PKEY *pkey, const char *name);
+void EVP_PKEY_free(EVP_PKEY *pkey);
+
+EVP_MD_CTX *EVP_MD_CTX_new(void);
+void EVP_MD_CTX_free(EVP_MD_CTX *ctx);
+void EVP_MD_CTX_set_pkey_ctx(EVP_MD_CTX *ctx, EVP_PKEY_CTX *pctx);
+EVP_PKEY_CTX *EVP_PKEY_CTX_new(EVP_PKEY *pkey, void *e);
+void EVP_PKEY_CTX_free(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_CTX_set1_id(EVP_PKEY_CTX *ctx, const void *id, int len);
+const EVP_MD *EVP_sm3(void);
+
+int EVP_DigestSignInit(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type, void *e, EVP_PKEY *pkey);
+int EVP_DigestSign(EVP_MD_CTX *ctx, unsigned char *sigret, size_t *siglen, const unsigned char *tbs, size_t tbslen);
+int EVP_DigestVerifyInit(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type, void *e, EVP_PKEY *pkey);
+int EVP_DigestVerify(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs, size_t tbslen);
+
+int EVP_PKEY_sign_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_sign(EVP_PKEY_CTX *ctx, unsigned char *sig, size_t *siglen, const unsigned char *tbs, size_t tbslen);
+int EVP_PKEY_verify_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_verify(EVP_PKEY_CTX *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs, size_t tbslen);
+int EVP_PKEY_encrypt_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_encrypt(EVP_PKEY_CTX *ctx, unsigned char *out, size_t *outlen, const unsigned char *in, size_t inlen);
+int EVP_PKEY_decrypt_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_decrypt(EVP_PKEY_CTX *ctx, unsigned char *out, size_t *outlen, const unsigned char *in, size_t inlen);
+
+EC_GROUP *EC_GROUP_new_by_curve_name(int nid);
+void EC_GROUP_free(EC_GROUP *group);
+EC_POINT *EC_POINT_new(const EC_GROUP *group);
+void EC_POINT_free(EC_POINT *point);
+int EC_POINT_mul(const EC_GROUP *group, EC_POINT *r, const BIGNUM *n, const EC_POINT *q, const BIGNUM *m, BN_CTX *ctx);
+int EC_POINT_get_affine_coordinates(const EC_GROUP *group, const EC_POINT *p, BIGNUM *x, BIGNUM *y, BN_CTX *ctx);
+BIGNUM *BN_bin2bn(const unsigned char *s, int len, BIGNUM *ret);
+BIGNUM *BN_new(void);
+void BN_clear_free(BIGNUM *a);
+int BN_bn2binpad(const BIGNUM *a, unsigned char *to, int tolen);
+
+void ERR_clear_error(void);
+void CRYPTO_free(void *ptr, const char *file, int line);
+"""
+
+_NID_SM2 = 1172
+_MAX_SIG = 80
+
+
+class OpenSSLSM2:
+    """SM2 operations on EVP_PKEY handles.  Handles are freed by the garbage collector."""
+
+    name = "openssl"
+
+    def __init__(self, ffi: Any, lib: Any, libname: str) -> None:
+        self._ffi = ffi
+        self._lib = lib
+        self.libname = libname
+        self.version = ffi.string(lib.OpenSSL_version(0)).decode("ascii", "replace")
+        self._sm3 = lib.EVP_sm3()
+        self._group_lock = threading.Lock()
+        self._group: Any = None
+
+    # ---------------------------------------------------------------- key handles
+    def _pkey(self, ptr: Any) -> Any:
+        if ptr == self._ffi.NULL:
+            self._lib.ERR_clear_error()
+            raise ValueError("libcrypto refused the key")
+        return self._ffi.gc(ptr, self._lib.EVP_PKEY_free)
+
+    def load_private(self, d: int, x: int, y: int) -> Any:
+        der = _sec1_private_der(d, x, y)
+        buf = self._ffi.new("unsigned char[]", der)
+        pp = self._ffi.new("const unsigned char **", buf)
+        pkey = self._pkey(self._lib.d2i_AutoPrivateKey(self._ffi.NULL, pp, len(der)))
+        if not self._lib.EVP_PKEY_is_a(pkey, b"SM2"):
+            raise ValueError("libcrypto did not load the key as an SM2 key")
+        return pkey
+
+    def load_public(self, x: int, y: int) -> Any:
+        der = _spki_der(x, y)
+        buf = self._ffi.new("unsigned char[]", der)
+        pp = self._ffi.new("const unsigned char **", buf)
+        pkey = self._pkey(self._lib.d2i_PUBKEY(self._ffi.NULL, pp, len(der)))
+        if not self._lib.EVP_PKEY_is_a(pkey, b"SM2"):
+            raise ValueError("libcrypto did not load the key as an SM2 key")
+        return pkey
+
+    def public_point(self, d: int) -> tuple[int, int]:
+        der = _sec1_private_der(d, None, None)
+        buf = self._ffi.new("unsigned char[]", der)
+        pp = self._ffi.new("const unsigned char **", buf)
+        pkey = self._pkey(self._lib.d2i_AutoPrivateKey(self._ffi.NULL, pp, len(der)))
+        out = self._ffi.new("unsigned char **")
+        n = self._lib.i2d_PUBKEY(pkey, out)
+        if n <= 0:  # pragma: no cover
+            self._lib.ERR_clear_error()
+            raise ValueError("libcrypto could not derive the public key")
+        spki = bytes(self._ffi.buffer(out[0], n))
+        self._lib.CRYPTO_free(out[0], b"", 0)  # OPENSSL_free is a macro over CRYPTO_free
+        point = spki[-65:]
+        return int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big")
+
+    # ---------------------------------------------------------------- signatures
+    def sign(self, pkey: Any, data: bytes, uid: bytes) -> bytes:
+        ffi, lib = self._ffi, self._lib
+        mctx = lib.EVP_MD_CTX_new()
+        pctx = lib.EVP_PKEY_CTX_new(pkey, ffi.NULL)
+        try:
+            if (
+                pctx == ffi.NULL
+                or mctx == ffi.NULL
+                or lib.EVP_PKEY_CTX_set1_id(pctx, uid, len(uid)) != 1
+            ):
+                raise ValueError("libcrypto could not set up SM2 signing")
+            lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
+            if lib.EVP_DigestSignInit(mctx, ffi.NULL, self._sm3, ffi.NULL, pkey) != 1:
+                raise ValueError("libcrypto could not start SM2 signing")
+            sig = ffi.new("unsigned char[]", _MAX_SIG)
+            siglen = ffi.new("size_t *", _MAX_SIG)
+            if lib.EVP_DigestSign(mctx, sig, siglen, data, len(data)) != 1:
+                raise ValueError("libcrypto SM2 signing failed")
+            return bytes(ffi.buffer(sig, siglen[0]))
+        finally:
+            lib.EVP_MD_CTX_free(mctx)
+            if pctx != ffi.NULL:
+                lib.EVP_PKEY_CTX_free(pctx)
+            lib.ERR_clear_error()
+
+    def verify(self, pkey: Any, sig: bytes, data: bytes, uid: bytes) -> bool:
+        ffi, lib = self._ffi, self._lib
+        mctx = lib.EVP_MD_CTX_new()
+        pctx = lib.EVP_PKEY_CTX_new(pkey, ffi.NULL)
+        try:
+            if (
+                pctx == ffi.NULL
+                or mctx == ffi.NULL
+                or lib.EVP_PKEY_CTX_set1_id(pctx, uid, len(uid)) != 1
+            ):
+                raise ValueError("libcrypto could not set up SM2 verification")
+            lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
+            if lib.EVP_DigestVerifyInit(mctx, ffi.NULL, self._sm3, ffi.NULL, pkey) != 1:
+                raise ValueError("libcrypto could not start SM2 verification")
+            return bool(lib.EVP_DigestVerify(mctx, sig, len(sig), data, len(data)) == 1)
+        finally:
+            lib.EVP_MD_CTX_free(mctx)
+            if pctx != ffi.NULL:
+                lib.EVP_PKEY_CTX_free(pctx)
+            lib.ERR_clear_error()
+
+    def _pkey_op(self, pkey: Any, init: str, op: str, data: bytes, out_len: int) -> bytes | None:
+        ffi, lib = self._ffi, self._lib
+        pctx = lib.EVP_PKEY_CTX_new(pkey, ffi.NULL)
+        if pctx == ffi.NULL:  # pragma: no cover
+            lib.ERR_clear_error()
+            raise ValueError("libcrypto could not create an SM2 context")
+        try:
+            if getattr(lib, init)(pctx) != 1:
+                raise ValueError("libcrypto could not start the SM2 operation")
+            out = ffi.new("unsigned char[]", max(out_len, 1))
+            olen = ffi.new("size_t *", max(out_len, 1))
+            if getattr(lib, op)(pctx, out, olen, data, len(data)) != 1:
+                return None
+            return bytes(ffi.buffer(out, olen[0]))
+        finally:
+            lib.EVP_PKEY_CTX_free(pctx)
+            lib.ERR_clear_error()
+
+    def sign_digest(self, pkey: Any, e: bytes) -> bytes:
+        sig = self._pkey_op(pkey, "EVP_PKEY_sign_init", "EVP_PKEY_sign", e, _MAX_SIG)
+        if sig is None:  # pragma: no cover
+            raise ValueError("libcrypto SM2 digest signing failed")
+        return sig
+
+    def verify_digest(self, pkey: Any, sig: bytes, e: bytes) -> bool:
+        ffi, lib = self._ffi, self._lib
+        pctx = lib.EVP_PKEY_CTX_new(pkey, ffi.NULL)
+        try:
+            if pctx == ffi.NULL or lib.EVP_PKEY_verify_init(pctx) != 1:
+                raise ValueError("libcrypto could not start SM2 verification")
+            return bool(lib.EVP_PKEY_verify(pctx, sig, len(sig), e, len(e)) == 1)
+        finally:
+            if pctx != ffi.NULL:
+                lib.EVP_PKEY_CTX_free(pctx)
+            lib.ERR_clear_error()
+
+    # ---------------------------------------------------------------- encryption (GM/T 0009 DER)
+    def encrypt(self, pkey: Any, data: bytes) -> bytes:
+        ct = self._pkey_op(pkey, "EVP_PKEY_encrypt_init", "EVP_PKEY_encrypt", data, len(data) + 160)
+        if ct is None:  # pragma: no cover
+            raise ValueError("libcrypto SM2 encryption failed")
+        return ct
+
+    def decrypt(self, pkey: Any, der: bytes) -> bytes | None:
+        return self._pkey_op(pkey, "EVP_PKEY_decrypt_init", "EVP_PKEY_decrypt", der, len(der))
+
+    # ---------------------------------------------------------------- test hook
+    def mul_g(self, k: int) -> tuple[int, int]:
+        """k * G computed by libcrypto (used by the deterministic-k test hook)."""
+        ffi, lib = self._ffi, self._lib
+        with self._group_lock:
+            if self._group is None:
+                grp = lib.EC_GROUP_new_by_curve_name(_NID_SM2)
+                if grp == ffi.NULL:  # pragma: no cover
+                    raise ValueError("libcrypto has no SM2 group")
+                self._group = ffi.gc(grp, lib.EC_GROUP_free)
+        group = self._group
+        kb = k.to_bytes(32, "big")
+        bn_k = lib.BN_bin2bn(kb, 32, ffi.NULL)
+        point = lib.EC_POINT_new(group)
+        bx, by = lib.BN_new(), lib.BN_new()
+        try:
+            if lib.EC_POINT_mul(group, point, bn_k, ffi.NULL, ffi.NULL, ffi.NULL) != 1:
+                raise ValueError("EC_POINT_mul failed")
+            if lib.EC_POINT_get_affine_coordinates(group, point, bx, by, ffi.NULL) != 1:
+                raise ValueError("EC_POINT_get_affine_coordinates failed")
+            xb = ffi.new("unsigned char[32]")
+            yb = ffi.new("unsigned char[32]")
+            lib.BN_bn2binpad(bx, xb, 32)
+            lib.BN_bn2binpad(by, yb, 32)
+            return int.from_bytes(ffi.buffer(xb, 32), "big"), int.from_bytes(ffi.buffer(yb, 32), "big")
+        finally:
+            lib.BN_clear_free(bn_k)
+            lib.BN_clear_free(bx)
+            lib.BN_clear_free(by)
+            lib.EC_POINT_free(point)
+            lib.ERR_clear_error()
+
+
+def _point_bytes(x: int, y: int) -> bytes:
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def _sec1_private_der(d: int, x: int | None, y: int | None) -> bytes:
+    fields: dict[str, Any] = {
+        "version": "ecPrivkeyVer1",
+        "private_key": d,
+        "parameters": asn1_keys.ECDomainParameters(name="named", value=_asn1.OID_SM2_CURVE),
+    }
+    if x is not None and y is not None:
+        fields["public_key"] = _point_bytes(x, y)
+    return bytes(asn1_keys.ECPrivateKey(fields).dump())
+
+
+def _spki_der(x: int, y: int) -> bytes:
+    return bytes(
+        asn1_keys.PublicKeyInfo(
+            {
+                "algorithm": {
+                    "algorithm": "ec",
+                    "parameters": asn1_keys.ECDomainParameters(
+                        name="named", value=_asn1.OID_SM2_CURVE
+                    ),
+                },
+                "public_key": _point_bytes(x, y),
+            }
+        ).dump()
+    )
+
+
+def load() -> tuple[OpenSSLSM2 | None, str]:
+    """Open libcrypto and prove SM2 works.  Returns (backend or None, reason)."""
+    try:
+        import cffi
+    except ImportError:  # pragma: no cover
+        return None, "cffi is not installed"
+    names = [os.environ.get("EBANK_AUTH_LIBCRYPTO", ""), "libcrypto.so.3", "libcrypto.3.dylib"]
+    found = ctypes.util.find_library("crypto")
+    if found:
+        names.append(found)
+    ffi = cffi.FFI()
+    ffi.cdef(_CDEF)
+    last = "libcrypto not found"
+    for name in [n for n in names if n]:
+        try:
+            lib = ffi.dlopen(name)
+        except OSError as exc:
+            last = f"cannot open {name}: {exc}"
+            continue
+        try:
+            if lib.OpenSSL_version_num() < 0x30000000:
+                last = f"{name} is older than OpenSSL 3.0"
+                continue
+            backend = OpenSSLSM2(ffi, lib, name)
+            _prove(backend)
+            return backend, f"{backend.version} ({name})"
+        except (AttributeError, ValueError) as exc:
+            last = f"{name} has no usable SM2: {exc}"
+            log.debug("openssl SM2 backend unusable: %s", last)
+    return None, last
+
+
+def _prove(backend: OpenSSLSM2) -> None:
+    """Sign and verify once with a fixed key: a build without SM2 fails here."""
+    from ebank_auth.crypto.backends import pure_sm2
+
+    d = 0x3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8
+    x, y = backend.public_point(d)
+    if (x, y) != pure_sm2.public_point(pure_sm2.SM2P256V1, d):
+        raise ValueError("public key derivation disagrees with the reference")
+    priv = backend.load_private(d, x, y)
+    pub = backend.load_public(x, y)
+    sig = backend.sign(priv, b"probe", b"1234567812345678")
+    if not backend.verify(pub, sig, b"probe", b"1234567812345678"):
+        raise ValueError("sign/verify self-check failed")

@@ -1,0 +1,398 @@
+"""One exception hierarchy for the whole library.
+
+Every error derives from :class:`EbankAuthError`.  Messages say what went wrong
+*and what to do about it*; they never contain secrets (PINs, keys, codes).
+
+Areas have their own branch so callers can catch broadly or precisely::
+
+    EbankAuthError
+    ├── ConfigurationError            bad setting, value outside the bounds the standards allow
+    ├── CryptoError
+    │   ├── InvalidSignature
+    │   ├── InvalidKey
+    │   ├── DecryptionError
+    │   ├── UnsupportedAlgorithm
+    │   └── BackendUnavailable
+    ├── EncodingError                 malformed DER / PEM / TLV / JSON input
+    ├── CertificateError
+    │   ├── CertificateValidationError  (carries a machine-readable reason)
+    │   └── CMSError
+    ├── StoreError
+    │   ├── StoreUnavailable           backend down: callers must fail closed
+    │   └── ConflictError
+    ├── TokenError                     USB Key / V盾
+    │   ├── TransportError
+    │   │   ├── PcscUnavailable, ReaderNotFound, CardNotPresent, ReaderBusy, HidError
+    │   ├── ApduError (sw)
+    │   ├── PinIncorrect (remaining), PinLocked, PinPolicyError
+    │   ├── SecurityStatusNotSatisfied, ConfirmationRejected, ConfirmationTimeout
+    │   ├── TokenNotGenuine, SecureChannelError
+    ├── OtpError
+    │   ├── CodeInvalid, CodeExpired, CodeAlreadyUsed, CodeAttemptsExceeded,
+    │   ├── RateLimited, DeliveryError, ReplayDetected
+    ├── SoftKeyboardError
+    ├── PasswordError
+    │   ├── PasswordPolicyError, PasswordIncorrect, PasswordChangeRequired
+    ├── PolicyError
+    │   ├── PolicyFileError, AccessDenied, AccountLocked, DuplicateTransaction
+    └── AuditError
+        └── AuditIntegrityError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "AccountLocked",
+    "ApduError",
+    "AuditError",
+    "AuditIntegrityError",
+    "BackendUnavailable",
+    "CMSError",
+    "CMSVerificationError",
+    "CardNotPresent",
+    "CertificateError",
+    "CertificateValidationError",
+    "CodeAlreadyUsed",
+    "CodeAttemptsExceeded",
+    "CodeExpired",
+    "CodeInvalid",
+    "ConfigurationError",
+    "ConfirmationRejected",
+    "ConfirmationTimeout",
+    "ConflictError",
+    "CryptoError",
+    "DecryptionError",
+    "DeliveryError",
+    "DuplicateTransaction",
+    "EbankAuthError",
+    "EncodingError",
+    "HidError",
+    "InvalidKey",
+    "InvalidSignature",
+    "InvalidTransaction",
+    "OtpError",
+    "PasswordChangeRequired",
+    "PasswordError",
+    "PasswordIncorrect",
+    "PasswordPolicyError",
+    "PcscUnavailable",
+    "PinIncorrect",
+    "PinLocked",
+    "PinPolicyError",
+    "PolicyError",
+    "PolicyFileError",
+    "RateLimited",
+    "ReaderBusy",
+    "ReaderNotFound",
+    "ReplayDetected",
+    "SecureChannelError",
+    "SecurityStatusNotSatisfied",
+    "SoftKeyboardError",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenError",
+    "TokenNotGenuine",
+    "TransportError",
+    "UnsupportedAlgorithm",
+]
+
+
+class EbankAuthError(Exception):
+    """Root of every error raised by ebank_auth."""
+
+    default_message = "ebank-auth operation failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.default_message
+
+
+class ConfigurationError(EbankAuthError):
+    default_message = "invalid configuration: check the setting named in the message"
+
+
+# --------------------------------------------------------------------------- crypto
+
+
+class CryptoError(EbankAuthError):
+    default_message = "cryptographic operation failed"
+
+
+class InvalidSignature(CryptoError):
+    default_message = (
+        "signature does not verify: the data, the signer's key or the distinguishing ID "
+        "(uid) differ from what was signed"
+    )
+
+
+class InvalidKey(CryptoError):
+    default_message = "key is malformed or unsuitable: supply a valid key of the expected type"
+
+
+class DecryptionError(CryptoError):
+    default_message = (
+        "decryption failed: the ciphertext was altered, is in another format, "
+        "or was made for a different key"
+    )
+
+
+class UnsupportedAlgorithm(CryptoError):
+    default_message = "algorithm or parameter not supported: use SM2/SM3/SM4 or RSA-2048+"
+
+
+class BackendUnavailable(CryptoError):
+    default_message = (
+        "the requested crypto backend is not available on this machine: "
+        "unset EBANK_AUTH_CRYPTO_BACKEND or choose 'pure'"
+    )
+
+
+class EncodingError(EbankAuthError):
+    default_message = "input is not well-formed (DER, PEM, TLV or JSON): check the file or bytes"
+
+
+class InvalidTransaction(EncodingError):
+    default_message = (
+        "the transaction is malformed: fix the field named in the message "
+        "(id, type, accounts, payee name, amount, currency, time or memo)"
+    )
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+class CertificateError(EbankAuthError):
+    default_message = "certificate error"
+
+
+class CertificateValidationError(CertificateError):
+    """A certificate or chain was refused; ``reason`` is a machine-readable code."""
+
+    def __init__(self, message: str | None = None, reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class CMSError(CertificateError):
+    default_message = "CMS SignedData is malformed or does not verify"
+
+
+class CMSVerificationError(CMSError):
+    """A CMS SignedData was refused; ``reason`` is a machine-readable code (cms.CMSReason)."""
+
+    def __init__(self, message: str | None = None, reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- state stores
+
+
+class StoreError(EbankAuthError):
+    default_message = "state store error"
+
+
+class StoreUnavailable(StoreError):
+    default_message = (
+        "state store unreachable: the operation was refused (fail closed); "
+        "check the database/Redis connection"
+    )
+
+
+class ConflictError(StoreError):
+    default_message = "concurrent update conflict: retry the operation"
+
+
+# --------------------------------------------------------------------------- USB Key / token
+
+
+class TokenError(EbankAuthError):
+    default_message = "token operation failed"
+
+
+class TransportError(TokenError):
+    default_message = "could not talk to the token: check the reader and the connection"
+
+
+class PcscUnavailable(TransportError):
+    default_message = "PC/SC service not running: start pcscd (e.g. 'pcscd' or 'systemctl start pcscd')"
+
+
+class ReaderNotFound(TransportError):
+    default_message = "no smart-card reader found: plug in the token or start the software token"
+
+
+class CardNotPresent(TransportError):
+    default_message = "no token in the reader: insert the token and try again"
+
+
+class ReaderBusy(TransportError):
+    default_message = (
+        "the reader is held exclusively by another program: close the other program "
+        "(browser plug-in, bank client) and try again"
+    )
+
+
+class HidError(TransportError):
+    default_message = "HID token communication failed: unplug and re-insert the token"
+
+
+class ApduError(TokenError):
+    """The token answered with an unexpected status word."""
+
+    def __init__(self, sw: int, message: str | None = None) -> None:
+        super().__init__(message or f"token refused the command (status word {sw:04X})")
+        self.sw = sw
+
+
+class PinIncorrect(TokenError):
+    def __init__(self, remaining: int, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or (
+                f"wrong PIN: {remaining} attempt(s) left before the token locks"
+                if remaining > 0
+                else "wrong PIN: no attempts left, the token is now locked; unblock it with the admin PIN"
+            )
+        )
+        self.remaining = remaining
+
+
+class PinLocked(TokenError):
+    default_message = (
+        "the PIN is locked after too many wrong attempts: unblock it with the admin (SO) PIN "
+        "or at the bank counter"
+    )
+
+
+class PinPolicyError(TokenError):
+    default_message = "the new PIN does not meet the complexity rules: choose a longer, non-trivial PIN"
+
+
+class SecurityStatusNotSatisfied(TokenError):
+    default_message = "operation needs a verified PIN: verify the PIN first"
+
+
+class ConfirmationRejected(TokenError):
+    default_message = "the transaction was rejected on the token: nothing was signed"
+
+
+class ConfirmationTimeout(TokenError):
+    default_message = "no button press on the token in time: nothing was signed; try again"
+
+
+class TokenNotGenuine(TokenError):
+    default_message = (
+        "the token could not prove it is genuine (device certificate or firmware check failed): "
+        "do not use it, contact the bank"
+    )
+
+
+class SecureChannelError(TokenError):
+    default_message = "secure channel to the token failed or was tampered with: reconnect the token"
+
+
+# --------------------------------------------------------------------------- one-time codes
+
+
+class OtpError(EbankAuthError):
+    default_message = "one-time code error"
+
+
+class CodeInvalid(OtpError):
+    default_message = "the code is wrong: check it and try again, or request a new one"
+
+
+class CodeExpired(OtpError):
+    default_message = "the code has expired: request a new one"
+
+
+class CodeAlreadyUsed(OtpError):
+    default_message = "the code was already used: request a new one"
+
+
+class CodeAttemptsExceeded(OtpError):
+    default_message = "too many wrong attempts for this code: request a new one"
+
+
+class RateLimited(OtpError):
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message or "too many requests: wait before asking again")
+        self.retry_after = retry_after
+
+
+class DeliveryError(OtpError):
+    default_message = "the code could not be delivered: check the registered phone number or gateway"
+
+
+class ReplayDetected(OtpError):
+    default_message = "this value was already used once and is refused (replay)"
+
+
+# --------------------------------------------------------------------------- soft keyboard
+
+
+class SoftKeyboardError(EbankAuthError):
+    default_message = "soft keyboard input refused: open a new keyboard and type again"
+
+
+# --------------------------------------------------------------------------- passwords
+
+
+class PasswordError(EbankAuthError):
+    default_message = "password error"
+
+
+class PasswordPolicyError(PasswordError):
+    default_message = "the password does not meet the complexity rules"
+
+
+class PasswordIncorrect(PasswordError):
+    default_message = "wrong password"
+
+
+class PasswordChangeRequired(PasswordError):
+    default_message = "the password must be changed before continuing (first login or reset)"
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class PolicyError(EbankAuthError):
+    default_message = "policy error"
+
+
+class PolicyFileError(PolicyError):
+    default_message = "the policy file is invalid: fix the entry named in the message"
+
+
+class AccessDenied(PolicyError):
+    default_message = "the operation is denied by policy"
+
+
+class AccountLocked(PolicyError):
+    default_message = (
+        "online banking login is locked after too many failed attempts: "
+        "try again tomorrow or contact the bank"
+    )
+
+
+class DuplicateTransaction(PolicyError):
+    default_message = "this transaction was already submitted and is refused as a duplicate"
+
+
+# --------------------------------------------------------------------------- audit
+
+
+class AuditError(EbankAuthError):
+    default_message = "audit log error"
+
+
+class AuditIntegrityError(AuditError):
+    def __init__(self, message: str | None = None, first_bad: int | None = None) -> None:
+        super().__init__(message or "the audit log was altered: it does not verify")
+        self.first_bad = first_bad

@@ -1,0 +1,100 @@
+"""The atomic state primitives every security counter in ebank_auth is built on.
+
+Each method is a single atomic step on the backend (one SQLite ``BEGIN IMMEDIATE``
+transaction, one Redis Lua script, one locked section in memory): no caller ever
+does read-modify-write itself.  A backend that cannot be reached raises
+:class:`ebank_auth.errors.StoreUnavailable`; callers treat that as *deny*.
+
+Keys are ``str``; values are ``bytes``.  ``ttl`` is in seconds; ``None`` means no
+expiry.  Time comes from the store's ``clock`` (``time.time`` unless a test
+injects one), so expiry is decided in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class CounterResult:
+    """Outcome of :meth:`Store.incr_bounded`."""
+
+    allowed: bool  # True if the increment happened (value was below the limit)
+    value: int  # the counter's value after the call
+    expires_at: float | None  # absolute expiry time of the counter, if any
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    seq: int  # 1-based, gap-free, assigned by the store
+    data: bytes
+
+
+class Store(ABC):
+    """Abstract atomic store.  Implementations: memory, sqlite (default), redis."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or time.time
+
+    # -- counters -----------------------------------------------------------------
+    @abstractmethod
+    def incr_bounded(self, key: str, limit: int, ttl: float | None = None) -> CounterResult:
+        """Atomically add 1 to counter ``key`` unless it already reached ``limit``.
+
+        A missing or expired counter starts at 0; its expiry is set to ``now + ttl``
+        when it is (re)created and is not extended by later increments.
+        """
+
+    @abstractmethod
+    def get_counter(self, key: str) -> int:
+        """Current value of a counter (0 if missing or expired)."""
+
+    @abstractmethod
+    def reset_counter(self, key: str) -> None:
+        """Remove a counter."""
+
+    # -- values ---------------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """Value of ``key``, or None if missing or expired."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is missing or expired; True if stored."""
+
+    @abstractmethod
+    def compare_and_set(
+        self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None = None
+    ) -> bool:
+        """Set ``key`` to ``new`` (delete if None) only if its current value equals
+        ``expected`` (None = missing/expired).  True if the swap happened."""
+
+    @abstractmethod
+    def consume(self, key: str) -> bytes | None:
+        """Atomically read and delete ``key`` (consume-once).  None if missing/expired."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+
+    # -- append-only logs -------------------------------------------------------------
+    @abstractmethod
+    def append(self, log: str, data: bytes) -> int:
+        """Append ``data`` to ``log``; returns the record's sequence number (1, 2, …)."""
+
+    @abstractmethod
+    def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
+        """Records of ``log`` with ``seq >= start`` in order."""
+
+    def purge_expired(self) -> int:
+        """Physically remove expired entries (housekeeping; expiry is already enforced
+        on every read).  Returns how many were removed; default: nothing to do."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections.  Default: nothing to do."""
