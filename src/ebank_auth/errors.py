@@ -219,7 +219,9 @@ class TransportError(TokenError):
 
 
 class PcscUnavailable(TransportError):
-    default_message = "PC/SC service not running: start pcscd (e.g. 'pcscd' or 'systemctl start pcscd')"
+    default_message = (
+        "PC/SC service not running: start pcscd (e.g. 'pcscd' or 'systemctl start pcscd')"
+    )
 
 
 class ReaderNotFound(TransportError):
@@ -270,7 +272,9 @@ class PinLocked(TokenError):
 
 
 class PinPolicyError(TokenError):
-    default_message = "the new PIN does not meet the complexity rules: choose a longer, non-trivial PIN"
+    default_message = (
+        "the new PIN does not meet the complexity rules: choose a longer, non-trivial PIN"
+    )
 
 
 class SecurityStatusNotSatisfied(TokenError):
@@ -326,7 +330,9 @@ class RateLimited(OtpError):
 
 
 class DeliveryError(OtpError):
-    default_message = "the code could not be delivered: check the registered phone number or gateway"
+    default_message = (
+        "the code could not be delivered: check the registered phone number or gateway"
+    )
 
 
 class ReplayDetected(OtpError):

@@ -59,7 +59,9 @@ class _LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """ebank-auth: e-banking authentication under the Chinese standards."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -48,6 +48,8 @@ def sm2_backend(name: str | None = None) -> Any:
     from ebank_auth.crypto.backends.pure_sm2_backend import PURE
 
     choice = name or requested()
+    if choice not in _CHOICES:
+        raise ConfigurationError(f"unknown crypto backend {choice!r}: use auto, openssl or pure")
     if choice == "pure":
         return PURE
     backend, reason = openssl_sm2()
@@ -55,8 +57,6 @@ def sm2_backend(name: str | None = None) -> Any:
         return backend
     if choice == "openssl":
         raise BackendUnavailable(f"the openssl SM2 backend is unavailable ({reason}); use 'pure'")
-    if choice not in _CHOICES:
-        raise ConfigurationError(f"unknown crypto backend {choice!r}: use auto, openssl or pure")
     return PURE
 
 

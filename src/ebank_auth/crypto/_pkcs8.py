@@ -8,8 +8,10 @@ SM4-CBC or 3DES-CBC.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
+from asn1crypto import core
 from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -22,7 +24,7 @@ from ebank_auth.errors import DecryptionError, EncodingError, UnsupportedAlgorit
 PBKDF2_ITERATIONS = 200_000
 MAX_ITERATIONS = 10_000_000
 
-_PRF = {
+_PRF: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha224": hashes.SHA224,
     "sha256": hashes.SHA256,
@@ -49,7 +51,7 @@ def encrypt(pkcs8_der: bytes, password: bytes, iterations: int = PBKDF2_ITERATIO
                     "key_derivation_func": {
                         "algorithm": "pbkdf2",
                         "parameters": {
-                            "salt": salt,
+                            "salt": core.OctetString(salt),
                             "iteration_count": iterations,
                             "prf": {"algorithm": "sha256"},
                         },
@@ -105,7 +107,9 @@ def _cipher(name: str, scheme: Any) -> tuple[Any, int]:
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 
         return TripleDES, 24
-    raise UnsupportedAlgorithm(f"encrypted key uses cipher {scheme['algorithm'].dotted}, not supported")
+    raise UnsupportedAlgorithm(
+        f"encrypted key uses cipher {scheme['algorithm'].dotted}, not supported"
+    )
 
 
 def _derive(kdf: Any, password: bytes, key_len: int) -> bytes:
@@ -119,7 +123,7 @@ def _derive(kdf: Any, password: bytes, key_len: int) -> bytes:
         prf = _PRF.get(prf_name)
         if prf is None:
             raise UnsupportedAlgorithm(f"PBKDF2 with {prf_name} is not supported")
-        salt = bytes(p["salt"].native)
+        salt = bytes(p["salt"].chosen.native)
         return PBKDF2HMAC(prf(), key_len, salt, iterations).derive(password)
     if name == "scrypt":
         n = int(p["cost_parameter"].native)

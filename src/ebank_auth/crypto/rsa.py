@@ -96,7 +96,7 @@ class RSAPublicKey:
         self,
         signature: bytes,
         data: bytes,
-        hash: Hash | str = Hash.SHA256,  # noqa: A002 - contract name
+        hash: Hash | str = Hash.SHA256,
         padding: Padding | str = Padding.PKCS1V15,
     ) -> None:
         h = _hash(hash)
@@ -155,7 +155,7 @@ class RSAPrivateKey:
     def sign(
         self,
         data: bytes,
-        hash: Hash | str = Hash.SHA256,  # noqa: A002 - contract name
+        hash: Hash | str = Hash.SHA256,
         padding: Padding | str = Padding.PKCS1V15,
     ) -> bytes:
         h = _hash(hash)
@@ -171,10 +171,14 @@ class RSAPrivateKey:
             raise DecryptionError() from exc
 
     def to_der(self, password: bytes | str | None = None) -> bytes:
-        return self._key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, _enc(password))
+        return self._key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, _enc(password)
+        )
 
     def to_pem(self, password: bytes | str | None = None) -> bytes:
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _enc(password))
+        return self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _enc(password)
+        )
 
     def __repr__(self) -> str:
         return f"RSAPrivateKey(<secret>, {self.key_size} bits)"
@@ -234,7 +238,9 @@ def _load_public(loader: Any, data: bytes) -> RSAPublicKey:
     except (ValueError, TypeError) as exc:
         raise EncodingError(f"RSA public key is not valid: {exc}") from exc
     except _CUnsupported as exc:
-        raise InvalidKey("not an RSA public key (unsupported key type): use the SM2 loaders") from exc
+        raise InvalidKey(
+            "not an RSA public key (unsupported key type): use the SM2 loaders"
+        ) from exc
     if not isinstance(key, _rsa.RSAPublicKey):
         raise InvalidKey("not an RSA public key: use the SM2 loaders for SM2 keys")
     return RSAPublicKey(key)
@@ -254,5 +260,3 @@ def load_pem_public_key(data: bytes) -> RSAPublicKey:
 
 def load_der_public_key(data: bytes) -> RSAPublicKey:
     return _load_public(serialization.load_der_public_key, data)
-
-

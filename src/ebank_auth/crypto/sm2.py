@@ -193,9 +193,7 @@ class SM2PublicKey:
     def to_skf_blob(self) -> bytes:
         """GM/T 0016 ECCPUBLICKEYBLOB: BitLen (u32 LE) || X[64] || Y[64], values right-aligned."""
         return (
-            (256).to_bytes(4, "little")
-            + self._x.to_bytes(64, "big")
-            + self._y.to_bytes(64, "big")
+            (256).to_bytes(4, "little") + self._x.to_bytes(64, "big") + self._y.to_bytes(64, "big")
         )
 
 
@@ -282,14 +280,18 @@ class SM2PrivateKey:
             ).dump()
         )
 
-    def to_der(self, password: bytes | str | None = None, *, iterations: int = _pkcs8.PBKDF2_ITERATIONS) -> bytes:
+    def to_der(
+        self, password: bytes | str | None = None, *, iterations: int = _pkcs8.PBKDF2_ITERATIONS
+    ) -> bytes:
         """PKCS#8 DER; with a password, encrypted PKCS#8 (PBES2, PBKDF2-SHA256, AES-256-CBC)."""
         der = self._pkcs8_der()
         if password is None:
             return der
         return _pkcs8.encrypt(der, _password(password), iterations)
 
-    def to_pem(self, password: bytes | str | None = None, *, iterations: int = _pkcs8.PBKDF2_ITERATIONS) -> bytes:
+    def to_pem(
+        self, password: bytes | str | None = None, *, iterations: int = _pkcs8.PBKDF2_ITERATIONS
+    ) -> bytes:
         label = "PRIVATE KEY" if password is None else "ENCRYPTED PRIVATE KEY"
         return _pem.encode(label, self.to_der(password, iterations=iterations))
 
@@ -314,7 +316,9 @@ def public_key_from_bytes(point: bytes, *, backend: str | None = None) -> SM2Pub
         raise InvalidKey("SM2 public key must be bytes")
     point = bytes(point)
     if len(point) == 65 and point[0] == 4:
-        return SM2PublicKey(int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big"), backend=backend)
+        return SM2PublicKey(
+            int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big"), backend=backend
+        )
     if len(point) == 33 and point[0] in (2, 3):
         x = int.from_bytes(point[1:], "big")
         p = CURVE.p
@@ -400,7 +404,9 @@ def public_key_from_skf_blob(blob: bytes, *, backend: str | None = None) -> SM2P
         raise InvalidKey("ECCPUBLICKEYBLOB BitLen must be 256 for SM2")
     if any(blob[4:36]) or any(blob[68:100]):
         raise InvalidKey("ECCPUBLICKEYBLOB has non-zero padding")
-    return SM2PublicKey(int.from_bytes(blob[4:68], "big"), int.from_bytes(blob[68:], "big"), backend=backend)
+    return SM2PublicKey(
+        int.from_bytes(blob[4:68], "big"), int.from_bytes(blob[68:], "big"), backend=backend
+    )
 
 
 # ================================================================= ciphertext formats
@@ -541,7 +547,9 @@ def _asn1_errors(what: str) -> Iterator[None]:
 
 # ================================================================= test hook
 @contextmanager
-def _deterministic_k(k: int, backend: str | None = None) -> Iterator[Callable[[bytes, bytes], bytes]]:
+def _deterministic_k(
+    k: int, backend: str | None = None
+) -> Iterator[Callable[[bytes, bytes], bytes]]:
     """TEST ONLY: yields ``sign(d_bytes, e) -> DER`` using the fixed nonce ``k``.
 
     The point k*G is computed by the chosen backend (libcrypto's EC_POINT_mul for

@@ -25,7 +25,7 @@ try:
 
     _hashes.Hash(_hashes.SM3()).finalize()
     _C_OK = True
-except Exception:  # pragma: no cover - depends on the cryptography build  # noqa: BLE001
+except Exception:  # pragma: no cover - depends on the cryptography build
     _C_OK = False
 
 
@@ -87,7 +87,8 @@ def hmac(key: bytes, data: bytes) -> bytes:
         h = _c_hmac.HMAC(bytes(key), _hashes.SM3())
         h.update(bytes(data))
         return h.finalize()
-    return _stdlib_hmac.new(bytes(key), bytes(data), PureSM3).digest()
+    digestmod: Any = PureSM3
+    return _stdlib_hmac.new(bytes(key), bytes(data), digestmod).digest()
 
 
 _KDF_MAX = 0xFFFFFFFF * DIGEST_SIZE

@@ -37,7 +37,7 @@ try:
 
     _Cipher(_algorithms.SM4(b"\x00" * 16), _modes.ECB()).encryptor().update(b"\x00" * 16)
     _C_OK = True
-except Exception:  # pragma: no cover - depends on the cryptography build  # noqa: BLE001
+except Exception:  # pragma: no cover - depends on the cryptography build
     _C_OK = False
 
 

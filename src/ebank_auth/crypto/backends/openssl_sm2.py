@@ -251,7 +251,9 @@ class OpenSSLSM2:
             yb = ffi.new("unsigned char[32]")
             lib.BN_bn2binpad(bx, xb, 32)
             lib.BN_bn2binpad(by, yb, 32)
-            return int.from_bytes(ffi.buffer(xb, 32), "big"), int.from_bytes(ffi.buffer(yb, 32), "big")
+            return int.from_bytes(ffi.buffer(xb, 32), "big"), int.from_bytes(
+                ffi.buffer(yb, 32), "big"
+            )
         finally:
             lib.BN_clear_free(bn_k)
             lib.BN_clear_free(bx)
@@ -297,10 +299,14 @@ def load() -> tuple[OpenSSLSM2 | None, str]:
         import cffi
     except ImportError:  # pragma: no cover
         return None, "cffi is not installed"
-    names = [os.environ.get("EBANK_AUTH_LIBCRYPTO", ""), "libcrypto.so.3", "libcrypto.3.dylib"]
-    found = ctypes.util.find_library("crypto")
-    if found:
-        names.append(found)
+    forced = os.environ.get("EBANK_AUTH_LIBCRYPTO", "")
+    if forced:  # an explicit library path: use it or nothing
+        names = [forced]
+    else:
+        names = ["libcrypto.so.3", "libcrypto.3.dylib"]
+        found = ctypes.util.find_library("crypto")
+        if found:
+            names.append(found)
     ffi = cffi.FFI()
     ffi.cdef(_CDEF)
     last = "libcrypto not found"

@@ -231,7 +231,9 @@ def public_point(c: Curve, d: int) -> Point:
     return pt
 
 
-def sign_digest(c: Curve, d: int, e: bytes, k_source: Callable[[], int] | None = None) -> tuple[int, int]:
+def sign_digest(
+    c: Curve, d: int, e: bytes, k_source: Callable[[], int] | None = None
+) -> tuple[int, int]:
     """GB/T 32918.2 §6.1 steps A3-A7 on a precomputed e = SM3(Z || M)."""
     n = c.n
     ei = int.from_bytes(e, "big")

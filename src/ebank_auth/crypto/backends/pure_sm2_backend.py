@@ -13,7 +13,9 @@ from ebank_auth.crypto.backends.pure_sm2 import SM2P256V1, Curve
 def compute_z(curve: Curve, x: int, y: int, uid: bytes) -> bytes:
     ln = curve.byte_len
     entl = (len(uid) * 8).to_bytes(2, "big")
-    parts = [entl, uid] + [v.to_bytes(ln, "big") for v in (curve.a, curve.b, curve.gx, curve.gy, x, y)]
+    parts = [entl, uid] + [
+        v.to_bytes(ln, "big") for v in (curve.a, curve.b, curve.gx, curve.gy, x, y)
+    ]
     return sm3.digest(b"".join(parts))
 
 
@@ -34,7 +36,7 @@ class PureSM2:
         return pure_sm2.public_point(self.curve, d)
 
     def sign(self, handle: Any, data: bytes, uid: bytes) -> bytes:
-        d, x, y = handle
+        _, x, y = handle
         e = sm3.digest(compute_z(self.curve, x, y, uid) + data)
         return self.sign_digest(handle, e)
 
@@ -54,7 +56,9 @@ class PureSM2:
 
     def encrypt(self, handle: Any, data: bytes) -> bytes:
         x, y = handle
-        x1, y1, c3, c2 = pure_sm2.encrypt(self.curve, x, y, data, sm3.kdf, sm3.digest, self.k_source)
+        x1, y1, c3, c2 = pure_sm2.encrypt(
+            self.curve, x, y, data, sm3.kdf, sm3.digest, self.k_source
+        )
         return _asn1.encode_sm2_cipher(x1, y1, c3, c2)
 
     def decrypt(self, handle: Any, der: bytes) -> bytes | None:

@@ -1,0 +1,67 @@
+"""``ebank-auth selftest``: known-answer tests on every backend (and file integrity)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ebank_auth.crypto import backend_info
+from ebank_auth.errors import EbankAuthError
+from ebank_auth.selftest import ok, run_selftest
+
+
+@click.command("selftest")
+@click.option(
+    "--integrity", is_flag=True, help="Also check installed files against the wheel RECORD hashes."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def selftest(integrity: bool, as_json: bool) -> None:
+    """Run every conformance vector (SM2/SM3/SM4, GM/T 0021, RFC 4226) on every backend.
+
+    Exit 0 when all pass, 1 when any fails.
+    """
+    try:
+        info = backend_info()
+        results = run_selftest()
+    except EbankAuthError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    passed = ok(results)
+    integrity_report = None
+    if integrity:
+        try:
+            from ebank_auth.integrity import verify_installation
+
+            integrity_report = verify_installation()
+            passed = passed and bool(integrity_report.ok)
+        except ImportError:
+            click.echo("error: integrity checking is not available in this build", err=True)
+            sys.exit(2)
+    if as_json:
+        out = {
+            "ok": passed,
+            "backend": {"sm2": info.sm2, "sm3": info.sm3, "sm4": info.sm4, "rsa": info.rsa,
+                        "available_sm2": list(info.available_sm2), "details": info.details},
+            "checks": [r.__dict__ for r in results],
+        }  # fmt: skip
+        if integrity_report is not None:
+            out["integrity"] = {"ok": bool(integrity_report.ok), "summary": str(integrity_report)}
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        click.echo(
+            f"active backends: SM2={info.sm2}  SM3={info.sm3}  SM4={info.sm4}  RSA={info.rsa}"
+        )
+        click.echo(
+            f"SM2 backends available: {', '.join(info.available_sm2)}  (openssl: {info.details['openssl']})"
+        )
+        for r in results:
+            mark = "ok  " if r.passed else "FAIL"
+            line = f"  [{mark}] {r.name:<45} {r.backend}"
+            click.echo(line + (f"  -- {r.detail}" if r.detail else ""))
+        if integrity_report is not None:
+            click.echo(f"integrity: {integrity_report}")
+        n_fail = sum(not r.passed for r in results)
+        click.echo(f"{len(results) - n_fail} passed, {n_fail} failed")
+    sys.exit(0 if passed else 1)
