@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -32,9 +34,8 @@ def selftest(integrity: bool, as_json: bool) -> None:
     integrity_report = None
     if integrity:
         try:
-            from ebank_auth.integrity import verify_installation
-
-            integrity_report = verify_installation()
+            integrity_mod: Any = importlib.import_module("ebank_auth.integrity")
+            integrity_report = integrity_mod.verify_installation()
             passed = passed and bool(integrity_report.ok)
         except ImportError:
             click.echo("error: integrity checking is not available in this build", err=True)
