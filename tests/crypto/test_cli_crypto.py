@@ -138,3 +138,10 @@ def test_console_script_installed() -> None:
     exe = Path(sys.executable).parent / "ebank-auth"
     p = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and "ebank-auth" in p.stdout
+
+
+def test_selftest_integrity_fails_closed_on_editable_install() -> None:
+    # the test venv holds an editable install: no RECORD hashes, so the check cannot pass
+    code, out = run("selftest", "--integrity")
+    assert code == 1
+    assert "integrity: UNVERIFIABLE" in out

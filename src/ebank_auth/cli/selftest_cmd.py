@@ -48,7 +48,7 @@ def selftest(integrity: bool, as_json: bool) -> None:
             "checks": [r.__dict__ for r in results],
         }  # fmt: skip
         if integrity_report is not None:
-            out["integrity"] = {"ok": bool(integrity_report.ok), "summary": str(integrity_report)}
+            out["integrity"] = integrity_report.to_json()
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         click.echo(
@@ -61,8 +61,21 @@ def selftest(integrity: bool, as_json: bool) -> None:
             mark = "ok  " if r.passed else "FAIL"
             line = f"  [{mark}] {r.name:<45} {r.backend}"
             click.echo(line + (f"  -- {r.detail}" if r.detail else ""))
-        if integrity_report is not None:
-            click.echo(f"integrity: {integrity_report}")
         n_fail = sum(not r.passed for r in results)
-        click.echo(f"{len(results) - n_fail} passed, {n_fail} failed")
+        click.echo(f"vectors: {len(results) - n_fail} of {len(results)} checks passed")
+        if integrity_report is not None:
+            status = integrity_report.status.value.upper()
+            click.echo(
+                f"integrity: {status} ({integrity_report.checked} files checked under "
+                f"{integrity_report.root})"
+            )
+            for label, paths in (
+                ("modified", integrity_report.modified),
+                ("missing", integrity_report.missing),
+                ("unexpected", integrity_report.unexpected),
+            ):
+                for path in paths:
+                    click.echo(f"  {label}: {path}")
+            if integrity_report.message:
+                click.echo(f"  {integrity_report.message}")
     sys.exit(0 if passed else 1)

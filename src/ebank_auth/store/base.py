@@ -91,6 +91,20 @@ class Store(ABC):
     def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
         """Records of ``log`` with ``seq >= start`` in order."""
 
+    def get_and_incr(
+        self, key: str, counter: str, limit: int, ttl: float | None = None
+    ) -> tuple[bytes | None, CounterResult]:
+        """Read ``key`` and, only if it is present, :meth:`incr_bounded` ``counter``.
+
+        One round trip on backends that can (Redis); a missing value leaves the
+        counter untouched and returns ``CounterResult(False, 0, None)``.  Used to count
+        an attempt against a stored secret *before* comparing (anti-tearing).
+        """
+        value = self.get(key)
+        if value is None:
+            return None, CounterResult(False, 0, None)
+        return value, self.incr_bounded(counter, limit, ttl)
+
     def purge_expired(self) -> int:
         """Physically remove expired entries (housekeeping; expiry is already enforced
         on every read).  Returns how many were removed; default: nothing to do."""

@@ -1,0 +1,440 @@
+"""The tamper-evident audit log on a store's append-only log (AU-10).
+
+Writers serialise through a short lock held in the store itself
+(``put_if_absent`` with a TTL), so appends from many threads and processes form
+one hash chain.  Each append:
+
+1. takes the lock, reads the signed head and checks it matches the stored tail;
+2. appends the record (seq, prev hash, own hash) and, every ``checkpoint_every``
+   records, a signed checkpoint;
+3. re-signs the head and releases the lock.
+
+A writer that died between steps 2 and 3 leaves records after the head; the
+next writer checks their chain, adopts them and records an
+``audit_head_recovered`` event so a reviewer sees it.  A head that does not match
+the log (truncated, altered) stops all appends with
+:class:`AuditIntegrityError` — fail closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from ebank_auth.audit.records import (
+    FORMAT_VERSION,
+    VerifyReport,
+    canonical_json,
+    genesis_hash,
+    make_head,
+    parse_record,
+    record_hash,
+    sign_fields,
+    verify_records,
+)
+from ebank_auth.audit.signing import AuditSigner, AuditVerifier
+from ebank_auth.errors import AuditError, AuditIntegrityError, ConfigurationError, EncodingError
+from ebank_auth.masking import mask_card, mask_name
+from ebank_auth.store.base import Store
+from ebank_auth.transaction import Transaction, format_amount
+
+__all__ = [
+    "AuditEvent",
+    "AuditLog",
+    "AuditRecordRef",
+    "export_store_jsonl",
+    "read_jsonl",
+    "transaction_summary",
+    "verify_jsonl",
+]
+
+log = logging.getLogger(__name__)
+
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+# records a crashed writer can leave after the head: its events, a recovery note
+# and checkpoints; more than this after the head is treated as tampering
+_MAX_ADOPT = 8
+
+
+def transaction_summary(tx: Transaction) -> dict[str, str]:
+    """Masked summary of a transaction for the audit log (AU-10, AU-12): enough to
+    reconstruct the event and match the full transaction by its SM3 digest."""
+    return {
+        "tx_id": tx.tx_id,
+        "type": tx.tx_type,
+        "payer": mask_card(tx.payer_account),
+        "payee": mask_card(tx.payee_account),
+        "payee_name": mask_name(tx.payee_name),
+        "amount": format_amount(tx.amount),
+        "currency": tx.currency,
+        "time": tx.to_dict()["timestamp"],
+        "digest": tx.digest().hex(),
+    }
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing that happened: who, from where (AU-3), what, and the outcome."""
+
+    event: str  # e.g. login, transfer, login_locked, device_trusted
+    user: str = ""
+    ip: str = ""
+    device: str = ""
+    client_type: str = ""
+    os_version: str = ""
+    outcome: str = ""  # allow / step_up / deny / ok / failed …
+    rules: tuple[str, ...] = ()  # policy rules that fired
+    tx: Mapping[str, str] | None = None  # masked summary (transaction_summary)
+    details: Mapping[str, str] = field(default_factory=dict)  # masked extra facts
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event, str) or not self.event:
+            raise AuditError("an audit event needs a non-empty event name")
+        for name in ("user", "ip", "device", "client_type", "os_version", "outcome"):
+            if not isinstance(getattr(self, name), str):
+                raise AuditError(f"audit field {name} must be text")
+        if not all(isinstance(r, str) for r in self.rules):
+            raise AuditError("audit rules must be text")
+        for mapping in (self.details, self.tx or {}):
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+                raise AuditError("audit details and tx summary must map text to text")
+
+
+@dataclass(frozen=True)
+class AuditRecordRef:
+    """Where an appended record landed."""
+
+    seq: int
+    hash: str
+
+
+class AuditLog:
+    """Append-only, hash-chained, signed audit log in a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: AuditSigner,
+        *,
+        log: str = "audit",
+        checkpoint_every: int = 100,
+        tz: tzinfo = _SHANGHAI,
+        lock_ttl: float = 30.0,
+        lock_wait: float = 30.0,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ConfigurationError("checkpoint_every must be at least 1")
+        if not log or not isinstance(log, str):
+            raise ConfigurationError("audit log name must be non-empty text")
+        self.store = store
+        self.signer = signer
+        self.log = log
+        self.checkpoint_every = checkpoint_every
+        self.tz = tz
+        self.lock_ttl = lock_ttl
+        self.lock_wait = lock_wait
+        self._log_key = f"audit:{log}"
+        self._head_key = f"audit:{log}:head"
+        self._lock_key = f"audit:{log}:lock"
+        self._local = threading.Lock()
+
+    # ------------------------------------------------------------------ locking
+    def _acquire(self) -> bytes:
+        token = secrets.token_bytes(16)
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.0005
+        while not self.store.put_if_absent(self._lock_key, token, ttl=self.lock_ttl):
+            if time.monotonic() > deadline:
+                raise AuditError(
+                    f"audit log {self.log!r} is locked by another writer for too long: "
+                    "check for a stuck process"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        return token
+
+    def _release(self, token: bytes) -> None:
+        self.store.compare_and_set(self._lock_key, token, None)
+
+    # ------------------------------------------------------------------ head
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.store.clock(), self.tz).isoformat(
+            timespec="milliseconds"
+        )
+
+    def _tail(self) -> tuple[int, str, list[tuple[int, str]]]:
+        """(seq, hash) of the verified tail, plus records found after the head."""
+        raw_head = self.store.get(self._head_key)
+        if raw_head is None:
+            if next(iter(self.store.read_log(self._log_key, start=1)), None) is not None:
+                raise AuditIntegrityError(
+                    "the audit log has records but no signed head: the head was deleted or "
+                    "the log truncated; run 'ebank-auth audit verify'",
+                    first_bad=1,
+                )
+            return 0, genesis_hash(self.log), []
+        try:
+            head = parse_record(raw_head, head=True)
+        except EncodingError as exc:
+            raise AuditIntegrityError(f"audit head is malformed: {exc.message}") from None
+        if (
+            head["log"] != self.log
+            or head["alg"] != self.signer.alg
+            or head["key_id"] != self.signer.key_id
+            or not self.signer.verify(sign_fields(head), bytes.fromhex(head["sig"]))
+        ):
+            raise AuditIntegrityError(
+                "the audit head's signature does not verify with this key: "
+                "run 'ebank-auth audit verify'"
+            )
+        seq: int = head["seq"]
+        last: str = head["hash"]
+        extra: list[tuple[int, str]] = []
+        prev = last
+        found = False
+        for rec in self.store.read_log(self._log_key, start=seq):
+            if rec.seq == seq and not found:
+                try:
+                    obj = parse_record(rec.data)
+                except EncodingError:
+                    obj = {}
+                if obj.get("hash") != last or record_hash(obj) != last:
+                    raise AuditIntegrityError(
+                        f"audit record {seq} differs from the signed head: run "
+                        "'ebank-auth audit verify'",
+                        first_bad=seq,
+                    )
+                found = True
+                continue
+            expected = seq + len(extra) + 1
+            if not found or len(extra) >= _MAX_ADOPT:
+                raise AuditIntegrityError(
+                    f"audit log does not match its signed head at record {seq}: "
+                    "run 'ebank-auth audit verify'",
+                    first_bad=seq if not found else rec.seq,
+                )
+            try:
+                obj = parse_record(rec.data)
+            except EncodingError:
+                raise AuditIntegrityError(
+                    f"audit record {rec.seq} is malformed", first_bad=rec.seq
+                ) from None
+            if (
+                rec.seq != expected
+                or obj["seq"] != expected
+                or obj["prev"] != prev
+                or record_hash(obj) != obj["hash"]
+            ):
+                raise AuditIntegrityError(
+                    f"audit record {rec.seq} after the head does not continue the chain",
+                    first_bad=rec.seq,
+                )
+            extra.append((expected, obj["hash"]))
+            prev = obj["hash"]
+        if not found:
+            raise AuditIntegrityError(
+                f"audit record {seq} named by the signed head is missing: the log was "
+                "truncated; run 'ebank-auth audit verify'",
+                first_bad=seq,
+            )
+        if extra:
+            return extra[-1][0], extra[-1][1], extra
+        return seq, last, extra
+
+    # ------------------------------------------------------------------ append
+    def _append_locked(self, seq: int, prev: str, body: dict[str, Any]) -> tuple[int, str]:
+        rec: dict[str, Any] = {"v": FORMAT_VERSION, "seq": seq + 1, "prev": prev, **body}
+        if rec["kind"] == "checkpoint":
+            rec["covers"] = seq
+            rec["alg"] = self.signer.alg
+            rec["key_id"] = self.signer.key_id
+            rec["sig"] = self.signer.sign(sign_fields(rec)).hex()
+        rec["hash"] = record_hash(rec)
+        got = self.store.append(self._log_key, canonical_json(rec))
+        if got != seq + 1:
+            raise AuditIntegrityError(
+                f"the store gave sequence number {got} where {seq + 1} was expected: "
+                "something else writes to this log",
+                first_bad=seq + 1,
+            )
+        return seq + 1, rec["hash"]
+
+    def _event_body(self, ev: AuditEvent, when: str) -> dict[str, Any]:
+        return {
+            "kind": "event",
+            "time": when,
+            "event": ev.event,
+            "user": ev.user,
+            "ip": ev.ip,
+            "device": ev.device,
+            "client_type": ev.client_type,
+            "os_version": ev.os_version,
+            "outcome": ev.outcome,
+            "rules": list(ev.rules),
+            "tx": dict(ev.tx) if ev.tx is not None else None,
+            "details": dict(ev.details),
+        }
+
+    def _write(self, events: Sequence[AuditEvent], force_checkpoint: bool) -> AuditRecordRef:
+        with self._local:
+            token = self._acquire()
+            try:
+                seq, last, extra = self._tail()
+                when = self._now()
+                bodies = [self._event_body(e, when) for e in events]
+                if extra:
+                    log.warning(
+                        "audit log %s: adopted %d record(s) after a stale head",
+                        self.log,
+                        len(extra),
+                    )
+                    bodies.insert(
+                        0,
+                        self._event_body(
+                            AuditEvent(
+                                "audit_head_recovered",
+                                outcome="warning",
+                                details={"from_seq": str(extra[0][0]), "to_seq": str(extra[-1][0])},
+                            ),
+                            when,
+                        ),
+                    )
+                ref_seq, ref_hash = seq, last
+                for body in bodies:
+                    seq, last = self._append_locked(seq, last, body)
+                    ref_seq, ref_hash = seq, last
+                    if seq % self.checkpoint_every == 0:
+                        seq, last = self._append_locked(
+                            seq, last, {"kind": "checkpoint", "time": when}
+                        )
+                if force_checkpoint and not (
+                    seq and parse_record(self._record_bytes(seq))["kind"] == "checkpoint"
+                ):
+                    seq, last = self._append_locked(seq, last, {"kind": "checkpoint", "time": when})
+                    ref_seq, ref_hash = seq, last
+                head = make_head(self.log, seq, last, when, self.signer)
+                self.store.compare_and_set(self._head_key, self.store.get(self._head_key), head)
+                return AuditRecordRef(ref_seq, ref_hash)
+            finally:
+                self._release(token)
+
+    def _record_bytes(self, seq: int) -> bytes:
+        rec = next(iter(self.store.read_log(self._log_key, start=seq)))
+        return rec.data
+
+    def append(self, event: AuditEvent) -> AuditRecordRef:
+        """Append one event; returns its sequence number and hash."""
+        return self._write([event], False)
+
+    def record(
+        self,
+        event: str,
+        *,
+        user: str = "",
+        ip: str = "",
+        device: str = "",
+        client_type: str = "",
+        os_version: str = "",
+        outcome: str = "",
+        rules: Sequence[str] = (),
+        tx: Transaction | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> AuditRecordRef:
+        """Convenience: build an :class:`AuditEvent` (masking ``tx``) and append it."""
+        return self.append(
+            AuditEvent(
+                event=event,
+                user=user,
+                ip=ip,
+                device=device,
+                client_type=client_type,
+                os_version=os_version,
+                outcome=outcome,
+                rules=tuple(rules),
+                tx=transaction_summary(tx) if tx is not None else None,
+                details=dict(details or {}),
+            )
+        )
+
+    def checkpoint(self) -> AuditRecordRef:
+        """Append a signed checkpoint now (unless the last record is one)."""
+        return self._write([], True)
+
+    # ------------------------------------------------------------------ reading
+    def raw_records(self, start: int = 1) -> Iterator[tuple[int, bytes]]:
+        """(store sequence number, record bytes) from ``start``."""
+        for rec in self.store.read_log(self._log_key, start=start):
+            yield rec.seq, rec.data
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Parsed records in order (no verification: use :meth:`verify`)."""
+        for _, raw in self.raw_records():
+            yield parse_record(raw)
+
+    def head(self) -> bytes | None:
+        """The signed head as stored."""
+        return self.store.get(self._head_key)
+
+    def verify(self, verifier: AuditVerifier | None = None, *, min_seq: int = 0) -> VerifyReport:
+        """Verify the whole log and its signed head."""
+        return verify_records(
+            self.raw_records(),
+            self.head(),
+            verifier or self.signer,
+            log=self.log,
+            min_seq=min_seq,
+        )
+
+    def export_jsonl(self, out: IO[str]) -> int:
+        """Write every record, one per line, then the signed head; returns records written."""
+        return export_store_jsonl(self.store, out, log=self.log)
+
+
+def export_store_jsonl(store: Store, out: IO[str], *, log: str = "audit") -> int:
+    """Export ``log`` from ``store`` as JSONL: records covered by the signed head,
+    one per line, then the head.  Needs no key.  Returns the records written."""
+    key = f"audit:{log}"
+    head = store.get(f"{key}:head")
+    head_seq = parse_record(head, head=True)["seq"] if head is not None else None
+    count = 0
+    for rec in store.read_log(key):
+        if head_seq is not None and rec.seq > head_seq:
+            break  # written after the head was read: not covered yet
+        out.write(rec.data.decode("ascii") + "\n")
+        count += 1
+    if head is not None:
+        out.write(head.decode("ascii") + "\n")
+    return count
+
+
+def read_jsonl(lines: Sequence[str] | IO[str]) -> tuple[list[tuple[int, bytes]], bytes | None]:
+    """Split a JSONL export into (line number, record bytes) pairs and the head."""
+    records: list[tuple[int, bytes]] = []
+    rows = [line.rstrip("\n") for line in lines]
+    while rows and not rows[-1]:
+        rows.pop()
+    head: bytes | None = None
+    if rows and '"kind":"head"' in rows[-1]:
+        head = rows.pop().encode("utf-8")
+    for no, row in enumerate(rows, 1):
+        records.append((no, row.encode("utf-8")))
+    return records, head
+
+
+def verify_jsonl(
+    lines: Sequence[str] | IO[str],
+    verifier: AuditVerifier,
+    *,
+    log: str = "audit",
+    min_seq: int = 0,
+) -> VerifyReport:
+    """Verify a JSONL export (records then the signed head)."""
+    records, head = read_jsonl(lines)
+    return verify_records(records, head, verifier, log=log, min_seq=min_seq)

@@ -1,0 +1,645 @@
+"""``ebank-auth token``: drive a USB Key / V盾 (or the software token) from the command line.
+
+Every command selects the token (``--reader NAME`` for PC/SC, ``--hid PATH`` for
+HID), checks it is genuine against the manufacturer root(s) (``--trust-root``,
+``--firmware-allowlist``; by default the software token's test manufacturer in
+its state directory) and opens the secure channel before doing anything else.
+
+PINs are never taken as command-line values: they come from a hidden prompt,
+from ``--pin-file`` (first line), or from ``$EBANK_AUTH_PIN`` (admin:
+``--admin-pin-file`` / ``$EBANK_AUTH_ADMIN_PIN``; new PIN: ``--new-pin-file`` /
+``$EBANK_AUTH_NEW_PIN``).
+
+Exit codes: 0 success, 1 refused (wrong PIN, locked, rejected, not genuine, no
+token), 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ebank_auth.errors import EbankAuthError, EncodingError, PinPolicyError
+from ebank_auth.usbkey.protocol import (
+    DEFAULT_CONTAINER,
+    DEFAULT_LOGIN_CONTAINER,
+    Algorithm,
+    KeyUsage,
+    PinRef,
+)
+
+__all__ = ["token"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class _Options:
+    reader: str | None
+    hid: str | None
+    trust_roots: tuple[Path, ...]
+    allowlist: Path | None
+    emulator_state: Path | None
+    skip_attestation: bool
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _read_secret(file: Path | None, env: str, prompt: str, confirm: bool = False) -> str:
+    """A PIN from a file (first line), an environment variable, or a hidden prompt."""
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="ascii").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read {file}: {exc}", 2)
+        if not lines or not lines[0]:
+            _fail(f"{file} is empty: put the PIN on its first line", 2)
+        return lines[0]
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        _fail(f"no PIN given: use a terminal, a PIN file option or ${env}", 2)
+    pin: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return pin
+
+
+def _trust(opts: _Options) -> Any:
+    from ebank_auth.usbkey.attestation import TrustConfig
+
+    if opts.skip_attestation:
+        click.echo(
+            "warning: token authenticity NOT checked (--insecure-skip-attestation)", err=True
+        )
+        return TrustConfig(require_genuine=False)
+    roots = list(opts.trust_roots)
+    env_roots = os.environ.get("EBANK_AUTH_TOKEN_ROOTS")
+    if not roots and env_roots:
+        roots = [Path(p) for p in env_roots.split(os.pathsep) if p]
+    allowlist = opts.allowlist
+    env_list = os.environ.get("EBANK_AUTH_FIRMWARE_ALLOWLIST")
+    if allowlist is None and env_list:
+        allowlist = Path(env_list)
+    if not roots:
+        from ebank_auth.usbkey.emulator.daemon import default_state_dir
+        from ebank_auth.usbkey.emulator.factory import (
+            ALLOWLIST_FILENAME,
+            MANUFACTURER_DIRNAME,
+            ROOT_CERT_FILENAME,
+        )
+
+        maker = (opts.emulator_state or default_state_dir()) / MANUFACTURER_DIRNAME
+        if (maker / ROOT_CERT_FILENAME).exists():
+            roots = [maker / ROOT_CERT_FILENAME]
+            if allowlist is None and (maker / ALLOWLIST_FILENAME).exists():
+                allowlist = maker / ALLOWLIST_FILENAME
+    if not roots:
+        _fail(
+            "no manufacturer root configured, so the token cannot be checked: pass "
+            "--trust-root FILE and --firmware-allowlist FILE (or set EBANK_AUTH_TOKEN_ROOTS)",
+            2,
+        )
+    try:
+        return TrustConfig.from_files(roots, allowlist)
+    except EbankAuthError as exc:
+        _fail(exc.message, 2)
+
+
+@contextmanager
+def _connection(opts: _Options) -> Iterator[Any]:
+    if opts.hid is not None:
+        from ebank_auth.usbkey.transport.hid import open_hid
+
+        conn: Any = open_hid(opts.hid)
+    else:
+        from ebank_auth.usbkey.transport.pcsc import open_reader
+
+        conn = open_reader(opts.reader)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _session(ctx: click.Context) -> Iterator[Any]:
+    """Open the token (select, attestation, secure channel); errors become messages."""
+    from ebank_auth.usbkey.session import TokenSession
+
+    opts: _Options = ctx.obj
+    trust = _trust(opts)
+    try:
+        with _connection(opts) as conn:
+            session = TokenSession.open(conn, trust)
+            try:
+                yield session
+            finally:
+                session.close()
+    except EncodingError as exc:
+        _fail(exc.message, 2)
+    except EbankAuthError as exc:
+        _fail(exc.message, 1)
+
+
+def _device_options(func: F) -> F:
+    """``--reader`` / ``--hid`` on the subcommand too (``token conformance --reader X``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, reader: str | None, hid_path: str | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        opts: _Options = ctx.obj
+        if reader is not None and hid_path is not None:
+            _fail("choose either --reader or --hid", 2)
+        if reader is not None:
+            opts.reader, opts.hid = reader, None
+        if hid_path is not None:
+            opts.hid, opts.reader = hid_path, None
+        return func(*args, **kwargs)
+
+    wrapper = click.option(
+        "--hid", "hid_path", default=None, metavar="PATH", help="Use this HID device."
+    )(wrapper)
+    wrapper = click.option(
+        "--reader", default=None, help="PC/SC reader (name, index or unique part)."
+    )(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def _pin_options(func: F) -> F:
+    func = click.option(
+        "--pin-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Read the user PIN from this file's first line (else $EBANK_AUTH_PIN or a prompt).",
+    )(func)
+    return func
+
+
+def _verify_user(session: Any, pin_file: Path | None) -> None:
+    pin = _read_secret(pin_file, "EBANK_AUTH_PIN", "User PIN")
+    session.verify_pin(pin)
+
+
+@click.group("token")
+@click.option("--reader", default=None, help="PC/SC reader (name, index or unique part).")
+@click.option("--hid", "hid_path", default=None, metavar="PATH", help="Use this HID device.")
+@click.option(
+    "--trust-root",
+    "trust_roots",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Manufacturer root certificate(s) (PEM/DER) the device certificate must chain to.",
+)
+@click.option(
+    "--firmware-allowlist",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Manufacturer-signed firmware allow-list (JSON).",
+)
+@click.option(
+    "--emulator-state",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Software token state dir whose test manufacturer to trust when no --trust-root.",
+)
+@click.option(
+    "--insecure-skip-attestation",
+    is_flag=True,
+    hidden=True,
+    help="Development only: do not check that the token is genuine.",
+)
+@click.pass_context
+def token(
+    ctx: click.Context,
+    reader: str | None,
+    hid_path: str | None,
+    trust_roots: tuple[Path, ...],
+    firmware_allowlist: Path | None,
+    emulator_state: Path | None,
+    insecure_skip_attestation: bool,
+) -> None:
+    """Drive a USB Key / V盾 token (PC/SC or HID) or the software token."""
+    if reader is not None and hid_path is not None:
+        _fail("choose either --reader or --hid", 2)
+    ctx.obj = _Options(
+        reader,
+        hid_path,
+        trust_roots,
+        firmware_allowlist,
+        emulator_state,
+        insecure_skip_attestation,
+    )
+
+
+def _attach_list() -> None:
+    try:
+        from ebank_auth.cli.token_list import token_list
+    except ImportError:  # pragma: no cover - transport layer missing
+        return
+    token.add_command(token_list, "list")
+
+
+_attach_list()
+
+
+# ---------------------------------------------------------------------------- info
+@token.command("info")
+@_device_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def info_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Serial, firmware, authenticity, PIN counters and key containers."""
+    with _session(ctx) as s:
+        info = s.device_info()
+        att = s.attestation
+        user = s.pin_status(PinRef.USER)
+        admin = s.pin_status(PinRef.ADMIN)
+        containers = s.list_containers()
+    doc = {
+        "serial": info.serial,
+        "label": info.label,
+        "manufacturer": info.manufacturer,
+        "firmware_version": info.firmware_version,
+        "firmware_sm3": info.firmware_hash.hex(),
+        "capabilities": [c.name for c in type(info.capabilities) if c in info.capabilities],
+        "genuine": att.genuine if att else False,
+        "attestation": att.message if att else "",
+        "device_certificate": att.device_certificate_subject if att else "",
+        "user_pin": {"max_retries": user.max_retries, "remaining": user.remaining},
+        "admin_pin": {"max_retries": admin.max_retries, "remaining": admin.remaining},
+        "containers": [
+            {
+                "name": c.name,
+                "algorithm": c.algorithm.name,
+                "usage": c.usage.name.lower(),
+                "certificate": c.has_certificate,
+            }
+            for c in containers
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"serial:        {doc['serial']}")
+    click.echo(f"label:         {doc['label']}")
+    click.echo(f"manufacturer:  {doc['manufacturer']}")
+    click.echo(f"firmware:      {doc['firmware_version']} (SM3 {doc['firmware_sm3'][:16]}…)")
+    click.echo(f"genuine:       {'yes' if doc['genuine'] else 'NO'} — {doc['attestation']}")
+    click.echo(f"capabilities:  {', '.join(doc['capabilities'])}")
+    click.echo(f"user PIN:      {user.remaining}/{user.max_retries} tries left")
+    click.echo(f"admin PIN:     {admin.remaining}/{admin.max_retries} tries left")
+    for c in doc["containers"]:
+        cert = "with certificate" if c["certificate"] else "no certificate"
+        click.echo(f"container:     {c['name']}  {c['algorithm']}  {c['usage']}  {cert}")
+
+
+# ---------------------------------------------------------------------------- PIN
+@token.group("pin")
+def pin_group() -> None:
+    """Verify, change and unblock PINs; show retry counters."""
+
+
+@pin_group.command("verify")
+@_device_options
+@_pin_options
+@click.option("--admin", is_flag=True, help="Verify the admin (SO) PIN instead.")
+@click.pass_context
+def pin_verify(ctx: click.Context, pin_file: Path | None, admin: bool) -> None:
+    """Check a PIN (spends a try when wrong)."""
+    with _session(ctx) as s:
+        if admin:
+            pin = _read_secret(pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
+            s.verify_pin(pin, PinRef.ADMIN)
+        else:
+            _verify_user(s, pin_file)
+        status = s.pin_status(PinRef.ADMIN if admin else PinRef.USER)
+    click.echo(f"PIN correct ({status.remaining}/{status.max_retries} tries available)")
+
+
+@pin_group.command("change")
+@_device_options
+@_pin_options
+@click.option("--new-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--admin", is_flag=True, help="Change the admin (SO) PIN instead.")
+@click.pass_context
+def pin_change(
+    ctx: click.Context, pin_file: Path | None, new_pin_file: Path | None, admin: bool
+) -> None:
+    """Change a PIN (new PIN: 6-16 characters, not trivial)."""
+    env = "EBANK_AUTH_ADMIN_PIN" if admin else "EBANK_AUTH_PIN"
+    old = _read_secret(pin_file, env, "Current admin PIN" if admin else "Current PIN")
+    new = _read_secret(new_pin_file, "EBANK_AUTH_NEW_PIN", "New PIN", confirm=True)
+    try:
+        from ebank_auth.usbkey.protocol import check_pin_complexity
+
+        check_pin_complexity(new)
+    except PinPolicyError as exc:
+        _fail(exc.message, 2)
+    with _session(ctx) as s:
+        s.change_pin(old, new, PinRef.ADMIN if admin else PinRef.USER)
+    click.echo("PIN changed")
+
+
+@pin_group.command("unblock")
+@_device_options
+@click.option("--admin-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--new-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def pin_unblock(ctx: click.Context, admin_pin_file: Path | None, new_pin_file: Path | None) -> None:
+    """Unblock the user PIN with the admin (SO) PIN and set a new user PIN."""
+    admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
+    new = _read_secret(new_pin_file, "EBANK_AUTH_NEW_PIN", "New user PIN", confirm=True)
+    with _session(ctx) as s:
+        s.unblock_pin(admin, new)
+    click.echo("user PIN unblocked and set; retry counter reset")
+
+
+@pin_group.command("status")
+@_device_options
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def pin_status(ctx: click.Context, as_json: bool) -> None:
+    """Retry counters of the user and admin PIN."""
+    with _session(ctx) as s:
+        user = s.pin_status(PinRef.USER)
+        admin = s.pin_status(PinRef.ADMIN)
+    if as_json:
+        doc = {
+            p.ref.name.lower(): {
+                "max_retries": p.max_retries,
+                "remaining": p.remaining,
+                "locked": p.locked,
+            }
+            for p in (user, admin)
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for p in (user, admin):
+        state = "LOCKED" if p.locked else "ok"
+        click.echo(f"{p.ref.name.lower():5}  {p.remaining}/{p.max_retries} tries left  {state}")
+
+
+@pin_group.command("retries")
+@_device_options
+@click.argument("limit", type=click.IntRange(1, 10))
+@click.option("--admin-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--for-admin", is_flag=True, help="Set the admin PIN's limit instead.")
+@click.pass_context
+def pin_retries(
+    ctx: click.Context, limit: int, admin_pin_file: Path | None, for_admin: bool
+) -> None:
+    """Set a PIN's retry limit (1-10, UK-3); needs the admin PIN."""
+    admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
+    with _session(ctx) as s:
+        s.verify_pin(admin, PinRef.ADMIN)
+        s.set_retry_limit(limit, PinRef.ADMIN if for_admin else PinRef.USER)
+    click.echo(f"retry limit set to {limit}")
+
+
+# ---------------------------------------------------------------------------- keys
+@token.group("key")
+def key_group() -> None:
+    """Generate key pairs on the token and export public keys."""
+
+
+_ALGS = {"sm2": Algorithm.SM2, "rsa2048": Algorithm.RSA2048}
+_USAGES = {"transaction": KeyUsage.TRANSACTION, "login": KeyUsage.LOGIN}
+
+
+def _pem(der: bytes, label: str) -> str:
+    b64 = base64.encodebytes(der).decode("ascii").replace("\n", "")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
+
+
+@key_group.command("generate")
+@_device_options
+@click.option("--alg", type=click.Choice(sorted(_ALGS)), default="sm2", show_default=True)
+@click.option("--container", default=None, help="Container name (default: sign / login).")
+@click.option(
+    "--usage",
+    type=click.Choice(sorted(_USAGES)),
+    default="transaction",
+    show_default=True,
+    help="transaction: confirm-and-sign only; login: signs login-challenge digests.",
+)
+@click.option("--pub-out", type=click.Path(path_type=Path, dir_okay=False), help="Write SPKI PEM.")
+@_pin_options
+@click.pass_context
+def key_generate(
+    ctx: click.Context,
+    alg: str,
+    container: str | None,
+    usage: str,
+    pub_out: Path | None,
+    pin_file: Path | None,
+) -> None:
+    """Generate a key pair on the token; the private key never leaves it (UK-1)."""
+    name = container or (DEFAULT_LOGIN_CONTAINER if usage == "login" else DEFAULT_CONTAINER)
+    with _session(ctx) as s:
+        _verify_user(s, pin_file)
+        info = s.generate_key(name, _ALGS[alg], _USAGES[usage])
+    pem = _pem(info.public_key_der, "PUBLIC KEY")
+    if pub_out is not None:
+        pub_out.write_text(pem, encoding="ascii")
+        click.echo(f"{alg} key generated in container {name!r}; public key written to {pub_out}")
+    else:
+        click.echo(f"{alg} key generated in container {name!r}:")
+        click.echo(pem, nl=False)
+
+
+@key_group.command("export")
+@_device_options
+@click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def key_export(ctx: click.Context, container: str, out: Path | None) -> None:
+    """Export a container's public key (SPKI PEM).  Private keys cannot be exported."""
+    with _session(ctx) as s:
+        info = s.public_key(container)
+    pem = _pem(info.public_key_der, "PUBLIC KEY")
+    if out is not None:
+        out.write_text(pem, encoding="ascii")
+    else:
+        click.echo(pem, nl=False)
+
+
+# ---------------------------------------------------------------------------- certificates
+@token.group("cert")
+def cert_group() -> None:
+    """Import and export the certificate of a key container."""
+
+
+@cert_group.command("import")
+@_device_options
+@click.argument("cert_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
+@_pin_options
+@click.pass_context
+def cert_import(ctx: click.Context, cert_file: Path, container: str, pin_file: Path | None) -> None:
+    """Store CERT_FILE (PEM/DER) in the container; it must match the container's key."""
+    data = cert_file.read_bytes()
+    with _session(ctx) as s:
+        _verify_user(s, pin_file)
+        s.import_certificate(data, container)
+    click.echo(f"certificate stored in container {container!r}")
+
+
+@cert_group.command("export")
+@_device_options
+@click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--der", is_flag=True, help="DER instead of PEM.")
+@click.pass_context
+def cert_export(ctx: click.Context, container: str, out: Path | None, der: bool) -> None:
+    """Write the container's certificate (PEM, or DER with --der)."""
+    with _session(ctx) as s:
+        data = s.export_certificate(container)
+    if der:
+        if out is None:
+            _fail("--der needs --out FILE", 2)
+        out.write_bytes(data)
+        return
+    pem = _pem(data, "CERTIFICATE")
+    if out is not None:
+        out.write_text(pem, encoding="ascii")
+    else:
+        click.echo(pem, nl=False)
+
+
+# ---------------------------------------------------------------------------- signing
+@token.command("sign")
+@_device_options
+@click.option(
+    "--tx",
+    "tx_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Transaction JSON: confirm-and-sign on the token's display.",
+)
+@click.option("--digest", "digest_hex", help="32-byte SM3 digest (hex) of a login challenge.")
+@click.option("--container", default=None, help="Container (default: sign / login).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("--signature-out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--signed-out", type=click.Path(path_type=Path, dir_okay=False))
+@_pin_options
+@click.pass_context
+def sign_cmd(
+    ctx: click.Context,
+    tx_file: Path | None,
+    digest_hex: str | None,
+    container: str | None,
+    lang: str,
+    signature_out: Path | None,
+    signed_out: Path | None,
+    pin_file: Path | None,
+) -> None:
+    """Confirm-and-sign a transaction (--tx), or sign a login digest (--digest)."""
+    if (tx_file is None) == (digest_hex is None):
+        _fail("give exactly one of --tx FILE.json or --digest HEX", 2)
+    if tx_file is not None:
+        from ebank_auth.transaction import Transaction
+
+        try:
+            tx = Transaction.from_dict(json.loads(tx_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read transaction {tx_file}: {exc}", 2)
+        except EbankAuthError as exc:
+            _fail(exc.message, 2)
+        name = container or DEFAULT_CONTAINER
+        with _session(ctx) as s:
+            _verify_user(s, pin_file)
+            click.echo(
+                "check the transaction on the token's display and press its button…", err=True
+            )
+            result = s.confirm_and_sign(tx, name, lang)
+            pub = s.public_key(name)
+        if signature_out is not None:
+            signature_out.write_bytes(result.signature)
+        if signed_out is not None:
+            signed_out.write_bytes(result.signed_bytes)
+        doc = {
+            "tx_id": tx.tx_id,
+            "serial": result.serial,
+            "container": result.container,
+            "algorithm": result.algorithm.name,
+            "signature": base64.b64encode(result.signature).decode("ascii"),
+            "signed_bytes": base64.b64encode(result.signed_bytes).decode("ascii"),
+            "displayed": result.display_text,
+            "public_key_pem": _pem(pub.public_key_der, "PUBLIC KEY"),
+        }
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    assert digest_hex is not None
+    try:
+        digest = bytes.fromhex(digest_hex)
+    except ValueError:
+        _fail("--digest must be hexadecimal", 2)
+    if len(digest) != 32:
+        _fail("--digest must be 32 bytes (64 hex digits): e = SM3(Z ‖ M)", 2)
+    name = container or DEFAULT_LOGIN_CONTAINER
+    with _session(ctx) as s:
+        _verify_user(s, pin_file)
+        signature = s.sign_digest(digest, name)
+    if signature_out is not None:
+        signature_out.write_bytes(signature)
+    click.echo(signature.hex())
+
+
+# ---------------------------------------------------------------------------- conformance
+@token.command("conformance")
+@_device_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@_pin_options
+@click.option("--admin-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask before modifying the token.")
+@click.pass_context
+def conformance_cmd(
+    ctx: click.Context,
+    as_json: bool,
+    pin_file: Path | None,
+    admin_pin_file: Path | None,
+    yes: bool,
+) -> None:
+    """Run the standard checks (UK-1…UK-9) against the token and explain each.
+
+    The run spends every user-PIN try (then unblocks with the admin PIN) and
+    creates 'conformance' key containers: use a test token."""
+    from ebank_auth.usbkey.conformance import run_conformance
+
+    opts: _Options = ctx.obj
+    if not yes and sys.stdin.isatty():
+        click.confirm(
+            "This locks and unblocks the user PIN and creates keys. Continue?", abort=True
+        )
+    user = _read_secret(pin_file, "EBANK_AUTH_PIN", "User PIN")
+    admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
+    trust = _trust(opts)
+
+    def prompt(message: str) -> None:
+        click.echo(f">> {message}", err=True)
+
+    try:
+        with _connection(opts) as conn:
+            report = run_conformance(conn, trust, user, admin, prompt=prompt)
+    except EbankAuthError as exc:
+        _fail(exc.message, 1)
+    if as_json:
+        click.echo(report.dumps())
+    else:
+        click.echo(f"token {report.serial} (firmware {report.firmware_version}) at {report.reader}")
+        for c in report.checks:
+            click.echo(f"[{c.status.value.upper():4}] {c.title}  ({', '.join(c.requirements)})")
+            click.echo(f"       what: {c.explanation}")
+            click.echo(f"       result: {c.detail}")
+        click.echo("conformance: PASSED" if report.passed else "conformance: FAILED")
+    sys.exit(0 if report.passed else 1)

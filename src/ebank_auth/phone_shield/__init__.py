@@ -1,0 +1,1 @@
+"""ebank_auth.phone_shield"""

@@ -1,0 +1,227 @@
+"""Login lockout after consecutive failures (AU-6, AU-11).
+
+The failure counter is incremented atomically in the store *before* the
+credential is checked (``incr_bounded``): an attempt that crashes, times out or
+is cut off still counts, and no interleaving of threads or processes lets more
+than ``limit`` attempts reach the check.  At the limit the login is locked until
+the end of the local day (the counter's TTL runs to local midnight), the
+customer is notified at once through a :class:`Notifier` (SMS, then voice), and
+the lock is written to the audit log.  A success resets the count; an
+administrator can unlock (audited).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Protocol
+
+from ebank_auth.audit.log import AuditLog
+from ebank_auth.errors import AccountLocked, ConfigurationError, EbankAuthError
+from ebank_auth.policy.context import DEFAULT_TIMEZONE, AuthContext
+from ebank_auth.policy.model import MAX_LOCKOUT_FAILURES, Policy
+from ebank_auth.store.base import Store
+
+__all__ = [
+    "AttemptResult",
+    "LockoutEvent",
+    "LockoutStatus",
+    "LoginLockout",
+    "Notifier",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LockoutEvent:
+    """What the customer is told when their login is locked."""
+
+    user: str
+    failures: int
+    locked_until: datetime  # local midnight ending the day of the lock
+
+
+class Notifier(Protocol):
+    """Tells the customer at once that their login was locked (SMS or phone)."""
+
+    def notify_locked(self, event: LockoutEvent) -> None: ...
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """Outcome of one evaluated login attempt."""
+
+    success: bool
+    failures: int  # consecutive failures counted after this attempt
+    remaining: int  # attempts left before the lock
+    locked: bool  # this attempt's failure locked the login
+    locked_until: datetime | None
+
+
+@dataclass(frozen=True)
+class LockoutStatus:
+    user: str
+    failures: int
+    limit: int
+    locked: bool
+    locked_until: datetime | None
+
+
+class LoginLockout:
+    """Counts consecutive login failures per customer in a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        limit: int = MAX_LOCKOUT_FAILURES,
+        tz: tzinfo = DEFAULT_TIMEZONE,
+        notifier: Notifier | None = None,
+        audit: AuditLog | None = None,
+        key_prefix: str = "lockout:",
+    ) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise ConfigurationError("lockout limit must be an integer")
+        if not 1 <= limit <= MAX_LOCKOUT_FAILURES:
+            raise ConfigurationError(
+                f"lockout limit {limit} is outside 1-{MAX_LOCKOUT_FAILURES}: the standard "
+                f"(AU-6) allows at most {MAX_LOCKOUT_FAILURES} consecutive failures"
+            )
+        self.store = store
+        self.limit = limit
+        self.tz = tz
+        self.notifier = notifier
+        self.audit = audit
+        self.key_prefix = key_prefix
+
+    @classmethod
+    def from_policy(cls, store: Store, policy: Policy, **kw: object) -> LoginLockout:
+        """Lockout with the policy's limit and time zone."""
+        return cls(store, limit=policy.lockout.max_failures, tz=policy.timezone, **kw)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ helpers
+    def _key(self, user: str) -> str:
+        if not isinstance(user, str) or not user:
+            raise ConfigurationError("user id must be non-empty text")
+        return f"{self.key_prefix}{user}"
+
+    def end_of_day(self, now: float | None = None) -> datetime:
+        """Local midnight that ends the day containing ``now`` (store clock)."""
+        t = self.store.clock() if now is None else now
+        local = datetime.fromtimestamp(t, self.tz)
+        nxt = (local + timedelta(days=1)).date()
+        # build in the zone so DST-free and DST zones both land on local 00:00
+        return datetime(nxt.year, nxt.month, nxt.day, tzinfo=self.tz)
+
+    def _audit(
+        self, event: str, user: str, outcome: str, ctx: AuthContext | None, details: dict[str, str]
+    ) -> None:
+        if self.audit is None:
+            return
+        self.audit.record(
+            event,
+            user=user,
+            ip=ctx.ip if ctx else "",
+            device=ctx.device_id if ctx else "",
+            client_type=ctx.client_type if ctx else "",
+            os_version=ctx.os_version if ctx else "",
+            outcome=outcome,
+            details=details,
+        )
+
+    # ------------------------------------------------------------------ API
+    def attempt(
+        self,
+        user: str,
+        check: Callable[[], bool],
+        *,
+        context: AuthContext | None = None,
+    ) -> AttemptResult:
+        """Count the attempt, then run ``check`` (True = credential correct).
+
+        Raises :class:`AccountLocked` without running ``check`` when the login is
+        locked.  If ``check`` raises, the attempt stays counted as a failure and
+        the exception propagates.
+        """
+        key = self._key(user)
+        now = self.store.clock()
+        until = self.end_of_day(now)
+        ttl = max(1.0, until.timestamp() - now)
+        counted = self.store.incr_bounded(key, self.limit, ttl=ttl)  # before the check
+        if not counted.allowed:
+            self._audit(
+                "login_refused_locked",
+                user,
+                "deny",
+                context,
+                {"locked_until": until.isoformat()},
+            )
+            raise AccountLocked(
+                f"online banking login is locked after {self.limit} failed attempts until "
+                f"{until:%Y-%m-%d %H:%M} ({until.tzname()}): try again then or contact the bank"
+            )
+        ok = False
+        try:
+            ok = bool(check())
+        finally:
+            if not ok:
+                self._on_failure(user, counted.value, until, context)
+        if ok:
+            self.store.reset_counter(key)
+            return AttemptResult(True, 0, self.limit, False, None)
+        locked = counted.value >= self.limit
+        return AttemptResult(
+            False,
+            counted.value,
+            max(0, self.limit - counted.value),
+            locked,
+            until if locked else None,
+        )
+
+    def _on_failure(self, user: str, value: int, until: datetime, ctx: AuthContext | None) -> None:
+        if value != self.limit:
+            return
+        # exactly one attempt per day reaches the limit: it locks and notifies
+        event = LockoutEvent(user, value, until)
+        details = {"failures": str(value), "locked_until": until.isoformat()}
+        self._audit("login_locked", user, "locked", ctx, details)
+        if self.notifier is None:
+            log.warning("login of %s locked but no notifier is configured", user)
+            return
+        try:
+            self.notifier.notify_locked(event)
+        except EbankAuthError as exc:
+            log.error("could not notify %s of the login lock: %s", user, exc)
+            self._audit("login_locked_notify_failed", user, "failed", ctx, {"error": str(exc)})
+        else:
+            self._audit("login_locked_notified", user, "ok", ctx, {})
+
+    def ensure_not_locked(self, user: str) -> None:
+        """Raise :class:`AccountLocked` if ``user`` is locked (no attempt counted)."""
+        if self.status(user).locked:
+            raise AccountLocked()
+
+    def status(self, user: str) -> LockoutStatus:
+        failures = self.store.get_counter(self._key(user))
+        locked = failures >= self.limit
+        return LockoutStatus(
+            user, failures, self.limit, locked, self.end_of_day() if locked else None
+        )
+
+    def unlock(self, user: str, *, admin: str, reason: str = "") -> LockoutStatus:
+        """Administrator unlock (audited): clears the failure count."""
+        if not isinstance(admin, str) or not admin:
+            raise ConfigurationError("unlock needs the administrator's id")
+        before = self.status(user)
+        self.store.reset_counter(self._key(user))
+        self._audit(
+            "login_unlocked",
+            user,
+            "ok",
+            None,
+            {"admin": admin, "reason": reason, "failures_before": str(before.failures)},
+        )
+        return self.status(user)

@@ -1,0 +1,324 @@
+"""Transaction integrity (AU-8, UK-10): unique transaction ids, confirmation
+signatures over the canonical transaction, and the customer ↔ certificate /
+token binding.
+
+* :class:`ReplayCache` — every transaction id is accepted once
+  (``put_if_absent`` in the store); transactions outside the freshness window
+  are refused, so ids need only be remembered for that window.
+* :class:`CredentialRegistry` — which certificates / tokens belong to which
+  customer, one-to-one: a certificate or token serial bound to one customer
+  cannot be bound to another (UK-10).
+* :class:`ConfirmationVerifier` — checks a USB Key or phone shield SM2 signature
+  over ``tx.encode()`` (payer, payee, amount, date-time and the rest of the
+  canonical transaction), that the signing certificate belongs to this customer,
+  and registers the id against replay.
+
+Signer keys come through a :class:`SignerKeySource`: :class:`CertificateSource`
+validates an X.509 certificate chain (digitalSignature key usage, validity,
+CRLs — PS-2); :class:`RawPublicKeySource` accepts a bare SM2 public key for
+tokens enrolled by key rather than certificate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from ebank_auth.audit.log import AuditLog
+from ebank_auth.crypto import sm2, sm3, x509
+from ebank_auth.errors import (
+    AccessDenied,
+    CertificateError,
+    ConfigurationError,
+    DuplicateTransaction,
+    EbankAuthError,
+    EncodingError,
+    InvalidKey,
+    InvalidSignature,
+    PolicyError,
+)
+from ebank_auth.store.base import Store
+from ebank_auth.transaction import Transaction
+
+__all__ = [
+    "CertificateSource",
+    "ConfirmationResult",
+    "ConfirmationVerifier",
+    "Credential",
+    "CredentialRegistry",
+    "RawPublicKeySource",
+    "ReplayCache",
+    "SignerKeySource",
+    "SignerKind",
+]
+
+
+# ---------------------------------------------------------------------------- replay
+
+
+class ReplayCache:
+    """Refuses a transaction id seen before, and transactions outside
+    ``[timestamp - max_skew, timestamp + max_age]`` of the store's clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_age: float | None = 600.0,
+        max_skew: float = 120.0,
+        key_prefix: str = "txid:",
+    ) -> None:
+        if max_age is not None and max_age <= 0:
+            raise ConfigurationError("max_age must be positive seconds (or None: keep ids forever)")
+        if max_skew < 0:
+            raise ConfigurationError("max_skew must not be negative")
+        self.store = store
+        self.max_age = max_age
+        self.max_skew = max_skew
+        self.key_prefix = key_prefix
+
+    def check_fresh(self, tx: Transaction) -> None:
+        """Raise :class:`AccessDenied` if ``tx`` is too old or dated in the future."""
+        if self.max_age is None:
+            return
+        now = self.store.clock()
+        t = tx.timestamp.timestamp()
+        if now > t + self.max_age:
+            raise AccessDenied(
+                f"transaction {tx.tx_id} is older than {int(self.max_age)} s: create a new one"
+            )
+        if now < t - self.max_skew:
+            raise AccessDenied(
+                f"transaction {tx.tx_id} is dated in the future: check the client's clock"
+            )
+
+    def register(self, tx: Transaction) -> None:
+        """Accept ``tx`` once; a second time raises :class:`DuplicateTransaction`."""
+        self.check_fresh(tx)
+        ttl = None if self.max_age is None else self.max_age + self.max_skew + 60.0
+        if not self.store.put_if_absent(self.key_prefix + tx.tx_id, tx.digest(), ttl=ttl):
+            raise DuplicateTransaction(
+                f"transaction {tx.tx_id} was already submitted and is refused as a duplicate"
+            )
+
+    def seen(self, tx_id: str) -> bool:
+        return self.store.get(self.key_prefix + tx_id) is not None
+
+
+# ---------------------------------------------------------------------------- credentials
+
+
+class SignerKind(str, Enum):
+    USBKEY = "usbkey"  # USB Key / V盾
+    PHONE_SHIELD = "phone_shield"  # 手机盾: key in the phone's TEE/SE
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One signing credential bound to a customer."""
+
+    customer: str
+    kind: SignerKind
+    serial: str  # token serial number / phone-shield id
+    fingerprint: str  # SM3 (hex) of the certificate DER, or of the SPKI for bare keys
+
+
+class CredentialRegistry:
+    """Customer ↔ certificate ↔ token, one-to-one (UK-10), kept in a :class:`Store`."""
+
+    def __init__(self, store: Store, *, key_prefix: str = "cred:") -> None:
+        self.store = store
+        self.p = key_prefix
+
+    def _owner_key(self, fingerprint: str) -> str:
+        return f"{self.p}fp:{fingerprint}"
+
+    def _serial_key(self, kind: SignerKind, serial: str) -> str:
+        return f"{self.p}serial:{kind.value}:{serial}"
+
+    def bind(
+        self, customer: str, kind: SignerKind | str, serial: str, fingerprint: str
+    ) -> Credential:
+        """Bind a credential; refused if the certificate or token serial already
+        belongs to another customer."""
+        kind = SignerKind(kind)
+        if not customer or not serial or not fingerprint:
+            raise PolicyError("customer, serial and fingerprint must all be given")
+        fingerprint = fingerprint.lower()
+        cred = Credential(customer, kind, serial, fingerprint)
+        value = json.dumps([customer, kind.value, serial, fingerprint]).encode()
+        for key in (self._owner_key(fingerprint), self._serial_key(kind, serial)):
+            if not self.store.put_if_absent(key, value):
+                existing = self.store.get(key)
+                if existing != value:
+                    raise AccessDenied(
+                        "this certificate or token is already bound to another customer "
+                        "or another token: unbind it first (UK-10)"
+                    )
+        return cred
+
+    def _decode(self, raw: bytes | None) -> Credential | None:
+        if raw is None:
+            return None
+        customer, kind, serial, fingerprint = json.loads(raw)
+        return Credential(customer, SignerKind(kind), serial, fingerprint)
+
+    def by_fingerprint(self, fingerprint: str) -> Credential | None:
+        return self._decode(self.store.get(self._owner_key(fingerprint.lower())))
+
+    def by_serial(self, kind: SignerKind | str, serial: str) -> Credential | None:
+        return self._decode(self.store.get(self._serial_key(SignerKind(kind), serial)))
+
+    def unbind(self, fingerprint: str) -> None:
+        cred = self.by_fingerprint(fingerprint)
+        if cred is None:
+            return
+        self.store.delete(self._serial_key(cred.kind, cred.serial))
+        self.store.delete(self._owner_key(cred.fingerprint))
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+class SignerKeySource(Protocol):
+    """Turns the signer material sent with a confirmation (certificate or key)
+    into a checked SM2 public key and its fingerprint."""
+
+    def resolve(self, signer: bytes) -> tuple[sm2.SM2PublicKey, str]: ...
+
+
+class RawPublicKeySource:
+    """A bare SM2 public key (SubjectPublicKeyInfo PEM/DER or a 65-byte point);
+    the fingerprint is SM3 of the SPKI DER."""
+
+    def resolve(self, signer: bytes) -> tuple[sm2.SM2PublicKey, str]:
+        data = bytes(signer)
+        try:
+            if data.startswith(b"-----BEGIN"):
+                key = sm2.load_pem_public_key(data)
+            elif len(data) in (33, 65) and data[0] in (2, 3, 4):
+                key = sm2.public_key_from_bytes(data)
+            else:
+                key = sm2.load_der_public_key(data)
+            key = sm2.validate_public_key(key)
+        except (InvalidKey, EncodingError) as exc:
+            raise InvalidKey(f"the signer's SM2 public key is invalid: {exc.message}") from None
+        return key, sm3.digest(key.to_der()).hex()
+
+
+class CertificateSource:
+    """Validates the signer certificate up to the bank's trust roots (validity,
+    chain signatures, CRLs, digitalSignature key usage — PS-2)."""
+
+    def __init__(
+        self,
+        trust_roots: Iterable[x509.Certificate | bytes],
+        intermediates: Iterable[x509.Certificate | bytes] = (),
+        crls: Iterable[Any] = (),
+        *,
+        require_crl: bool = False,
+        at: dt.datetime | None = None,
+    ) -> None:
+        self.trust_roots = list(trust_roots)
+        if not self.trust_roots:
+            raise ConfigurationError("at least one trust root certificate is needed")
+        self.intermediates = list(intermediates)
+        self.crls = list(crls)
+        self.require_crl = require_crl
+        self.at = at
+
+    def resolve(self, signer: bytes) -> tuple[sm2.SM2PublicKey, str]:
+        try:
+            cert = x509.load_certificate(bytes(signer))
+        except EncodingError as exc:
+            raise CertificateError(f"the signer certificate is malformed: {exc.message}") from None
+        x509.verify_chain(
+            cert,
+            self.intermediates,
+            self.trust_roots,
+            at=self.at,
+            crls=self.crls,
+            require_crl=self.require_crl,
+            required_key_usage=x509.KeyUsage.DIGITAL_SIGNATURE,
+        )
+        key = cert.public_key
+        if not isinstance(key, sm2.SM2PublicKey):
+            raise CertificateError("the signer certificate must hold an SM2 key")
+        return key, cert.fingerprint("sm3")
+
+
+# ---------------------------------------------------------------------------- verifier
+
+
+@dataclass(frozen=True)
+class ConfirmationResult:
+    """A verified, first-time confirmation."""
+
+    tx: Transaction
+    digest: bytes  # SM3 of the canonical transaction
+    credential: Credential
+
+
+class ConfirmationVerifier:
+    """Checks a customer's confirmation signature over a transaction (AU-8)."""
+
+    def __init__(
+        self,
+        registry: CredentialRegistry,
+        replay: ReplayCache,
+        source: SignerKeySource,
+        *,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.registry = registry
+        self.replay = replay
+        self.source = source
+        self.audit = audit
+
+    def verify(
+        self,
+        tx: Transaction,
+        signature: bytes,
+        signer: bytes,
+        *,
+        customer: str,
+        kind: SignerKind | str | None = None,
+    ) -> ConfirmationResult:
+        """Verify ``signature`` (SM2, DER, uid ``sm2.DEFAULT_UID``) over
+        ``tx.encode()`` by ``signer`` (certificate or key).  Raises
+        :class:`CertificateError` / :class:`InvalidKey` for a bad signer,
+        :class:`AccessDenied` if it is not this customer's,
+        :class:`InvalidSignature` if the data differ, :class:`DuplicateTransaction`
+        on replay.  Nothing is recorded unless every check passes."""
+        try:
+            key, fingerprint = self.source.resolve(signer)
+            cred = self.registry.by_fingerprint(fingerprint)
+            if cred is None or cred.customer != customer:
+                raise AccessDenied(
+                    "the signing certificate does not belong to this customer (UK-10)"
+                )
+            if kind is not None and cred.kind is not SignerKind(kind):
+                raise AccessDenied(f"the credential is a {cred.kind.value}, not a {kind}")
+            try:
+                key.verify(bytes(signature), tx.encode(), uid=sm2.DEFAULT_UID)
+            except (InvalidSignature, EncodingError) as exc:
+                raise InvalidSignature(
+                    "the confirmation signature does not match this transaction: the "
+                    "payer, payee, amount, time or id differ from what was confirmed"
+                ) from exc
+            self.replay.register(tx)
+        except EbankAuthError as exc:
+            self._audit(tx, customer, "deny", {"error": type(exc).__name__})
+            raise
+        self._audit(tx, customer, "ok", {"credential": cred.kind.value, "serial": cred.serial})
+        return ConfirmationResult(tx, tx.digest(), cred)
+
+    def _audit(self, tx: Transaction, customer: str, outcome: str, details: dict[str, str]) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                "transaction_confirmation", user=customer, outcome=outcome, tx=tx, details=details
+            )

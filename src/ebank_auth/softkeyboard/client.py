@@ -1,0 +1,62 @@
+"""Reference client for the soft keyboard (what a page script or app does).
+
+It knows only the session id, the key ids and the server's public key: each press
+is encrypted at once and only the ciphertexts and a count are kept, so the
+password never exists in client memory.  Used by the tests, the CLI demo and as a
+model for the JavaScript / app implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ebank_auth.crypto import sm2
+from ebank_auth.errors import SoftKeyboardError
+from ebank_auth.softkeyboard.keyboard import encode_keystroke
+
+__all__ = ["KeyboardClient"]
+
+
+class KeyboardClient:
+    """Collects encrypted keystrokes for one keyboard session."""
+
+    def __init__(self, view: Mapping[str, object]) -> None:
+        self.session_id = str(view["session_id"])
+        self.mode = str(view["mode"])
+        key_ids = view.get("key_ids", [])
+        self.key_ids: tuple[str, ...] = tuple(str(k) for k in key_ids)  # type: ignore[attr-defined]
+        self._pub = sm2.load_der_public_key(bytes.fromhex(str(view["public_key_der_hex"])))
+        self._ciphertexts: list[bytes] = []
+
+    def press(self, key_id: str) -> str:
+        """Press the key with ``key_id``; returns the mask to display."""
+        if self.mode == "system":
+            raise SoftKeyboardError("this is a system keyboard session: use type_char")
+        if key_id not in self.key_ids:
+            raise SoftKeyboardError("no such key on this keyboard")
+        self._push(key_id)
+        return self.mask
+
+    def type_char(self, char: str) -> str:
+        """System keyboard mode: encrypt one typed character."""
+        if self.mode != "system":
+            raise SoftKeyboardError("this is a soft keyboard session: use press")
+        self._push(char)
+        return self.mask
+
+    def _push(self, value: str) -> None:
+        index = len(self._ciphertexts)
+        self._ciphertexts.append(self._pub.encrypt(encode_keystroke(self.session_id, index, value)))
+
+    def backspace(self) -> str:
+        if self._ciphertexts:
+            self._ciphertexts.pop()
+        return self.mask
+
+    @property
+    def mask(self) -> str:
+        return "*" * len(self._ciphertexts)
+
+    @property
+    def ciphertexts(self) -> list[bytes]:
+        return list(self._ciphertexts)

@@ -1,0 +1,350 @@
+"""SQLite store: the embedded default, shared safely by threads and processes.
+
+The database runs in WAL mode; every primitive is one ``BEGIN IMMEDIATE``
+transaction, which takes the database write lock up front, so two callers (threads
+of this process or other processes on the same file) can never interleave a read
+and a write of the same key.  Each thread gets its own connection; a connection
+waits up to ``busy_timeout`` seconds for the lock before the call fails closed with
+:class:`~ebank_auth.errors.StoreUnavailable`.
+
+Tables::
+
+    kv(key TEXT PRIMARY KEY, value BLOB, expires_at REAL NULL)
+    counters(key TEXT PRIMARY KEY, value INTEGER, expires_at REAL NULL)
+    logs(log TEXT, seq INTEGER, data BLOB, PRIMARY KEY (log, seq))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ebank_auth.errors import ConfigurationError, StoreUnavailable
+from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
+
+__all__ = ["SQLiteStore"]
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kv ("
+    " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)",
+    "CREATE TABLE IF NOT EXISTS counters ("
+    " key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL)",
+    "CREATE TABLE IF NOT EXISTS logs ("
+    " log TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (log, seq))",
+)
+
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_PAGE = 512
+
+
+class SQLiteStore(Store):
+    """Atomic store primitives in one SQLite file.
+
+    ``path``: the database file (created with its tables if missing).
+    ``busy_timeout``: seconds a call waits for another writer before failing closed.
+    ``synchronous``: SQLite durability (``FULL`` default: a committed counter
+    survives power loss; ``NORMAL`` is faster and still survives a crash of the
+    application).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        clock: Clock | None = None,
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        super().__init__(clock)
+        path_str = os.fspath(path)
+        if path_str in ("", ":memory:") or path_str.startswith("file:"):
+            raise ConfigurationError(
+                "SQLiteStore needs a database file path; use MemoryStore for in-memory state"
+            )
+        sync = synchronous.upper()
+        if sync not in _SYNC_MODES:
+            raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNC_MODES)}")
+        if busy_timeout <= 0:
+            raise ConfigurationError("busy_timeout must be positive (seconds)")
+        self.path = str(Path(path_str).absolute())
+        self.busy_timeout = float(busy_timeout)
+        self.synchronous = sync
+        self._local = threading.local()
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}  # each thread's connection
+        self._all_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+        conn = self._conn()
+        self._run(conn, self._create_schema)
+
+    # -- connections ------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,  # only so close() may close every thread's conn
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                mode = self._switch_to_wal(conn)
+            if mode is None or str(mode[0]).lower() != "wal":
+                conn.close()
+                raise StoreUnavailable(
+                    f"SQLite store at {self.path} cannot use WAL mode (got {mode!r}): "
+                    "put the database on a local file system"
+                )
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"cannot open SQLite store at {self.path}: {exc}; check the path and permissions"
+            ) from exc
+        me = threading.current_thread()
+        with self._all_lock:
+            # close connections of threads that have ended (thread-per-request servers);
+            # threads not started by `threading` count as alive forever
+            for thread in [t for t in self._all if not t.is_alive()]:
+                try:
+                    self._all.pop(thread).close()
+                except sqlite3.Error:  # pragma: no cover
+                    _log.debug("close failed", exc_info=True)
+            self._all[me] = conn
+        return conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> Any:
+        """Switch a new database to WAL.  The switch needs an exclusive lock and SQLite
+        answers SQLITE_BUSY at once (no busy handler) when several processes race to do
+        it on a fresh file, so retry until ``busy_timeout``."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailable("the SQLite store was closed: open a new one")
+        pid = os.getpid()
+        if pid != self._pid:  # forked child: never reuse the parent's connections
+            self._local = threading.local()
+            with self._all_lock:
+                self._all = {}
+            self._pid = pid
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _run(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` inside one BEGIN IMMEDIATE transaction; roll back on any error."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"SQLite store at {self.path} is busy or unreachable ({exc}): refused"
+            ) from exc
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # pragma: no cover - rollback after a failed commit
+                _log.debug("rollback failed", exc_info=True)
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailable(
+                    f"SQLite store at {self.path} failed ({exc}): refused"
+                ) from exc
+            raise
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        return self._run(self._conn(), fn)
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        try:
+            return list(self._conn().execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store at {self.path} failed ({exc}): refused") from exc
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        for stmt in _SCHEMA:
+            conn.execute(stmt)
+
+    # -- counters -----------------------------------------------------------------
+    def incr_bounded(self, key: str, limit: int, ttl: float | None = None) -> CounterResult:
+        return self._tx(lambda conn: self._incr(conn, key, limit, ttl, self.clock()))
+
+    def get_and_incr(
+        self, key: str, counter: str, limit: int, ttl: float | None = None
+    ) -> tuple[bytes | None, CounterResult]:
+        def op(conn: sqlite3.Connection) -> tuple[bytes | None, CounterResult]:
+            now = self.clock()
+            value = self._current(conn, key, now)
+            if value is None:
+                return None, CounterResult(False, 0, None)
+            return value, self._incr(conn, counter, limit, ttl, now)
+
+        return self._tx(op)
+
+    @staticmethod
+    def _incr(
+        conn: sqlite3.Connection, key: str, limit: int, ttl: float | None, now: float
+    ) -> CounterResult:
+        row = conn.execute(
+            "SELECT value, expires_at FROM counters WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None or (row[1] is not None and row[1] <= now):
+            if limit <= 0:
+                return CounterResult(False, 0, None)
+            value, expires_at = 0, (None if ttl is None else now + ttl)
+        else:
+            value, expires_at = int(row[0]), row[1]
+        if value >= limit:
+            return CounterResult(False, value, expires_at)
+        value += 1
+        conn.execute(
+            "INSERT OR REPLACE INTO counters (key, value, expires_at) VALUES (?, ?, ?)",
+            (key, value, expires_at),
+        )
+        return CounterResult(True, value, expires_at)
+
+    def get_counter(self, key: str) -> int:
+        rows = self._read(
+            "SELECT value FROM counters WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (key, self.clock()),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def reset_counter(self, key: str) -> None:
+        self._tx(lambda conn: conn.execute("DELETE FROM counters WHERE key = ?", (key,)))
+
+    # -- values ---------------------------------------------------------------------
+    @staticmethod
+    def _current(conn: sqlite3.Connection, key: str, now: float) -> bytes | None:
+        row = conn.execute("SELECT value, expires_at FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None or (row[1] is not None and row[1] <= now):
+            return None
+        return bytes(row[0])
+
+    def get(self, key: str) -> bytes | None:
+        rows = self._read(
+            "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (key, self.clock()),
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    def put_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            now = self.clock()
+            if self._current(conn, key, now) is not None:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
+                (key, bytes(value), None if ttl is None else now + ttl),
+            )
+            return True
+
+        return self._tx(op)
+
+    def compare_and_set(
+        self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None = None
+    ) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            now = self.clock()
+            if self._current(conn, key, now) != expected:
+                return False
+            if new is None:
+                conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
+                    (key, bytes(new), None if ttl is None else now + ttl),
+                )
+            return True
+
+        return self._tx(op)
+
+    def consume(self, key: str) -> bytes | None:
+        def op(conn: sqlite3.Connection) -> bytes | None:
+            value = self._current(conn, key, self.clock())
+            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+            return value
+
+        return self._tx(op)
+
+    def delete(self, key: str) -> None:
+        self._tx(lambda conn: conn.execute("DELETE FROM kv WHERE key = ?", (key,)))
+
+    # -- append-only logs -------------------------------------------------------------
+    def append(self, log: str, data: bytes) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = ?", (log,)
+            ).fetchone()
+            seq = int(row[0]) + 1
+            conn.execute(
+                "INSERT INTO logs (log, seq, data) VALUES (?, ?, ?)", (log, seq, bytes(data))
+            )
+            return seq
+
+        return self._tx(op)
+
+    def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
+        seq = max(start, 1)
+        while True:
+            rows = self._read(
+                "SELECT seq, data FROM logs WHERE log = ? AND seq >= ? ORDER BY seq LIMIT ?",
+                (log, seq, _PAGE),
+            )
+            for row_seq, data in rows:
+                yield LogRecord(int(row_seq), bytes(data))
+            if len(rows) < _PAGE:
+                return
+            seq = int(rows[-1][0]) + 1
+
+    # -- housekeeping -------------------------------------------------------------------
+    def purge_expired(self) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            now = self.clock()
+            a = conn.execute(
+                "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            b = conn.execute(
+                "DELETE FROM counters WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            return int(a.rowcount) + int(b.rowcount)
+
+        return self._tx(op)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            conns, self._all = list(self._all.values()), {}
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover
+                _log.debug("close failed", exc_info=True)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"

@@ -1,0 +1,616 @@
+"""Standard conformance checks for any token speaking the ebank-auth protocol.
+
+``run_conformance(connection, trust, user_pin, admin_pin)`` drives a token
+through a :class:`~ebank_auth.usbkey.session.TokenSession` and returns a
+:class:`ConformanceReport`: one :class:`CheckResult` per check, each saying which
+requirement it covers, what it does and what happened.
+
+The run **changes the token**: it spends every user-PIN try (then unblocks with
+the admin PIN, setting the user PIN back to the one given), and creates key
+containers named ``conformance`` and ``conformance-rsa``.  Use a test token.
+The reject check needs the customer to press *reject*: the ``prompt`` callback
+tells the operator when (the software token's default simulated customer
+rejects any transaction whose screen shows ``REJECT``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from ebank_auth.crypto import rsa, sm2, sm3, x509
+from ebank_auth.errors import (
+    ApduError,
+    ConfirmationRejected,
+    EbankAuthError,
+    InvalidSignature,
+    PinIncorrect,
+    PinLocked,
+    PinPolicyError,
+    SecureChannelError,
+    SecurityStatusNotSatisfied,
+    TokenNotGenuine,
+)
+from ebank_auth.transaction import Transaction
+from ebank_auth.usbkey import tlv
+from ebank_auth.usbkey.apdu import CommandApdu, ResponseApdu
+from ebank_auth.usbkey.attestation import TrustConfig
+from ebank_auth.usbkey.protocol import (
+    CLA_PROPRIETARY,
+    CLA_SECURE,
+    MAX_RETRY_LIMIT,
+    Algorithm,
+    Capability,
+    ConfirmStep,
+    Ins,
+    KeyUsage,
+    PinRef,
+    Sw,
+    Tag,
+    check_pin_complexity,
+)
+from ebank_auth.usbkey.session import TokenSession, verify_transaction_signature
+from ebank_auth.usbkey.transport.base import Connection
+
+__all__ = [
+    "CheckResult",
+    "CheckStatus",
+    "ConformanceReport",
+    "RecordingConnection",
+    "run_conformance",
+]
+
+CONTAINER = "conformance"
+RSA_CONTAINER = "conformance-rsa"
+
+
+class CheckStatus(str, Enum):
+    PASS = "pass"  # noqa: S105 - a status, not a secret
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: ``id``, ``title``, requirement IDs, status, what it checks and what happened."""
+
+    id: str
+    title: str
+    requirements: tuple[str, ...]
+    status: CheckStatus
+    explanation: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "requirements": list(self.requirements),
+            "status": self.status.value,
+            "explanation": self.explanation,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    """All checks of one run; ``passed`` when none failed."""
+
+    serial: str
+    firmware_version: str
+    reader: str
+    checks: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status is not CheckStatus.FAIL for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "firmware_version": self.firmware_version,
+            "reader": self.reader,
+            "passed": self.passed,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False)
+
+
+class RecordingConnection(Connection):
+    """Passes APDUs through and records ``(command, response)`` pairs, for replay checks."""
+
+    def __init__(self, inner: Connection) -> None:
+        self.inner = inner
+        self.log: list[tuple[bytes, bytes]] = []
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def transmit(self, apdu: bytes) -> bytes:
+        resp = self.inner.transmit(apdu)
+        self.log.append((bytes(apdu), bytes(resp)))
+        return resp
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Failed(Exception):
+    pass
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise _Failed(message)
+
+
+@contextmanager
+def _raises(
+    kind: type[BaseException] | tuple[type[BaseException], ...], what: str
+) -> Iterator[None]:
+    try:
+        yield
+    except kind:
+        return
+    except EbankAuthError as exc:
+        raise _Failed(f"{what}: expected a refusal of type {kind}, got {exc!r}") from None
+    raise _Failed(f"{what}: the token accepted it")
+
+
+def _sample_tx(memo: str, amount: str = "88.88") -> Transaction:
+    return Transaction(
+        tx_id="CONF" + datetime.now(timezone.utc).strftime("%H%M%S%f"),
+        tx_type="transfer",
+        payer_account="6222000011112222",
+        payee_account="6222000099998888",
+        payee_name="Conformance Test",
+        amount=Decimal(amount),
+        currency="CNY",
+        timestamp=datetime.now(timezone.utc).replace(microsecond=0),
+        memo=memo,
+    )
+
+
+class _Runner:
+    def __init__(
+        self,
+        connection: Connection,
+        trust: TrustConfig,
+        user_pin: str,
+        admin_pin: str,
+        prompt: Callable[[str], None],
+    ) -> None:
+        self.rec = RecordingConnection(connection)
+        self.trust = trust
+        self.user_pin = user_pin
+        self.admin_pin = admin_pin
+        self.prompt = prompt
+        self.results: list[CheckResult] = []
+        self.session: TokenSession | None = None
+        self.public_key: sm2.SM2PublicKey | None = None
+
+    @property
+    def s(self) -> TokenSession:
+        assert self.session is not None
+        return self.session
+
+    def run(
+        self,
+        cid: str,
+        title: str,
+        reqs: tuple[str, ...],
+        explanation: str,
+        fn: Callable[[], str],
+    ) -> bool:
+        try:
+            if self.session is not None and not self.session.secure:
+                self.reopen()
+            detail = fn()
+            status = CheckStatus.PASS
+        except _Skip as skip:
+            detail, status = str(skip), CheckStatus.SKIP
+        except _Failed as exc:
+            detail, status = str(exc), CheckStatus.FAIL
+        except EbankAuthError as exc:
+            detail, status = f"unexpected error: {exc.message}", CheckStatus.FAIL
+        self.results.append(CheckResult(cid, title, reqs, status, explanation, detail))
+        return status is CheckStatus.PASS
+
+    def reopen(self) -> None:
+        self.s.select()
+        self.s.open_secure_channel()
+
+    # ------------------------------------------------------------------ checks
+    def genuine(self) -> str:
+        session = TokenSession(self.rec, self.trust)
+        self.session = session
+        session.select()
+        try:
+            report = session.attest()
+        except TokenNotGenuine as exc:
+            self.session = TokenSession(self.rec, TrustConfig(require_genuine=False))
+            self.s.select()
+            self.s.attest()
+            self.s.open_secure_channel()
+            raise _Failed(exc.message) from None
+        session.open_secure_channel()
+        if not report.genuine:
+            raise _Skip(f"no trust configured, not checked: {report.message}")
+        return (
+            f"device certificate {report.device_certificate_subject!r} chains to a trusted "
+            f"manufacturer root; firmware {report.firmware_version} is on the signed allow-list; "
+            "the device key signed the secure-channel handshake"
+        )
+
+    def retry_limit(self) -> str:
+        user = self.s.pin_status(PinRef.USER)
+        admin = self.s.pin_status(PinRef.ADMIN)
+        _expect(
+            1 <= user.max_retries <= MAX_RETRY_LIMIT,
+            f"user PIN retry limit is {user.max_retries}, above {MAX_RETRY_LIMIT}",
+        )
+        _expect(
+            1 <= admin.max_retries <= MAX_RETRY_LIMIT,
+            f"admin PIN retry limit is {admin.max_retries}, above {MAX_RETRY_LIMIT}",
+        )
+        self.s.verify_pin(self.user_pin)  # also resets the counter for the next check
+        _expect(self.s.pin_status().remaining == user.max_retries, "counter not reset on success")
+        return f"user PIN limit {user.max_retries}, admin PIN limit {admin.max_retries} (≤ 10)"
+
+    def lockout(self) -> str:
+        try:
+            check_pin_complexity(self.user_pin)
+        except PinPolicyError as exc:
+            raise _Skip(
+                f"the given user PIN cannot be set again by unblock ({exc.message}); "
+                "lockout not exercised to avoid leaving the token locked"
+            ) from None
+        self.s.verify_pin(self.user_pin)
+        limit = self.s.pin_status().max_retries
+        wrong = "000000" if self.user_pin != "000000" else "000001"
+        for i in range(1, limit + 1):
+            try:
+                self.s.verify_pin(wrong)
+            except PinIncorrect as exc:
+                _expect(
+                    exc.remaining == limit - i,
+                    f"after wrong PIN {i} the token reports {exc.remaining} tries left, "
+                    f"expected {limit - i}",
+                )
+            except PinLocked:
+                raise _Failed(f"locked after {i} wrong PINs, before the limit {limit}") from None
+            else:
+                raise _Failed("a wrong PIN was accepted")
+            _expect(self.s.pin_status().remaining == limit - i, "PIN status disagrees")
+        with _raises(PinLocked, "the correct PIN after lockout"):
+            self.s.verify_pin(self.user_pin)
+        with _raises((PinLocked, SecurityStatusNotSatisfied), "key generation while locked"):
+            self.s.generate_key(CONTAINER, Algorithm.SM2)
+        return f"exactly {limit} wrong PINs accepted; then the correct PIN and key use refused"
+
+    def unblock(self) -> str:
+        if self.s.pin_status().remaining != 0:
+            raise _Skip("the PIN is not locked (lockout check skipped)")
+        admin_before = self.s.pin_status(PinRef.ADMIN)
+        self.s.unblock_pin(self.admin_pin, self.user_pin)
+        self.s.verify_pin(self.user_pin)
+        user = self.s.pin_status()
+        _expect(user.remaining == user.max_retries, "user counter not reset by unblock")
+        admin = self.s.pin_status(PinRef.ADMIN)
+        _expect(admin.remaining == admin_before.max_retries, "admin counter not reset")
+        return "admin PIN unblocked the user PIN and reset its counter; admin counter separate"
+
+    def replay(self) -> str:
+        self.reopen()
+        start = len(self.rec.log)
+        self.s.verify_pin(self.user_pin)
+        captured = [
+            c
+            for c, r in self.rec.log[start:]
+            if len(c) > 4 and c[0] & 0xEF == CLA_SECURE and c[1] == Ins.VERIFY_PIN
+        ]
+        _expect(len(captured) == 1, "could not capture the PIN-verify APDU")
+        apdu = captured[0]
+        _expect(apdu[0] & 0xEF == CLA_SECURE, "the PIN was not sent inside the secure channel")
+        _expect(self.user_pin.encode() not in apdu, "the PIN is visible in the APDU")
+        resp = ResponseApdu.parse(self.rec.inner.transmit(apdu))
+        _expect(resp.sw != Sw.OK, "replaying the PIN APDU in the same session was accepted")
+        self.reopen()
+        resp2 = ResponseApdu.parse(self.rec.inner.transmit(apdu))
+        _expect(resp2.sw != Sw.OK, "replaying the PIN APDU in a new session was accepted")
+        self.reopen()  # the token closes a channel that saw a bad counter
+        with _raises(SecurityStatusNotSatisfied, "key generation after the replay"):
+            self.s.generate_key(CONTAINER, Algorithm.SM2)
+        status = self.s.pin_status()
+        _expect(status.remaining == status.max_retries, "the replay changed the retry counter")
+        return (
+            f"PIN sent encrypted (CLA 84); replay refused with {resp.sw:04X} in the same "
+            f"session and {resp2.sw:04X} in a new one; PIN not verified by the replay"
+        )
+
+    def keys(self) -> str:
+        self.s.verify_pin(self.user_pin)
+        info = self.s.generate_key(CONTAINER, Algorithm.SM2, KeyUsage.TRANSACTION)
+        again = self.s.public_key(CONTAINER)
+        _expect(again.public_key_der == info.public_key_der, "exported public key differs")
+        key = info.public_key()
+        _expect(isinstance(key, sm2.SM2PublicKey), "the exported key is not an SM2 public key")
+        assert isinstance(key, sm2.SM2PublicKey)
+        self.public_key = key
+        undocumented: list[str] = []
+        known = {int(i) for i in Ins}
+        for ins in range(256):
+            if ins in known or ins in (0xC0, 0xA4):
+                continue
+            resp = ResponseApdu.parse(
+                self.rec.inner.transmit(CommandApdu(CLA_PROPRIETARY, ins, 0, 0).encode())
+            )
+            if resp.sw != Sw.INS_NOT_SUPPORTED or resp.data:
+                undocumented.append(f"{ins:02X}->{resp.sw:04X}")
+            try:
+                body = self._secure_raw(ins)
+            except SecureChannelError:
+                undocumented.append(f"84 {ins:02X} broke the channel")
+                self.reopen()
+                self.s.verify_pin(self.user_pin)
+                continue
+            if body != (b"", Sw.INS_NOT_SUPPORTED):
+                undocumented.append(f"84 {ins:02X}->{body[1]:04X}")
+        _expect(not undocumented, "undocumented instructions answer: " + ", ".join(undocumented))
+        return (
+            "SM2 key generated on the token; only the public key (SPKI) is exported; all "
+            f"{256 - len(known) - 2} undocumented instructions (plain and secure) answer 6D00"
+        )
+
+    def _secure_raw(self, ins: int) -> tuple[bytes, int]:
+        channel = self.s._channel
+        if channel is None:
+            raise SecureChannelError()
+        header = bytes((CLA_SECURE, ins, 0, 0))
+        body, ctr = channel.wrap_command(header, b"")
+        resp = ResponseApdu.parse(
+            self.rec.inner.transmit(CommandApdu(CLA_SECURE, ins, 0, 0, body, le=256).encode())
+        )
+        if resp.sw != Sw.OK:
+            raise SecureChannelError()
+        return channel.unwrap_response(header, resp.data, ctr)
+
+    def signatures(self) -> str:
+        key = self.public_key
+        if key is None:
+            raise _Skip("no key was generated (key check failed)")
+        self.s.verify_pin(self.user_pin)
+        tx = _sample_tx("conformance approve")
+        self.prompt("APPROVE the transaction now shown on the token (memo 'conformance approve')")
+        result = self.s.confirm_and_sign(tx, CONTAINER)
+        key.verify(result.signature, tx.encode(), uid=sm2.DEFAULT_UID)
+        other = _sample_tx("conformance approve", "88.89").encode()
+        with _raises(InvalidSignature, "verifying the signature over other bytes"):
+            key.verify(result.signature, other, uid=sm2.DEFAULT_UID)
+        # certificate path: issue a throw-away certificate, import, export, verify with it
+        ca = x509.CertificateAuthority.create_root(
+            "CN=Conformance Test CA", sm2.generate_private_key()
+        )
+        cert = ca.issue(f"CN={result.serial}", key)
+        self.s.import_certificate(cert.to_der(), CONTAINER)
+        exported = x509.load_certificate(self.s.export_certificate(CONTAINER))
+        cert_key = exported.public_key
+        _expect(isinstance(cert_key, sm2.SM2PublicKey), "exported certificate holds no SM2 key")
+        assert isinstance(cert_key, sm2.SM2PublicKey)
+        cert_key.verify(result.signature, result.signed_bytes, uid=sm2.DEFAULT_UID)
+        _expect(result.serial == self.s.device_info().serial, "result serial differs")
+        detail = "SM2 signature over the displayed bytes verifies with the exported public key "
+        detail += "and certificate, and fails for other bytes"
+        if Capability.RSA2048 in self.s.device_info().capabilities:
+            info = self.s.generate_key(RSA_CONTAINER, Algorithm.RSA2048)
+            rkey = info.public_key()
+            _expect(isinstance(rkey, rsa.RSAPublicKey), "not an RSA key")
+            _expect(getattr(rkey, "key_size", 2048) >= 2048, "RSA key shorter than 2048 bits")
+            self.prompt("APPROVE the transaction now shown on the token (RSA key)")
+            rres = self.s.confirm_and_sign(tx, RSA_CONTAINER)
+            verify_transaction_signature(rkey, rres.signature, tx.encode())
+            detail += "; RSA-2048 (PKCS#1 v1.5 SHA-256) likewise"
+        return detail
+
+    def confirmation(self) -> str:
+        if self.public_key is None:
+            raise _Skip("no key was generated (key check failed)")
+        self.s.verify_pin(self.user_pin)
+        tx = _sample_tx("conformance approve").encode()
+        with _raises(ApduError, "signing without displaying first"):
+            self.s.sign_displayed(tx, CONTAINER)
+        self.s.display_transaction(tx, CONTAINER)
+        altered = _sample_tx("conformance approve", "99999.00").encode()
+        with _raises(ApduError, "signing a transaction altered after display"):
+            self.s.sign_displayed(altered, CONTAINER)
+        with _raises(ApduError, "signing the original after an altered attempt"):
+            self.s.sign_displayed(tx, CONTAINER)
+        with _raises(ApduError, "digest signing with a transaction key"):
+            self.s.sign_digest(sm3.digest(tx), CONTAINER)
+        bad_format = tlv.build(
+            [(Tag.CONTAINER, CONTAINER.encode()), (Tag.FORMAT, b"\x7f"), (Tag.TRANSACTION, tx)]
+        )
+        with _raises(ApduError, "an unknown transaction format"):
+            self.s.transmit_secure(Ins.CONFIRM_AND_SIGN, bad_format, p1=ConfirmStep.DISPLAY)
+        with _raises(ApduError, "a malformed transaction"):
+            self.s.display_transaction(tx[:-1], CONTAINER)
+        reject = _sample_tx("REJECT conformance").encode()
+        self.s.display_transaction(reject, CONTAINER)
+        self.prompt("REJECT the transaction now shown on the token (memo 'REJECT conformance')")
+        with _raises(ConfirmationRejected, "a transaction the customer rejected"):
+            self.s.sign_displayed(reject, CONTAINER)
+        return (
+            "no signature without display; altered-after-display, unknown format and malformed "
+            "transactions refused; transaction keys refuse raw digests; reject honoured"
+        )
+
+    def robustness(self) -> str:
+        self.s.verify_pin(self.user_pin)
+        before = self.s.pin_status()
+        problems: list[str] = []
+
+        def raw(apdu: bytes, want: int, what: str) -> None:
+            resp = ResponseApdu.parse(self.rec.inner.transmit(apdu))
+            if resp.sw != want:
+                problems.append(f"{what}: {resp.sw:04X} (want {want:04X})")
+
+        raw(bytes((CLA_PROPRIETARY, 0x7E, 0, 0)), Sw.INS_NOT_SUPPORTED, "unknown INS")
+        raw(bytes((0xA0, Ins.GET_DEVICE_INFO, 0, 0)), Sw.CLA_NOT_SUPPORTED, "unknown CLA")
+        raw(
+            bytes((CLA_PROPRIETARY, Ins.GET_DEVICE_INFO, 0, 0, 5, 1, 2)),
+            Sw.WRONG_LENGTH,
+            "Lc larger than the data",
+        )
+        raw(
+            bytes((CLA_PROPRIETARY, Ins.GET_DEVICE_INFO, 0, 0, 0, 0x20, 0)) + bytes(0x2000),
+            Sw.WRONG_LENGTH,
+            "oversize data",
+        )
+        raw(
+            bytes((CLA_PROPRIETARY, Ins.VERIFY_PIN, 0, 1, 6)) + b"000000",
+            Sw.SM_MISSING,
+            "plain PIN",
+        )
+        for body, what in (
+            (b"\xd1\x05ab", "truncated TLV"),
+            (b"\xd1\x80", "indefinite TLV length"),
+            (b"\xd1\x81\x05abcde", "non-minimal TLV length"),
+            (b"\xd1\x04test\xd1\x04test", "duplicate TLV"),
+        ):
+            try:
+                self.s.transmit_secure(Ins.GET_PUBLIC_KEY, body)
+                problems.append(f"{what}: accepted")
+            except ApduError as exc:
+                if exc.sw != Sw.WRONG_DATA:
+                    problems.append(f"{what}: {exc.sw:04X} (want 6A80)")
+        self.s.verify_pin(self.user_pin)
+        after = self.s.pin_status()
+        _expect(before == after, "bad input changed the PIN state")
+        _expect(not problems, "; ".join(problems))
+        return (
+            "unknown INS 6D00, unknown CLA 6E00, bad lengths and oversize data 6700, plain PIN "
+            "6987, malformed TLV 6A80; state unchanged"
+        )
+
+
+class _Skip(Exception):
+    pass
+
+
+_CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
+    (
+        "genuine",
+        "Device is genuine",
+        ("UK-9",),
+        "The device certificate must chain to a trusted manufacturer root, name the token's "
+        "serial, and its key must sign the secure-channel handshake; the firmware version and "
+        "hash must be on the manufacturer's signed allow-list.",
+        "genuine",
+    ),
+    (
+        "retry-limit",
+        "PIN retry limit at most 10",
+        ("UK-3",),
+        "Both PINs report a retry limit between 1 and 10; a correct PIN resets the counter.",
+        "retry_limit",
+    ),
+    (
+        "lockout",
+        "Exact lockout",
+        ("UK-3",),
+        "Wrong PINs are counted down one by one; after exactly `limit` wrong PINs the token "
+        "locks, refuses even the correct PIN and refuses key operations.",
+        "lockout",
+    ),
+    (
+        "unblock",
+        "Unblock with the admin PIN",
+        ("UK-3",),
+        "Only the admin (SO) PIN, with its own counter, unblocks the user PIN and resets its "
+        "counter.",
+        "unblock",
+    ),
+    (
+        "pin-replay",
+        "PIN encrypted in transit, not replayable",
+        ("UK-5", "AU-13"),
+        "The PIN-verify APDU is captured: it must be inside the secure channel (no PIN visible) "
+        "and replaying it — in the same or a new session — must be refused without verifying.",
+        "replay",
+    ),
+    (
+        "keys",
+        "Keys generated on the token, private key not exportable",
+        ("UK-1", "UK-2"),
+        "An SM2 key is generated on the token; only the public key comes back; every "
+        "undocumented instruction byte (plain and secure) answers 6D00, so no hidden command "
+        "exports key material.",
+        "keys",
+    ),
+    (
+        "signatures",
+        "Signatures verify with the exported key and certificate",
+        ("UK-2", "UK-7", "UK-10"),
+        "Confirm-and-sign of a test transaction: the signature verifies over the displayed "
+        "bytes with the exported public key and with an imported certificate, fails for other "
+        "bytes, and carries the token serial (RSA-2048 too when offered).",
+        "signatures",
+    ),
+    (
+        "confirmation",
+        "Confirmation required, refused on reject",
+        ("UK-6", "UK-7", "AU-8"),
+        "The token signs a transaction only after displaying it and a button press, refuses "
+        "a transaction altered after display, unknown formats and malformed data, refuses raw "
+        "digests with transaction keys, and honours reject.",
+        "confirmation",
+    ),
+    (
+        "robustness",
+        "Malformed input refused with the right status word",
+        ("UK-4",),
+        "Unknown INS/CLA, wrong lengths, oversize data, plain PIN and malformed TLV get their "
+        "status word and change no state.",
+        "robustness",
+    ),
+)
+
+
+def run_conformance(
+    connection: Connection,
+    trust: TrustConfig,
+    user_pin: str,
+    admin_pin: str,
+    *,
+    prompt: Callable[[str], None] | None = None,
+) -> ConformanceReport:
+    """Run every check (see module docstring: this modifies the token)."""
+    runner = _Runner(connection, trust, user_pin, admin_pin, prompt or (lambda _msg: None))
+    for cid, title, reqs, explanation, method in _CHECKS:
+        ok = runner.run(cid, title, reqs, explanation, getattr(runner, method))
+        if runner.session is None and not ok:
+            break
+        if cid == "retry-limit" and not ok:
+            break  # wrong user PIN given: stop before spending tries
+    serial = fw = ""
+    if runner.session is not None:
+        try:
+            info = runner.s.device_info()
+            serial, fw = info.serial, info.firmware_version
+            runner.s.logout()
+        except EbankAuthError:
+            pass
+    return ConformanceReport(serial, fw, connection.description, tuple(runner.results))

@@ -1,0 +1,333 @@
+"""Background software-token process: start, stop and status, keyed by a state directory.
+
+The software token keeps everything in one state directory (default
+``$EBANK_AUTH_TOKEN_STATE`` or ``$XDG_DATA_HOME/ebank-auth/token``).  Besides the token's own
+persistent state, the daemon keeps there:
+
+* ``emulator.pid``  — pid of the running token process (written atomically);
+* ``emulator.json`` — host/port of vpcd, whether it is connected, start time;
+* ``emulator.log``  — the background process's log.
+
+The process runs a :class:`~ebank_auth.usbkey.emulator.vpcd.VpcdLink` to vpcd (inside pcscd) with
+a card made by a factory called with the state directory — by default
+``ebank_auth.usbkey.emulator.card:SoftToken``.  It reconnects when pcscd restarts and stops
+cleanly on SIGTERM/SIGINT.  ``python -m ebank_auth.usbkey.emulator.daemon`` runs it in the
+foreground (that is what ``start`` spawns in the background).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ebank_auth.errors import ConfigurationError, TokenError
+from ebank_auth.usbkey.emulator.card_interface import CardProtocol
+from ebank_auth.usbkey.emulator.vpcd import DEFAULT_VPCD_PORT, VpcdLink
+
+__all__ = [
+    "DEFAULT_CARD",
+    "DaemonStatus",
+    "EmulatorError",
+    "default_state_dir",
+    "load_card_factory",
+    "run_foreground",
+    "start",
+    "status",
+    "stop",
+]
+
+logger = logging.getLogger("ebank_auth.usbkey.emulator.daemon")
+
+DEFAULT_CARD = "ebank_auth.usbkey.emulator.card:SoftToken"
+PID_FILE = "emulator.pid"
+STATUS_FILE = "emulator.json"
+LOG_FILE = "emulator.log"
+_MARKER = "ebank_auth.usbkey.emulator.daemon"
+
+
+class EmulatorError(TokenError):
+    """The software-token process could not be started, found or stopped."""
+
+    default_message = "software token process error: see 'ebank-auth emulator status'"
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """What ``emulator status`` reports.  ``connected`` says whether the token is attached to
+    vpcd right now (i.e. a reader shows the card)."""
+
+    running: bool
+    state_dir: str
+    pid: int | None = None
+    host: str | None = None
+    port: int | None = None
+    connected: bool = False
+    started_at: float | None = None
+    log_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("EBANK_AUTH_TOKEN_STATE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ebank-auth" / "token"
+
+
+def load_card_factory(spec: str) -> Callable[[Path], CardProtocol]:
+    """Resolve ``module:attribute`` to a callable taking the state directory."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"card factory must look like 'module:attribute', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise EmulatorError(f"cannot load the software token {spec!r}: {exc}") from exc
+    if not callable(factory):
+        raise ConfigurationError(f"{spec!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _is_our_process(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        return _MARKER in text or "emulator" in text
+    return True  # no /proc: trust the pid file
+
+
+def _read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def status(state_dir: Path | None = None) -> DaemonStatus:
+    """Status of the software token for ``state_dir``; a stale pid file counts as not running."""
+    state_dir = Path(state_dir or default_state_dir())
+    pid = _read_pid(state_dir)
+    if pid is None or not _is_our_process(pid):
+        return DaemonStatus(running=False, state_dir=str(state_dir))
+    info: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads((state_dir / STATUS_FILE).read_text())
+    return DaemonStatus(
+        running=True,
+        state_dir=str(state_dir),
+        pid=pid,
+        host=info.get("host"),
+        port=info.get("port"),
+        connected=bool(info.get("connected")),
+        started_at=info.get("started_at"),
+        log_file=str(state_dir / LOG_FILE),
+    )
+
+
+def run_foreground(
+    state_dir: Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_VPCD_PORT,
+    card: str = DEFAULT_CARD,
+    netns: str | None = None,
+) -> None:
+    """Run the software token in this process until SIGTERM/SIGINT.
+
+    ``netns`` (Linux, root): a network namespace (``/proc/PID/ns/net``) in which to reach vpcd —
+    for a pcscd isolated in its own namespace."""
+    state_dir = Path(state_dir or default_state_dir())
+    state_dir.mkdir(parents=True, exist_ok=True)
+    current = status(state_dir)
+    if current.running and current.pid != os.getpid():
+        raise EmulatorError(f"the software token for {state_dir} already runs (pid {current.pid})")
+    token = load_card_factory(card)(state_dir)
+    started = time.time()
+
+    def write_status(connected: bool) -> None:
+        doc = {"host": host, "port": port, "connected": connected, "started_at": started}
+        _atomic_write(state_dir / STATUS_FILE, json.dumps(doc))
+
+    def on_connection(connected: bool) -> None:
+        write_status(connected)
+        logger.info("token %s", "inserted into the vpcd reader" if connected else "removed")
+
+    connect = None
+    if netns is not None:
+        from ebank_auth.usbkey.emulator.netns import connect_in_netns
+
+        ns_path = netns
+
+        def connect() -> socket.socket:
+            return connect_in_netns(ns_path, host, port)
+
+    link = VpcdLink(token, host, port, on_connection=on_connection, connect=connect)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        link.stop(timeout=None)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    write_status(False)
+    _atomic_write(state_dir / PID_FILE, f"{os.getpid()}\n")
+    logger.info("software token serving vpcd at %s:%s (state %s)", host, port, state_dir)
+    try:
+        link.run()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        with contextlib.suppress(OSError):
+            if _read_pid(state_dir) == os.getpid():
+                (state_dir / PID_FILE).unlink()
+        with contextlib.suppress(OSError):
+            (state_dir / STATUS_FILE).unlink()
+        close = getattr(token, "close", None)
+        if callable(close):
+            close()
+
+
+def start(
+    state_dir: Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_VPCD_PORT,
+    card: str = DEFAULT_CARD,
+    netns: str | None = None,
+    timeout: float = 15.0,
+    env: dict[str, str] | None = None,
+) -> DaemonStatus:
+    """Start the software token in the background; returns once its pid file exists."""
+    state_dir = Path(state_dir or default_state_dir())
+    state_dir.mkdir(parents=True, exist_ok=True)
+    current = status(state_dir)
+    if current.running:
+        raise EmulatorError(
+            f"the software token for {state_dir} already runs (pid {current.pid}): "
+            "'ebank-auth emulator stop' first"
+        )
+    with contextlib.suppress(OSError):
+        (state_dir / PID_FILE).unlink()
+    argv = [
+        sys.executable,
+        "-m",
+        _MARKER,
+        "--state",
+        str(state_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--card",
+        card,
+        *(["--netns", netns] if netns else []),
+    ]
+    log_path = state_dir / LOG_FILE
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-1500:]
+            raise EmulatorError(
+                f"the software token exited at start (code {proc.returncode}):\n{tail}"
+            )
+        if _read_pid(state_dir) == proc.pid:
+            return status(state_dir)
+        time.sleep(0.02)
+    proc.terminate()
+    raise EmulatorError(f"the software token did not start within {timeout:.0f}s; see {log_path}")
+
+
+def stop(state_dir: Path | None = None, timeout: float = 10.0) -> bool:
+    """Stop the software token for ``state_dir``.  False when it was not running."""
+    state_dir = Path(state_dir or default_state_dir())
+    current = status(state_dir)
+    if not current.running or current.pid is None:
+        with contextlib.suppress(OSError):
+            (state_dir / PID_FILE).unlink()
+        return False
+    pid = current.pid
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_our_process(pid):
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        (state_dir / PID_FILE).unlink()
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m " + _MARKER, description=__doc__)
+    parser.add_argument("--state", type=Path, default=None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_VPCD_PORT)
+    parser.add_argument("--card", default=DEFAULT_CARD)
+    parser.add_argument("--netns", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        run_foreground(args.state, host=args.host, port=args.port, card=args.card, netns=args.netns)
+    except TokenError as exc:
+        logger.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
+    sys.exit(main())

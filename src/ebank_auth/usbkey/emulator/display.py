@@ -1,0 +1,160 @@
+"""The software token's screen and button, as pluggable backends.
+
+A real V盾 shows the transaction on its own screen and waits for its own button
+(UK-6, UK-7).  The software token asks a :class:`ConfirmationDevice` instead:
+
+* :class:`TerminalDisplay` — prints the screen to a text stream and reads y/n
+  (the interactive emulator);
+* :class:`AutoApprove` / :class:`AutoReject` / :class:`NoButton` (times out) — tests;
+* :class:`ReadingUser` — a simulated customer who approves unless the screen
+  contains a marker such as ``REJECT`` (lets conformance runs exercise both paths
+  against a background emulator);
+* :class:`CallbackDisplay` — a hook: the bank app or a GUI supplies the decision.
+
+Every backend records what it showed last in :attr:`ConfirmationDevice.shown`, so
+tests can check that what is signed is exactly what was displayed.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from enum import Enum
+from typing import TextIO
+
+__all__ = [
+    "AutoApprove",
+    "AutoReject",
+    "CallbackDisplay",
+    "ConfirmationDevice",
+    "Decision",
+    "NoButton",
+    "ReadingUser",
+    "TerminalDisplay",
+]
+
+
+class Decision(Enum):
+    """What the customer did on the token."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    TIMEOUT = "timeout"
+
+
+class ConfirmationDevice(ABC):
+    """Screen + button.  ``show`` puts text on the screen; ``wait_button`` blocks for a decision."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self._lock = threading.Lock()
+
+    def show(self, text: str) -> None:
+        """Display ``text`` (the transaction's display text)."""
+        with self._lock:
+            self.shown.append(text)
+        self._render(text)
+
+    def _render(self, text: str) -> None:  # noqa: B027 - optional hook
+        """Draw the screen (backends with a real output override this)."""
+
+    @abstractmethod
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        """Wait at most ``timeout`` seconds for the customer's decision about ``text``."""
+
+    def clear(self) -> None:  # noqa: B027 - optional hook
+        """Blank the screen after a decision."""
+
+
+class AutoApprove(ConfirmationDevice):
+    """Presses "approve" at once (tests, benchmarks)."""
+
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        return Decision.APPROVE
+
+
+class AutoReject(ConfirmationDevice):
+    """Presses "reject" at once (tests)."""
+
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        return Decision.REJECT
+
+
+class NoButton(ConfirmationDevice):
+    """Nobody presses anything: every confirmation times out (without sleeping)."""
+
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        return Decision.TIMEOUT
+
+
+class ReadingUser(ConfirmationDevice):
+    """A simulated customer: approves unless the screen holds ``reject_marker``.
+
+    This is the software token's default, so a background emulator can be driven
+    by scripts and by ``ebank-auth token conformance`` through both the approve
+    and the reject path.  It is a stand-in for a person, never for a real token.
+    """
+
+    def __init__(self, reject_marker: str = "REJECT") -> None:
+        super().__init__()
+        self.reject_marker = reject_marker
+
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        return Decision.REJECT if self.reject_marker in text else Decision.APPROVE
+
+
+class CallbackDisplay(ConfirmationDevice):
+    """Delegates the decision to ``callback(text, timeout) -> Decision`` (bank app, GUI)."""
+
+    def __init__(self, callback: Callable[[str, float], Decision]) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        try:
+            decision = self._callback(text, timeout)
+        except Exception:  # a broken hook must never approve: fail closed
+            return Decision.REJECT
+        return decision if isinstance(decision, Decision) else Decision.REJECT
+
+
+class TerminalDisplay(ConfirmationDevice):
+    """Draws the token screen on ``output`` and reads the button from ``input``.
+
+    ``y``/``yes`` approves, anything else rejects; end of input or no line within
+    ``timeout`` seconds is a timeout.  The CLI passes the terminal's streams.
+    """
+
+    def __init__(self, input: TextIO, output: TextIO) -> None:
+        super().__init__()
+        self._input = input
+        self._output = output
+
+    def _render(self, text: str) -> None:
+        width = max(len(line) for line in text.splitlines() or [""]) + 4
+        self._output.write("\n┌" + "─" * width + "┐\n")
+        for line in text.splitlines():
+            self._output.write("│  " + line + "\n")
+        self._output.write("└" + "─" * width + "┘\n")
+        self._output.flush()
+
+    def wait_button(self, text: str, timeout: float) -> Decision:
+        self._output.write("Press the token button: approve? [y/N] ")
+        self._output.flush()
+        result: list[str | None] = []
+
+        def read() -> None:
+            try:
+                result.append(self._input.readline())
+            except (OSError, ValueError):
+                result.append(None)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not result or result[0] in (None, ""):
+            self._output.write("\n(no answer: timed out)\n")
+            return Decision.TIMEOUT
+        answer = (result[0] or "").strip().lower()
+        return Decision.APPROVE if answer in ("y", "yes") else Decision.REJECT

@@ -1,0 +1,4 @@
+"""Fixtures for the policy tests: real SQLite files and a real redis-server."""
+
+from plugins.redis_server import redis_url  # noqa: F401
+from plugins.store_backends import store_backend  # noqa: F401

@@ -1,0 +1,2 @@
+from plugins.redis_server import redis_url  # noqa: F401
+from plugins.store_backends import store_backend  # noqa: F401
