@@ -94,12 +94,16 @@ def main() -> None:
         res[f"sm2_verify_{be}_ms"] = per_op(lambda p=pub, g=sig: p.verify(g, msg), s) * 1e3
     ossl = openssl_speed_sm2(int(max(1, s)))
     if ossl:
-        res["openssl_speed_sm2_sign_ms"], res["openssl_speed_sm2_verify_ms"] = (v * 1e3 for v in ossl)
+        res["openssl_speed_sm2_sign_ms"], res["openssl_speed_sm2_verify_ms"] = (
+            v * 1e3 for v in ossl
+        )
     try:
         from gmssl import sm2 as gsm2
 
         k = sm2.generate_private_key()
-        g = gsm2.CryptSM2(private_key=k.to_bytes().hex(), public_key=k.public_key().to_bytes()[1:].hex(), mode=1)
+        g = gsm2.CryptSM2(
+            private_key=k.to_bytes().hex(), public_key=k.public_key().to_bytes()[1:].hex(), mode=1
+        )
         gsig = g.sign_with_sm3(msg)
         res["gmssl_sm2_sign_ms"] = per_op(lambda: g.sign_with_sm3(msg), s / 2, 3) * 1e3
         res["gmssl_sm2_verify_ms"] = per_op(lambda: g.verify_with_sm3(gsig, msg), s / 2, 3) * 1e3
@@ -109,7 +113,9 @@ def main() -> None:
     size = 16384
     key16, iv = os.urandom(16), os.urandom(16)
     res["sm3_MBps"] = bulk(sm3.digest, size, s) / 1e6
-    res["sm4_cbc_MBps"] = bulk(lambda b: sm4.encrypt_cbc(key16, iv, b, padding=False), size, s) / 1e6
+    res["sm4_cbc_MBps"] = (
+        bulk(lambda b: sm4.encrypt_cbc(key16, iv, b, padding=False), size, s) / 1e6
+    )
     res["sm4_gcm_MBps"] = bulk(lambda b: sm4.encrypt_gcm(key16, iv[:12], b), size, s) / 1e6
     for alg, name in (("sm3", "sm3"), ("sm4-cbc", "sm4_cbc")):
         v = openssl_speed_evp(alg, int(max(1, s)), size)
@@ -132,17 +138,28 @@ def main() -> None:
         return
     print(f"machine: {res['machine']}  python {res['python']}")
     print(f"{'operation':<34}{'ebank-auth':>14}{'openssl speed':>16}{'ratio':>8}{'gmssl':>10}")
-    def row(name: str, ours: float, ref: float | None, ratio: float | None, gm: float | None, unit: str) -> None:
+
+    def row(
+        name: str, ours: float, ref: float | None, ratio: float | None, gm: float | None, unit: str
+    ) -> None:
         r = f"{ratio:.2f}x" if ratio else "-"
         print(f"{name:<34}{ours:>11.3f} {unit}{(f'{ref:.3f} ' + unit) if ref else '-':>16}{r:>8}"
               f"{(f'{gm:.2f}') if gm else '-':>10}")  # fmt: skip
+
     row("SM2 sign (openssl backend)", res["sm2_sign_openssl_ms"], res.get("openssl_speed_sm2_sign_ms"),
         res.get("ratio_sign"), res.get("gmssl_sm2_sign_ms"), "ms")  # fmt: skip
     row("SM2 verify (openssl backend)", res["sm2_verify_openssl_ms"], res.get("openssl_speed_sm2_verify_ms"),
         res.get("ratio_verify"), res.get("gmssl_sm2_verify_ms"), "ms")  # fmt: skip
     row("SM2 sign (pure backend)", res["sm2_sign_pure_ms"], None, None, None, "ms")
     row("SM2 verify (pure backend)", res["sm2_verify_pure_ms"], None, None, None, "ms")
-    row("SM3 16 KiB blocks (MB/s)", res["sm3_MBps"], res.get("openssl_speed_sm3_MBps"), res.get("ratio_sm3"), None, "  ")
+    row(
+        "SM3 16 KiB blocks (MB/s)",
+        res["sm3_MBps"],
+        res.get("openssl_speed_sm3_MBps"),
+        res.get("ratio_sm3"),
+        None,
+        "  ",
+    )
     row("SM4-CBC 16 KiB blocks (MB/s)", res["sm4_cbc_MBps"], res.get("openssl_speed_sm4_cbc_MBps"),
         res.get("ratio_sm4_cbc"), None, "  ")  # fmt: skip
     row("SM4-GCM 16 KiB blocks (MB/s)", res["sm4_gcm_MBps"], None, None, None, "  ")

@@ -69,7 +69,9 @@ def issue(store: Store, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def verify_many(store: Store, items: list[tuple[str, str]], threads: int) -> tuple[int, Counter[str]]:
+def verify_many(
+    store: Store, items: list[tuple[str, str]], threads: int
+) -> tuple[int, Counter[str]]:
     service = CodeService(store, CaptureGateway(), MappingPhoneRegistry({}), KEY, SETTINGS)
     accepted: Counter[str] = Counter()
     calls = [0] * threads
@@ -98,8 +100,9 @@ def verify_many(store: Store, items: list[tuple[str, str]], threads: int) -> tup
     return sum(calls), accepted
 
 
-def _proc_worker(url: str, items: list[tuple[str, str]], threads: int, start_at: float,
-                 q: mp.Queue) -> None:  # type: ignore[type-arg]
+def _proc_worker(
+    url: str, items: list[tuple[str, str]], threads: int, start_at: float, q: mp.Queue
+) -> None:  # type: ignore[type-arg]
     store = open_store(url)
     while time.time() < start_at:
         time.sleep(0.001)
@@ -134,8 +137,10 @@ def bench_shared(url: str, n: int, procs: int, threads: int) -> tuple[float, int
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     start_at = time.time() + 3.0  # let every process import and connect first
-    workers = [ctx.Process(target=_proc_worker, args=(url, lst, threads, start_at, q))
-               for lst in _interleave(codes, procs)]
+    workers = [
+        ctx.Process(target=_proc_worker, args=(url, lst, threads, start_at, q))
+        for lst in _interleave(codes, procs)
+    ]
     for w in workers:
         w.start()
     results = [q.get() for _ in workers]
@@ -155,9 +160,23 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -203,21 +222,28 @@ def main() -> None:
             calls = sum(r[1] for r in runs)
             accepted = sum(r[2] for r in runs)
             double = sum(r[3] for r in runs)
-            rows.append((name, callers, rates[-1], statistics.median(rates), calls, accepted,
-                         double))
+            rows.append(
+                (name, callers, rates[-1], statistics.median(rates), calls, accepted, double)
+            )
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"OTP verify benchmark: {args.codes} codes × {args.repeat} runs, each code verified "
-          "twice concurrently; "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print(f"{'store':<14} {'callers':<22} {'best/s':>8} {'median/s':>9} {'calls':>7} "
-          f"{'accepted':>9} {'double':>7}")
+    print(
+        f"OTP verify benchmark: {args.codes} codes × {args.repeat} runs, each code verified "
+        "twice concurrently; "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    print(
+        f"{'store':<14} {'callers':<22} {'best/s':>8} {'median/s':>9} {'calls':>7} "
+        f"{'accepted':>9} {'double':>7}"
+    )
     for name, callers, best, median, calls, accepted, double in rows:
-        print(f"{name:<14} {callers:<22} {best:>8,.0f} {median:>9,.0f} {calls:>7} "
-              f"{accepted:>9} {double:>7}")
+        print(
+            f"{name:<14} {callers:<22} {best:>8,.0f} {median:>9,.0f} {calls:>7} "
+            f"{accepted:>9} {double:>7}"
+        )
 
 
 if __name__ == "__main__":

@@ -77,6 +77,12 @@ def main() -> None:
         assert x509.validate_chain(leaf_der, [sub_der], [root_der]).valid
 
     roots = [root.certificate]
+    intermediates = [sub.certificate]
+
+    def new_leaf_known_cas() -> None:
+        # the common server case: the CA certificates are loaded once at start-up,
+        # each request brings a leaf never seen before
+        assert x509.validate_chain(leaf_der, intermediates, roots).valid
 
     def cms_verify() -> None:
         assert cms.verify(signed, trust_roots=roots).valid
@@ -97,6 +103,10 @@ def main() -> None:
         ("validate_chain, 3 SM2 certs (parsed objects)", *_compare(chain_objects, raw_chain, n)),
         ("validate_chain, 3 SM2 certs (DER, warm cache)", *_compare(chain_from_der, raw_chain, n)),
         ("validate_chain, 3 SM2 certs (DER, cold)", *_compare(cold(chain_from_der), raw_chain, n)),
+        (
+            "validate_chain, new leaf DER, CAs loaded",
+            *_compare(cold(new_leaf_known_cas), raw_chain, n),
+        ),
         ("cms.verify, SM2 signer + chain (warm cache)", *_compare(cms_verify, raw_three, n)),
         ("cms.verify, SM2 signer + chain (cold)", *_compare(cold(cms_verify), raw_three, n)),
     ]

@@ -7,6 +7,7 @@ export EBANK_AUTH_REQUIRE_SERVICES=${EBANK_AUTH_REQUIRE_SERVICES:-1}
 
 status=0
 echo "== ruff"; .venv/bin/ruff check src tests benchmarks || status=1
+.venv/bin/ruff format --check -q src tests benchmarks || { echo "ruff format: run .venv/bin/ruff format"; status=1; }
 echo "== mypy (strict, src/)"; .venv/bin/mypy || status=1
 echo "== pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

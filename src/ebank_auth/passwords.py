@@ -54,9 +54,27 @@ Secret = str | bytes | bytearray
 
 _COMMON = frozenset(
     {
-        "password", "passw0rd", "p@ssw0rd", "qwerty", "qwertyuiop", "asdfgh", "asdfghjkl",
-        "zxcvbn", "1qaz2wsx", "abc123", "admin", "iloveyou", "woaini", "letmein", "welcome",
-        "123qwe", "qwe123", "aa123456", "a123456", "a1234567", "abcd1234",
+        "password",
+        "passw0rd",
+        "p@ssw0rd",
+        "qwerty",
+        "qwertyuiop",
+        "asdfgh",
+        "asdfghjkl",
+        "zxcvbn",
+        "1qaz2wsx",
+        "abc123",
+        "admin",
+        "iloveyou",
+        "woaini",
+        "letmein",
+        "welcome",
+        "123qwe",
+        "qwe123",
+        "aa123456",
+        "a123456",
+        "a1234567",
+        "abcd1234",
     }
 )
 _KEYBOARD_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
@@ -393,5 +411,3 @@ class PasswordService:
     def must_change(self, user_id: str) -> bool:
         _, rec = self._load(user_id)
         return bool(rec.get("must_change"))
-
-

@@ -24,8 +24,18 @@ def _run(*args: str, env: dict[str, str] | None = None) -> Any:
 
 def test_sm3_vectors(gm_vectors: Any) -> None:
     for case in gm_vectors["gmt0021_sm3_otp"]["cases"]:
-        result = _run("otp", "sm3", "--key", case["k"], "--time", str(case["t"]),
-                      "--counter", str(case["c"]), "--challenge", case["q"])
+        result = _run(
+            "otp",
+            "sm3",
+            "--key",
+            case["k"],
+            "--time",
+            str(case["t"]),
+            "--counter",
+            str(case["c"]),
+            "--challenge",
+            case["q"],
+        )
         assert result.exit_code == 0, result.output
         assert result.output.strip() == case["otp"]
     assert _run("otp", "sm3", "--key", "zz", "--time", "1").exit_code == 2
@@ -35,16 +45,39 @@ def test_sm3_vectors(gm_vectors: Any) -> None:
 def test_totp_enroll_verify_replay(tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path / 's.db'}"
     svg = tmp_path / "qr.svg"
-    result = _run("otp", "totp", "enroll", "--store", store, "--sealing-key", SEAL,
-                  "--user", "alice", "--qr-svg", str(svg), "--no-qr")
+    result = _run(
+        "otp",
+        "totp",
+        "enroll",
+        "--store",
+        store,
+        "--sealing-key",
+        SEAL,
+        "--user",
+        "alice",
+        "--qr-svg",
+        str(svg),
+        "--no-qr",
+    )
     assert result.exit_code == 0, result.output
     secret = re.search(r"secret: (\S+)", result.output).group(1)  # type: ignore[union-attr]
     assert "otpauth://totp/" in result.output and svg.read_text().startswith("<svg")
     seed = base64.b32decode(secret + "=" * (-len(secret) % 8))
     at = 1_700_000_000
     code = hotp_code(seed, at // 30, 6, OtpAlgorithm.SHA1)
-    args = ["otp", "totp", "verify", "--store", store, "--user", "alice", "--code", code,
-            "--at", str(at)]
+    args = [
+        "otp",
+        "totp",
+        "verify",
+        "--store",
+        store,
+        "--user",
+        "alice",
+        "--code",
+        code,
+        "--at",
+        str(at),
+    ]
     ok = _run(*args, env={"EBANK_AUTH_SEALING_KEY": SEAL})
     assert ok.exit_code == 0 and "accepted" in ok.output
     again = _run(*args, env={"EBANK_AUTH_SEALING_KEY": SEAL})
@@ -58,32 +91,93 @@ def test_sms_send_and_verify(tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path / 's.db'}"
     outbox = tmp_path / "outbox"
     digest = sm3.digest(b"tx").hex()
-    sent = _run("otp", "sms", "send", "--store", store, "--server-key", KEY, "--outbox",
-                str(outbox), "--user", "alice", "--phone", "13800000001",
-                "--purpose", "transaction", "--tx-digest", digest)
+    sent = _run(
+        "otp",
+        "sms",
+        "send",
+        "--store",
+        store,
+        "--server-key",
+        KEY,
+        "--outbox",
+        str(outbox),
+        "--user",
+        "alice",
+        "--phone",
+        "13800000001",
+        "--purpose",
+        "transaction",
+        "--tx-digest",
+        digest,
+    )
     assert sent.exit_code == 0, sent.output
     assert "138****0001" in sent.output
     message = json.loads(next(outbox.glob("*.json")).read_text(encoding="utf-8"))
     code = re.search(r"\d{6}", message["text"]).group(0)  # type: ignore[union-attr]
-    base = ["otp", "sms", "verify", "--store", store, "--server-key", KEY, "--user", "alice",
-            "--purpose", "transaction"]
+    base = [
+        "otp",
+        "sms",
+        "verify",
+        "--store",
+        store,
+        "--server-key",
+        KEY,
+        "--user",
+        "alice",
+        "--purpose",
+        "transaction",
+    ]
     other = sm3.digest(b"other").hex()
     assert _run(*base, "--code", code, "--tx-digest", other).exit_code == 1
     assert _run(*base, "--code", "12x", "--tx-digest", digest).exit_code == 1
     assert _run(*base, "--code", code, "--tx-digest", "abcd").exit_code == 2
     assert _run(*base, "--code", code, "--tx-digest", digest).exit_code == 0
     assert _run(*base, "--code", code, "--tx-digest", digest).exit_code == 1  # used
-    cooled = _run("otp", "sms", "send", "--store", store, "--server-key", KEY, "--outbox",
-                  str(outbox), "--user", "alice", "--phone", "13800000001",
-                  "--purpose", "transaction", "--tx-digest", digest)
+    cooled = _run(
+        "otp",
+        "sms",
+        "send",
+        "--store",
+        store,
+        "--server-key",
+        KEY,
+        "--outbox",
+        str(outbox),
+        "--user",
+        "alice",
+        "--phone",
+        "13800000001",
+        "--purpose",
+        "transaction",
+        "--tx-digest",
+        digest,
+    )
     assert cooled.exit_code == 1 and "wait" in cooled.output
 
 
 def test_voice_needs_summary(tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path / 's.db'}"
-    base = ["otp", "sms", "send", "--store", store, "--server-key", KEY, "--outbox",
-            str(tmp_path / "o"), "--user", "u", "--phone", "13800000009", "--channel", "voice",
-            "--purpose", "transaction", "--tx-digest", sm3.digest(b"t").hex()]
+    base = [
+        "otp",
+        "sms",
+        "send",
+        "--store",
+        store,
+        "--server-key",
+        KEY,
+        "--outbox",
+        str(tmp_path / "o"),
+        "--user",
+        "u",
+        "--phone",
+        "13800000009",
+        "--channel",
+        "voice",
+        "--purpose",
+        "transaction",
+        "--tx-digest",
+        sm3.digest(b"t").hex(),
+    ]
     assert _run(*base).exit_code == 2
     ok = _run(*base, "--tx-kind", "转账", "--amount", "500")
     assert ok.exit_code == 0, ok.output

@@ -44,8 +44,9 @@ def _run(store_factory: object, actions: list[tuple[str, int]]) -> None:
             digest = tx(arg) if kind == "right" else tx(1)
             live = clock() < issued.expires_at
             tries_before = tries
-            must_accept = guess == code and digest == tx(1) and live and accepted == 0 \
-                and tries_before < 3
+            must_accept = (
+                guess == code and digest == tx(1) and live and accepted == 0 and tries_before < 3
+            )
             try:
                 service.verify("alice", "transaction", guess, digest)
             except OtpError:
@@ -70,8 +71,11 @@ def test_code_properties_memory(actions: list[tuple[str, int]]) -> None:
     _run(lambda clock: MemoryStore(clock=clock), actions)
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(actions=_actions)
 def test_code_properties_every_backend(
     store_backend: StoreFactory, actions: list[tuple[str, int]]
@@ -93,8 +97,9 @@ def test_daily_caps_never_exceeded(
     steps: list[tuple[str, int]], limit_user: int, limit_phone: int
 ) -> None:
     clock = FakeClock(1768017600.0 + 9 * 3600)  # 21:00 Shanghai: runs cross midnight
-    cfg = OtpSettings(resend_cooldown=0, daily_limit_per_user=limit_user,
-                      daily_limit_per_phone=limit_phone)
+    cfg = OtpSettings(
+        resend_cooldown=0, daily_limit_per_user=limit_user, daily_limit_per_phone=limit_phone
+    )
     tz = resolve_timezone(cfg.timezone)
     with tempfile.TemporaryDirectory() as tmp:
         service, _ = make_service(MemoryStore(clock=clock), Path(tmp), cfg)

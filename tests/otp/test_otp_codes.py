@@ -186,8 +186,14 @@ def test_voice_code_states_type_and_amount(tmp_path: Path) -> None:
     message = gateway.messages()[-1]
     assert message.channel is Channel.VOICE
     assert "转账" in message.text and "12,345.60元" in message.text
-    service.issue("bob", "transaction", Channel.VOICE, tx(2), lang="en",
-                  summary=TransactionSummary(kind="transfer", amount="99"))
+    service.issue(
+        "bob",
+        "transaction",
+        Channel.VOICE,
+        tx(2),
+        lang="en",
+        summary=TransactionSummary(kind="transfer", amount="99"),
+    )
     text = gateway.messages()[-1].text
     assert "transfer of 99.00 CNY" in text and "Again:" in text
 

@@ -40,8 +40,11 @@ def _threads(n: int, fn: object) -> list[int]:
 
 def test_threads_accept_code_once(store_backend: StoreFactory, tmp_path: Path) -> None:
     for round_ in range(3):
-        service, gateway = make_service(store_backend(), tmp_path / f"out{round_}",
-                                        OtpSettings(resend_cooldown=0, max_attempts=10))
+        service, gateway = make_service(
+            store_backend(),
+            tmp_path / f"out{round_}",
+            OtpSettings(resend_cooldown=0, max_attempts=10),
+        )
         service.issue("alice", "transaction", tx_digest=tx(1))
         code = last_code(gateway, PHONES["alice"])
 
@@ -89,7 +92,9 @@ def _processes(url: str, outbox: Path, op: str, args: list[str], tmp: Path, n: i
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), url, str(outbox), op, str(barrier), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         for _ in range(n)
     ]

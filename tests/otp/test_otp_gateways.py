@@ -139,17 +139,32 @@ def test_message_repr_hides_code() -> None:
 
 @pytest.mark.parametrize("lang", list(Language))
 def test_templates(lang: Language) -> None:
-    summary = TransactionSummary(kind="转账" if lang is Language.ZH else "transfer",
-                                 amount="1000", payee_hint="尾号1234")
-    sms = render_message(channel=Channel.SMS, code="012345", validity_seconds=60,
-                         purpose="transaction", lang=lang, summary=summary, bank_name="示例银行")
+    summary = TransactionSummary(
+        kind="转账" if lang is Language.ZH else "transfer", amount="1000", payee_hint="尾号1234"
+    )
+    sms = render_message(
+        channel=Channel.SMS,
+        code="012345",
+        validity_seconds=60,
+        purpose="transaction",
+        lang=lang,
+        summary=summary,
+        bank_name="示例银行",
+    )
     assert "012345" in sms and "1,000.00" in sms and "示例银行" in sms
-    voice = render_message(channel=Channel.VOICE, code="012345", validity_seconds=30,
-                           purpose="transaction", lang=lang, summary=summary)
+    voice = render_message(
+        channel=Channel.VOICE,
+        code="012345",
+        validity_seconds=30,
+        purpose="transaction",
+        lang=lang,
+        summary=summary,
+    )
     assert "1,000.00" in voice and summary.kind in voice  # type and amount spoken (OTP-3)
     assert "012345" not in voice  # spelled digit by digit
-    login = render_message(channel=Channel.VOICE, code="987654", validity_seconds=120,
-                           purpose="login", lang=lang)
+    login = render_message(
+        channel=Channel.VOICE, code="987654", validity_seconds=120, purpose="login", lang=lang
+    )
     assert ("2分钟" if lang is Language.ZH else "2 minutes") in login
 
 

@@ -73,8 +73,11 @@ def test_totp_window_plus_minus_one(store_backend: StoreFactory) -> None:
 
 
 def test_hotp_look_ahead_and_resync(store_backend: StoreFactory) -> None:
-    service = TokenService(store_backend(FakeClock()), SecretSealer.generate(),
-                           TokenSettings(kind=TokenKind.HOTP, max_failures=20))
+    service = TokenService(
+        store_backend(FakeClock()),
+        SecretSealer.generate(),
+        TokenSettings(kind=TokenKind.HOTP, max_failures=20),
+    )
     seed = _seed(service.enroll("u", secret=RFC_SEED).secret_b32)
 
     def c(n: int) -> str:
@@ -109,8 +112,11 @@ def test_gmt0021_token_service(store_backend: StoreFactory) -> None:
 
 def test_failures_are_limited(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(store_backend(clock), SecretSealer.generate(),
-                           TokenSettings(max_failures=3, failure_window=600))
+    service = TokenService(
+        store_backend(clock),
+        SecretSealer.generate(),
+        TokenSettings(max_failures=3, failure_window=600),
+    )
     seed = _seed(service.enroll("u").secret_b32)
     right = hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1)
     valid = {hotp_code(seed, int(T0 // 30) + d, 6, OtpAlgorithm.SHA1) for d in (-1, 0, 1)}
@@ -127,8 +133,9 @@ def test_failures_are_limited(store_backend: StoreFactory) -> None:
 
 def test_malformed_codes_touch_no_state(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(store_backend(clock), SecretSealer.generate(),
-                           TokenSettings(max_failures=1))
+    service = TokenService(
+        store_backend(clock), SecretSealer.generate(), TokenSettings(max_failures=1)
+    )
     seed = _seed(service.enroll("u").secret_b32)
     for bad in ["", "12345", "1234567", "abcdef", "１２３４５６"]:
         with pytest.raises(CodeInvalid):
@@ -201,8 +208,9 @@ def test_qr_svg_encodes_the_uri() -> None:
 
 def test_concurrent_same_totp_code_accepted_once(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(store_backend(clock), SecretSealer.generate(),
-                           TokenSettings(max_failures=100))
+    service = TokenService(
+        store_backend(clock), SecretSealer.generate(), TokenSettings(max_failures=100)
+    )
     seed = _seed(service.enroll("u").secret_b32)
     code = hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1)
     wins: list[int] = []
@@ -225,13 +233,16 @@ def test_concurrent_same_totp_code_accepted_once(store_backend: StoreFactory) ->
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(offsets=st.lists(st.integers(-2, 4), min_size=1, max_size=12),
-       gaps=st.lists(st.integers(0, 45), min_size=12, max_size=12))
+@given(
+    offsets=st.lists(st.integers(-2, 4), min_size=1, max_size=12),
+    gaps=st.lists(st.integers(0, 45), min_size=12, max_size=12),
+)
 def test_totp_never_accepts_counter_le_last(offsets: list[int], gaps: list[int]) -> None:
     """Property: accepted counters strictly increase, whatever codes arrive when."""
     clock = FakeClock(T0)
-    service = TokenService(MemoryStore(clock=clock), SecretSealer.generate(),
-                           TokenSettings(max_failures=100))
+    service = TokenService(
+        MemoryStore(clock=clock), SecretSealer.generate(), TokenSettings(max_failures=100)
+    )
     seed = _seed(service.enroll("u").secret_b32)
     last = -1
     for offset, gap in zip(offsets, gaps, strict=False):

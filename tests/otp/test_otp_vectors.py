@@ -32,8 +32,12 @@ def test_rfc6238_through_the_service(otp_vectors: Any) -> None:
     from ebank_auth.otp import SecretSealer
 
     for case in otp_vectors["totp"]:
-        settings = TokenSettings(algorithm=OtpAlgorithm(case["algo"]), digits=case["digits"],
-                                 period=case["period"], window=0)
+        settings = TokenSettings(
+            algorithm=OtpAlgorithm(case["algo"]),
+            digits=case["digits"],
+            period=case["period"],
+            window=0,
+        )
         service = TokenService(MemoryStore(), SecretSealer.generate(), settings)
         service.enroll("u", secret=case["secret_ascii"].encode())
         for at, expected in sorted(case["at"].items(), key=lambda kv: int(kv[0])):
@@ -56,8 +60,15 @@ def test_gmt0021_hotp_code_uses_sm3_otp() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"key": b"short"}, {"t": -1}, {"t": 1 << 64}, {"counter": 1 << 32},
-               {"digits": 3}, {"challenge": "挑战"}]
+    "kwargs",
+    [
+        {"key": b"short"},
+        {"t": -1},
+        {"t": 1 << 64},
+        {"counter": 1 << 32},
+        {"digits": 3},
+        {"challenge": "挑战"},
+    ],
 )
 def test_gmt0021_rejects_bad_input(kwargs: dict[str, Any]) -> None:
     from ebank_auth.errors import EbankAuthError

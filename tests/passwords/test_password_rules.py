@@ -27,21 +27,37 @@ from plugins.store_backends import FakeClock
 
 FAST = PasswordHasher(time_cost=1, memory_cost_kib=1024, parallelism=1)
 INFO = PersonalInfo(
-    id_number="11010519491231002X", birthday=date(1949, 12, 31), phone="13912345678",
+    id_number="11010519491231002X",
+    birthday=date(1949, 12, 31),
+    phone="13912345678",
     username="zhangsan",
 )
 
 
 @pytest.mark.parametrize(
-    "pin", ["111111", "123456", "654321", "012345", "121212", "123123", "112112", "12345",
-            "1234567", "12a456", "１２３４５６"]
+    "pin",
+    [
+        "111111",
+        "123456",
+        "654321",
+        "012345",
+        "121212",
+        "123123",
+        "112112",
+        "12345",
+        "1234567",
+        "12a456",
+        "１２３４５６",
+    ],
 )
 def test_weak_pins_refused(pin: str) -> None:
     with pytest.raises(PasswordPolicyError):
         PinPolicy().check(pin)
 
 
-@pytest.mark.parametrize("pin", ["491231", "231002", "194912", "345678", "123100", "311249", "912345"])
+@pytest.mark.parametrize(
+    "pin", ["491231", "231002", "194912", "345678", "123100", "311249", "912345"]
+)
 def test_pins_derived_from_personal_data_refused(pin: str) -> None:
     assert PinPolicy().violations(pin) == [] or pin == "345678"
     with pytest.raises(PasswordPolicyError, match="ID number, phone number or birthday"):

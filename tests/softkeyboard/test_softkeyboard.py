@@ -205,13 +205,16 @@ def test_layouts_uniform_chi_square() -> None:
     assert len(sessions) == n  # sessions never reused
     assert len(key_ids) == 10 * n  # key ids never reused
     expected = n / 10
-    chi_cells = sum((cells[(p, d)] - expected) ** 2 / expected
-                    for p in range(10) for d in string.digits)
+    chi_cells = sum(
+        (cells[(p, d)] - expected) ** 2 / expected for p in range(10) for d in string.digits
+    )
     # df = 90; the 1e-6 upper quantile is about 169 (Wilson–Hilferty)
     assert chi_cells < 169, chi_cells
     exp_pair = n / 90
-    chi_pairs = sum((pairs[(a, b)] - exp_pair) ** 2 / exp_pair
-                    for a, b in itertools.permutations(string.digits, 2))
+    chi_pairs = sum(
+        (pairs[(a, b)] - exp_pair) ** 2 / exp_pair
+        for a, b in itertools.permutations(string.digits, 2)
+    )
     # df = 89; the 1e-6 upper quantile is about 168
     assert chi_pairs < 168, chi_pairs
 
@@ -221,11 +224,13 @@ def test_chi_square_detects_a_rotation() -> None:
     n = 3000
     pairs: Counter[tuple[str, str]] = Counter()
     for i in range(n):
-        labels = string.digits[i % 10:] + string.digits[: i % 10]
+        labels = string.digits[i % 10 :] + string.digits[: i % 10]
         pairs[(labels[0], labels[1])] += 1
     exp_pair = n / 90
-    chi_pairs = sum((pairs[(a, b)] - exp_pair) ** 2 / exp_pair
-                    for a, b in itertools.permutations(string.digits, 2))
+    chi_pairs = sum(
+        (pairs[(a, b)] - exp_pair) ** 2 / exp_pair
+        for a, b in itertools.permutations(string.digits, 2)
+    )
     assert chi_pairs > 168
 
 

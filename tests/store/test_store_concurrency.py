@@ -42,8 +42,9 @@ def _run_threads(fn: Callable[[int], object], n: int = THREADS) -> list[object]:
 
 def test_threads_never_exceed_bounded_counter(store_backend: StoreFactory) -> None:
     store = store_backend()
-    results = _run_threads(lambda _i: sum(store.incr_bounded("cap", 37, 600).allowed
-                                          for _ in range(20)))
+    results = _run_threads(
+        lambda _i: sum(store.incr_bounded("cap", 37, 600).allowed for _ in range(20))
+    )
     assert sum(results) == 37  # type: ignore[arg-type]
     assert store.get_counter("cap") == 37
 

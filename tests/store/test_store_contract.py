@@ -121,8 +121,11 @@ def test_logs_are_gap_free_and_separate(store_backend: StoreFactory) -> None:
     assert list(store.read_log("a")) == []
     assert [store.append("a", bytes([i])) for i in range(3)] == [1, 2, 3]
     assert store.append("b", b"other") == 1
-    assert list(store.read_log("a")) == [LogRecord(1, b"\x00"), LogRecord(2, b"\x01"),
-                                         LogRecord(3, b"\x02")]
+    assert list(store.read_log("a")) == [
+        LogRecord(1, b"\x00"),
+        LogRecord(2, b"\x01"),
+        LogRecord(3, b"\x02"),
+    ]
     assert [r.seq for r in store.read_log("a", start=2)] == [2, 3]
     assert list(store.read_log("a", start=4)) == []
     assert list(store.read_log("b")) == [LogRecord(1, b"other")]
@@ -176,13 +179,24 @@ def test_state_is_shared_between_store_instances(store_backend: StoreFactory) ->
 
 _ops = st.lists(
     st.one_of(
-        st.tuples(st.just("incr"), st.sampled_from("abc"), st.integers(0, 4),
-                  st.one_of(st.none(), st.integers(1, 5))),
-        st.tuples(st.just("put"), st.sampled_from("abc"), st.binary(max_size=4),
-                  st.one_of(st.none(), st.integers(1, 5))),
-        st.tuples(st.just("cas"), st.sampled_from("abc"),
-                  st.one_of(st.none(), st.binary(max_size=2)),
-                  st.one_of(st.none(), st.binary(max_size=2))),
+        st.tuples(
+            st.just("incr"),
+            st.sampled_from("abc"),
+            st.integers(0, 4),
+            st.one_of(st.none(), st.integers(1, 5)),
+        ),
+        st.tuples(
+            st.just("put"),
+            st.sampled_from("abc"),
+            st.binary(max_size=4),
+            st.one_of(st.none(), st.integers(1, 5)),
+        ),
+        st.tuples(
+            st.just("cas"),
+            st.sampled_from("abc"),
+            st.one_of(st.none(), st.binary(max_size=2)),
+            st.one_of(st.none(), st.binary(max_size=2)),
+        ),
         st.tuples(st.just("consume"), st.sampled_from("abc"), st.none(), st.none()),
         st.tuples(st.just("get"), st.sampled_from("abc"), st.none(), st.none()),
         st.tuples(st.just("tick"), st.just(""), st.integers(0, 3), st.none()),
@@ -239,8 +253,11 @@ class _Model:
         return self._value(k)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=_ops)
 def test_backend_matches_reference_model(store_backend: StoreFactory, ops: list) -> None:  # type: ignore[type-arg]
     """Property: every backend gives exactly the reference answers for any sequence."""
@@ -269,8 +286,9 @@ def test_backend_matches_reference_model(store_backend: StoreFactory, ops: list)
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(attempts=st.integers(0, 12))
 def test_bounded_counter_never_exceeds_limit(
     store_backend: StoreFactory, limit: int, attempts: int

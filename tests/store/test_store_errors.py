@@ -143,8 +143,15 @@ def test_open_store_redis_prefix(redis_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["", "nothing", "ftp://x", "sqlite://", "sqlite:///x.db?bogus=1",
-            "sqlite:///x.db?busy_timeout=soon"]
+    "url",
+    [
+        "",
+        "nothing",
+        "ftp://x",
+        "sqlite://",
+        "sqlite:///x.db?bogus=1",
+        "sqlite:///x.db?busy_timeout=soon",
+    ],
 )
 def test_open_store_rejects_bad_urls(url: str) -> None:
     with pytest.raises(ConfigurationError):

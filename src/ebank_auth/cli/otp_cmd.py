@@ -88,11 +88,16 @@ def _sealer(spec: str | None) -> SecretSealer:
 
 
 store_option = click.option(
-    "--store", "store_url", envvar="EBANK_AUTH_STORE", default=_DEFAULT_STORE,
-    show_default=True, help="State store URL (memory://, sqlite:///path.db, redis://host:port/0).",
+    "--store",
+    "store_url",
+    envvar="EBANK_AUTH_STORE",
+    default=_DEFAULT_STORE,
+    show_default=True,
+    help="State store URL (memory://, sqlite:///path.db, redis://host:port/0).",
 )
 sealing_option = click.option(
-    "--sealing-key", envvar="EBANK_AUTH_SEALING_KEY",
+    "--sealing-key",
+    envvar="EBANK_AUTH_SEALING_KEY",
     help="SM4 key(s) sealing token secrets: HEX or VERSION:HEX,VERSION:HEX.",
 )
 
@@ -116,21 +121,43 @@ def totp() -> None:
 @click.option("--user", required=True, help="Customer id.")
 @click.option("--account", help="Label shown in the authenticator (default: the user id).")
 @click.option("--kind", type=click.Choice(["totp", "hotp"]), default="totp", show_default=True)
-@click.option("--algorithm", type=click.Choice([a.value for a in OtpAlgorithm]),
-              default="SHA1", show_default=True)
+@click.option(
+    "--algorithm",
+    type=click.Choice([a.value for a in OtpAlgorithm]),
+    default="SHA1",
+    show_default=True,
+)
 @click.option("--digits", type=int, default=6, show_default=True)
 @click.option("--period", type=int, default=30, show_default=True)
 @click.option("--issuer", default="ebank-auth", show_default=True)
 @click.option("--replace", is_flag=True, help="Replace an existing token.")
 @click.option("--qr-svg", type=click.Path(dir_okay=False), help="Write the QR code as SVG here.")
 @click.option("--qr/--no-qr", "show_qr", default=True, help="Draw the QR code in the terminal.")
-def totp_enroll(store_url: str, sealing_key: str | None, user: str, account: str | None,
-                kind: str, algorithm: str, digits: int, period: int, issuer: str,
-                replace: bool, qr_svg: str | None, show_qr: bool) -> None:
+def totp_enroll(
+    store_url: str,
+    sealing_key: str | None,
+    user: str,
+    account: str | None,
+    kind: str,
+    algorithm: str,
+    digits: int,
+    period: int,
+    issuer: str,
+    replace: bool,
+    qr_svg: str | None,
+    show_qr: bool,
+) -> None:
     """Enrol a token; prints the otpauth:// URI and the secret (shown once)."""
     sealer = _sealer(sealing_key)
-    settings = _run(lambda: TokenSettings(kind=TokenKind(kind), algorithm=OtpAlgorithm(algorithm),
-                                          digits=digits, period=period, issuer=issuer))
+    settings = _run(
+        lambda: TokenSettings(
+            kind=TokenKind(kind),
+            algorithm=OtpAlgorithm(algorithm),
+            digits=digits,
+            period=period,
+            issuer=issuer,
+        )
+    )
     store = _run(lambda: _open(store_url))
     try:
         service = TokenService(store, sealer, settings)
@@ -157,8 +184,9 @@ def totp_enroll(store_url: str, sealing_key: str | None, user: str, account: str
 @click.option("--code", required=True)
 @click.option("--at", "at", type=float, help="Verify at this Unix time instead of now.")
 @click.option("--window", type=int, default=1, show_default=True, help="TOTP steps ± now.")
-def totp_verify(store_url: str, sealing_key: str | None, user: str, code: str,
-                at: float | None, window: int) -> None:
+def totp_verify(
+    store_url: str, sealing_key: str | None, user: str, code: str, at: float | None, window: int
+) -> None:
     """Verify a token code (exit 0 accepted, 1 refused)."""
     sealer = _sealer(sealing_key)
     settings = _run(lambda: TokenSettings(window=window))
@@ -176,8 +204,7 @@ def totp_verify(store_url: str, sealing_key: str | None, user: str, code: str,
 @click.option("--user", required=True)
 @click.argument("code1")
 @click.argument("code2")
-def totp_resync(store_url: str, sealing_key: str | None, user: str, code1: str,
-                code2: str) -> None:
+def totp_resync(store_url: str, sealing_key: str | None, user: str, code1: str, code2: str) -> None:
     """Resynchronise an HOTP token with two consecutive codes."""
     sealer = _sealer(sealing_key)
     store = _run(lambda: _open(store_url))
@@ -204,7 +231,9 @@ def sm3_cmd(key: str, t: int, step: int, counter: int, challenge: str, digits: i
 # --------------------------------------------------------------------------- SMS / voice
 
 server_key_option = click.option(
-    "--server-key", envvar="EBANK_AUTH_OTP_KEY", required=True,
+    "--server-key",
+    envvar="EBANK_AUTH_OTP_KEY",
+    required=True,
     help="HMAC-SM3 server key, hex (≥ 16 bytes); env EBANK_AUTH_OTP_KEY.",
 )
 
@@ -214,8 +243,9 @@ def sms() -> None:
     """SMS / voice codes through a file outbox gateway."""
 
 
-def _code_service(store: Store, outbox: str, server_key: str, user: str,
-                  phone: str | None) -> CodeService:
+def _code_service(
+    store: Store, outbox: str, server_key: str, user: str, phone: str | None
+) -> CodeService:
     key = _hex(server_key, "--server-key")
     registry = MappingPhoneRegistry({user: phone} if phone else {})
     return _run(lambda: CodeService(store, FileGateway(outbox), registry, key))
@@ -224,8 +254,12 @@ def _code_service(store: Store, outbox: str, server_key: str, user: str,
 @sms.command("send")
 @store_option
 @server_key_option
-@click.option("--outbox", required=True, type=click.Path(file_okay=False),
-              help="Directory the file gateway writes messages to.")
+@click.option(
+    "--outbox",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory the file gateway writes messages to.",
+)
 @click.option("--user", required=True)
 @click.option("--phone", required=True, help="The customer's registered phone number.")
 @click.option("--purpose", default="login", show_default=True)
@@ -234,9 +268,19 @@ def _code_service(store: Store, outbox: str, server_key: str, user: str,
 @click.option("--tx-kind", help="Transaction type spoken in voice codes (e.g. 转账).")
 @click.option("--amount", help="Transaction amount spoken in voice codes.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-def sms_send(store_url: str, server_key: str, outbox: str, user: str, phone: str, purpose: str,
-             channel: str, tx_digest: str | None, tx_kind: str | None, amount: str | None,
-             lang: str) -> None:
+def sms_send(
+    store_url: str,
+    server_key: str,
+    outbox: str,
+    user: str,
+    phone: str,
+    purpose: str,
+    channel: str,
+    tx_digest: str | None,
+    tx_kind: str | None,
+    amount: str | None,
+    lang: str,
+) -> None:
     """Issue a code and write the message to the outbox."""
     tx = _hex(tx_digest, "--tx-digest", 32) if tx_digest else None
     summary = None
@@ -247,12 +291,17 @@ def sms_send(store_url: str, server_key: str, outbox: str, user: str, phone: str
     store = _run(lambda: _open(store_url))
     try:
         service = _code_service(store, outbox, server_key, user, phone)
-        issued = _run(lambda: service.issue(user, purpose, Channel(channel), tx, summary=summary,
-                                            lang=Language(lang)))
+        issued = _run(
+            lambda: service.issue(
+                user, purpose, Channel(channel), tx, summary=summary, lang=Language(lang)
+            )
+        )
     finally:
         store.close()
-    click.echo(f"sent {issued.channel.value} code {issued.code_id} to {issued.phone_masked}, "
-               f"valid {int(issued.validity)} s")
+    click.echo(
+        f"sent {issued.channel.value} code {issued.code_id} to {issued.phone_masked}, "
+        f"valid {int(issued.validity)} s"
+    )
 
 
 @sms.command("verify")
@@ -262,8 +311,9 @@ def sms_send(store_url: str, server_key: str, outbox: str, user: str, phone: str
 @click.option("--purpose", default="login", show_default=True)
 @click.option("--code", required=True)
 @click.option("--tx-digest", help="SM3 digest of the transaction (hex, 32 bytes).")
-def sms_verify(store_url: str, server_key: str, user: str, purpose: str, code: str,
-               tx_digest: str | None) -> None:
+def sms_verify(
+    store_url: str, server_key: str, user: str, purpose: str, code: str, tx_digest: str | None
+) -> None:
     """Verify a code (exit 0 accepted, 1 refused)."""
     tx = _hex(tx_digest, "--tx-digest", 32) if tx_digest else None
     store = _run(lambda: _open(store_url))

@@ -22,11 +22,13 @@ def softkeyboard() -> None:
 
 
 @softkeyboard.command("demo")
-@click.option("--mode", type=click.Choice(["digits", "alphanumeric"]), default="digits",
-              show_default=True)
+@click.option(
+    "--mode", type=click.Choice(["digits", "alphanumeric"]), default="digits", show_default=True
+)
 @click.option("--type", "text", help="Characters to press (default: prompt, hidden).")
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False),
-              help="Also write the layout as SVG here.")
+@click.option(
+    "--svg", "svg_path", type=click.Path(dir_okay=False), help="Also write the layout as SVG here."
+)
 def demo(mode: str, text: str | None, svg_path: str | None) -> None:
     """Render a shuffled layout, press keys through the client, decode on the server."""
     try:
@@ -51,8 +53,10 @@ def demo(mode: str, text: str | None, svg_path: str | None) -> None:
         click.echo(f"client holds {len(client.ciphertexts)} SM2 ciphertexts and no plaintext")
         with keyboard.submit(layout.session_id, client.ciphertexts) as decoded:
             same = bytes(decoded.value) == text.encode()
-            click.echo(f"server decoded {decoded.length} characters; matches typed input: "
-                       f"{'yes' if same else 'NO'}")
+            click.echo(
+                f"server decoded {decoded.length} characters; matches typed input: "
+                f"{'yes' if same else 'NO'}"
+            )
         if not same:
             sys.exit(1)
     except EbankAuthError as exc:

@@ -521,8 +521,16 @@ def load_pem_private_key(
     return load_der_private_key(der, password, backend=backend)
 
 
+# The DER of every SPKI for an uncompressed SM2 point up to the point itself:
+# SEQUENCE { SEQUENCE { id-ecPublicKey, sm2p256v1 }, BIT STRING (0 unused bits) 04 ...
+_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d03420004")
+
+
 def load_der_public_key(data: bytes, *, backend: str | None = None) -> SM2PublicKey:
     """SubjectPublicKeyInfo DER with id-ecPublicKey (or the SM2 OID) and the SM2 curve."""
+    data = bytes(data)
+    if len(data) == 91 and data[:27] == _SPKI_PREFIX:  # the usual form: skip the ASN.1 parser
+        return public_key_from_bytes(data[26:], backend=backend)
     with _asn1_errors("SM2 public key"):
         info = asn1_keys.PublicKeyInfo.load(bytes(data), strict=True)
         _check_sm2_algorithm(info["algorithm"])

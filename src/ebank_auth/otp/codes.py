@@ -208,8 +208,9 @@ class CodeService:
     def _phone_tag(self, phone: str) -> str:
         return sm3.hmac(self._key, b"phone:" + phone.encode()).hex()[:32]
 
-    def _mac(self, code_id: str, user: str, purpose: str, channel: Channel,
-             tx: bytes | None, code: str) -> bytes:
+    def _mac(
+        self, code_id: str, user: str, purpose: str, channel: Channel, tx: bytes | None, code: str
+    ) -> bytes:
         # user and purpose never contain NUL (checked); the other fields are fixed-form
         msg = "\x00".join((code_id, user, purpose, channel.value, (tx or b"").hex(), code))
         return sm3.hmac(self._key, b"code:" + msg.encode())
@@ -329,8 +330,13 @@ class CodeService:
         except Exception as exc:  # a gateway bug must not leave a live undelivered code
             self.store.compare_and_set(rec_key, record, None)
             raise DeliveryError(f"gateway failed: {type(exc).__name__}") from exc
-        _log.info("issued %s code %s for user %s to %s", channel.value, code_id, user_id,
-                  mask_phone(registered))
+        _log.info(
+            "issued %s code %s for user %s to %s",
+            channel.value,
+            code_id,
+            user_id,
+            mask_phone(registered),
+        )
         return IssuedCode(
             code_id=code_id,
             user_id=user_id,

@@ -93,9 +93,7 @@ class ConsoleGateway:
     def send(self, message: OutboundMessage) -> None:
         out = self.stream or sys.stderr
         try:
-            out.write(
-                f"[{message.channel.value} to {message.phone}] {message.text}\n"
-            )
+            out.write(f"[{message.channel.value} to {message.phone}] {message.text}\n")
             out.flush()
         except (OSError, ValueError) as exc:
             raise DeliveryError(f"console gateway could not write: {exc}") from exc

@@ -1,12 +1,12 @@
 """GM/T 0021 one-time password with SM3 (dynamic-password tokens, 动态口令).
 
-    T  = floor(t / Tc)                      time factor, 8 bytes big-endian
-    C  = event counter                      4 bytes big-endian
-    Q  = challenge                          ASCII bytes
-    ID = T ‖ C ‖ Q, right-padded with zero bytes to at least 16 bytes
-    S  = SM3(K ‖ ID)
-    OD = (sum of the eight 32-bit big-endian words of S) mod 2^32
-    P  = OD mod 10^N                        printed with N digits (leading zeros kept)
+T  = floor(t / Tc)                      time factor, 8 bytes big-endian
+C  = event counter                      4 bytes big-endian
+Q  = challenge                          ASCII bytes
+ID = T ‖ C ‖ Q, right-padded with zero bytes to at least 16 bytes
+S  = SM3(K ‖ ID)
+OD = (sum of the eight 32-bit big-endian words of S) mod 2^32
+P  = OD mod 10^N                        printed with N digits (leading zeros kept)
 """
 
 from __future__ import annotations

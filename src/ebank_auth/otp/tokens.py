@@ -281,8 +281,12 @@ class TokenService:
         return raw, (int(raw) if raw is not None else -1)
 
     def _check_format(self, code: str, digits: int) -> None:
-        if not isinstance(code, str) or len(code) != digits or not code.isascii() \
-                or not code.isdigit():
+        if (
+            not isinstance(code, str)
+            or len(code) != digits
+            or not code.isascii()
+            or not code.isdigit()
+        ):
             raise CodeInvalid(f"the code must be exactly {digits} digits")
 
     @staticmethod
@@ -363,8 +367,9 @@ class TokenService:
         _, last = self._last(user_id)
         alg = OtpAlgorithm(rec["alg"])
         found: int | None = None
-        codes = [hotp_code(seed, c, digits, alg)
-                 for c in range(last + 1, last + 2 + s.resync_window)]
+        codes = [
+            hotp_code(seed, c, digits, alg) for c in range(last + 1, last + 2 + s.resync_window)
+        ]
         for i in range(len(codes) - 1):
             pair_ok = hmac.compare_digest(codes[i].encode(), code1.encode()) & hmac.compare_digest(
                 codes[i + 1].encode(), code2.encode()

@@ -172,7 +172,9 @@ class SoftKeyboard:
         """A new session with a freshly shuffled layout."""
         mode = KeyboardMode(mode)
         if mode is KeyboardMode.SYSTEM and not self.allow_system_keyboard:
-            raise SoftKeyboardError("the system keyboard is not allowed here: use the soft keyboard")
+            raise SoftKeyboardError(
+                "the system keyboard is not allowed here: use the soft keyboard"
+            )
         labels = list(_LABELS.get(mode, ""))
         self._rng.shuffle(labels)
         ids: set[str] = set()
@@ -285,8 +287,12 @@ class SoftKeyboard:
             for i in range(len(value)):
                 value[i] = 0
             raise SoftKeyboardError("keyboard session already used: open the keyboard again")
-        _log.info("soft keyboard session %s: %d keystrokes decoded (%s)", session_id[:8],
-                  len(keystrokes), mode.value)
+        _log.info(
+            "soft keyboard session %s: %d keystrokes decoded (%s)",
+            session_id[:8],
+            len(keystrokes),
+            mode.value,
+        )
         return DecodedInput(
             value=value,
             length=len(keystrokes),

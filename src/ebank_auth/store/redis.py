@@ -100,22 +100,30 @@ local function store(v, e, ms)
 end
 """
 
-_GET = _CURRENT + """
+_GET = (
+    _CURRENT
+    + """
 local v = current(tonumber(ARGV[1]))
 return v
 """
+)
 
 # ARGV: now, value, expires_at or "", redis ttl ms
-_PUT_IF_ABSENT = _CURRENT + """
+_PUT_IF_ABSENT = (
+    _CURRENT
+    + """
 if current(tonumber(ARGV[1])) then
   return 0
 end
 store(ARGV[2], ARGV[3], ARGV[4])
 return 1
 """
+)
 
 # ARGV: now, has_expected(0/1), expected, has_new(0/1), new, expires_at or "", ms
-_CAS = _CURRENT + """
+_CAS = (
+    _CURRENT
+    + """
 local cur = current(tonumber(ARGV[1]))
 if ARGV[2] == '1' then
   if not cur or cur ~= ARGV[3] then return 0 end
@@ -129,15 +137,21 @@ else
 end
 return 1
 """
+)
 
-_CONSUME = _CURRENT + """
+_CONSUME = (
+    _CURRENT
+    + """
 local v = current(tonumber(ARGV[1]))
 redis.call('DEL', KEYS[1])
 return v
 """
+)
 
 # KEYS: value, counter; ARGV: now, limit, expires_at or "", ms
-_GET_AND_INCR = _CURRENT + """
+_GET_AND_INCR = (
+    _CURRENT
+    + """
 local v = current(tonumber(ARGV[1]))
 if not v then
   return {false, 0, 0, ''}
@@ -175,6 +189,7 @@ elseif ARGV[4] ~= '' and n == 1 then
 end
 return {v, 1, n, e}
 """
+)
 
 _PURGE = """
 local removed = 0

@@ -35,8 +35,7 @@ _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS kv ("
-    " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)",
+    "CREATE TABLE IF NOT EXISTS kv ( key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)",
     "CREATE TABLE IF NOT EXISTS counters ("
     " key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL)",
     "CREATE TABLE IF NOT EXISTS logs ("

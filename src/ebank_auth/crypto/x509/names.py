@@ -255,7 +255,9 @@ def name_key(name: a_x509.Name | bytes) -> str:
         for oid, tag, body, tlv in rdn:
             codec = _STRING_CODECS.get(tag)
             if codec is not None:
-                text = " ".join(unicodedata.normalize("NFKC", body.decode(codec)).casefold().split())
+                text = " ".join(
+                    unicodedata.normalize("NFKC", body.decode(codec)).casefold().split()
+                )
                 items.append(oid + "=" + text)
             else:
                 items.append(oid + "#" + tlv.hex())
