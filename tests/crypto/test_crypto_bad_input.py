@@ -216,3 +216,36 @@ def test_sm4_bad_inputs() -> None:
 def test_every_error_is_an_ebank_auth_error() -> None:
     for exc in (InvalidKey, InvalidSignature, DecryptionError, EncodingError, CryptoError):
         assert issubclass(exc, EbankAuthError)
+
+
+def _decode_or_none(fn: object, data: bytes) -> tuple[int, int] | None:
+    try:
+        return fn(data)  # type: ignore[operator, no-any-return]
+    except EncodingError:
+        return None
+
+
+@given(st.binary(max_size=80))
+def test_fast_signature_parser_agrees_with_asn1crypto(data: bytes) -> None:
+    from ebank_auth.crypto import _asn1
+
+    assert _decode_or_none(_asn1.decode_rs, data) == _decode_or_none(
+        _asn1.decode_rs_reference, data
+    )
+
+
+@given(
+    st.integers(min_value=1, max_value=2**264),
+    st.integers(min_value=1, max_value=2**264),
+    st.integers(min_value=0),
+)
+def test_fast_signature_parser_on_mutated_signatures(r: int, s: int, bit: int) -> None:
+    from ebank_auth.crypto import _asn1
+
+    der = _asn1.encode_rs(r, s)
+    assert _asn1.decode_rs(der) == (r, s)
+    b = bytearray(der)
+    b[(bit // 8) % len(b)] ^= 1 << (bit % 8)
+    assert _decode_or_none(_asn1.decode_rs, bytes(b)) == _decode_or_none(
+        _asn1.decode_rs_reference, bytes(b)
+    )

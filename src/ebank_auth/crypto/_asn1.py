@@ -84,8 +84,47 @@ def encode_rs(r: int, s: int) -> bytes:
     return bytes(_RS({"r": r, "s": s}).dump())
 
 
+def _der_uint(d: bytes, off: int) -> tuple[int, int]:
+    """One DER INTEGER (short length form, non-negative, minimal) at ``off``."""
+    if off + 2 > len(d) or d[off] != 0x02:
+        raise EncodingError("SM2 signature is not DER SEQUENCE{r, s}")
+    n = d[off + 1]
+    body = d[off + 2 : off + 2 + n]
+    if n == 0 or n >= 0x80 or len(body) != n:
+        raise EncodingError("SM2 signature has a malformed INTEGER")
+    if body[0] & 0x80 or (n > 1 and body[0] == 0 and not body[1] & 0x80):
+        raise EncodingError("SM2 signature INTEGER is negative or not minimally encoded")
+    return int.from_bytes(body, "big"), off + 2 + n
+
+
 def decode_rs(der: bytes) -> tuple[int, int]:
-    """Parse ``SEQUENCE{r, s}``; refuses anything that is not exactly canonical DER."""
+    """Parse ``SEQUENCE{r, s}``; refuses anything that is not exactly canonical DER.
+
+    Hand-parsed (it is two small INTEGERs) because it runs on every verification;
+    ``tests/crypto/test_crypto_bad_input.py`` checks it against asn1crypto's strict parser.
+    """
+    d = bytes(der)
+    if len(d) < 8 or d[0] != 0x30:
+        raise EncodingError("SM2 signature is not DER SEQUENCE{r, s}")
+    if d[1] < 0x80:
+        length, off = d[1], 2
+    elif d[1] == 0x81 and len(d) > 2 and d[2] >= 0x80:
+        length, off = d[2], 3
+    else:
+        raise EncodingError("SM2 signature has a non-canonical length")
+    if off + length != len(d):
+        raise EncodingError("SM2 signature length does not match its contents")
+    r, off = _der_uint(d, off)
+    s, off = _der_uint(d, off)
+    if off != len(d):
+        raise EncodingError("SM2 signature has trailing data")
+    if r <= 0 or s <= 0:
+        raise EncodingError("SM2 signature value r or s is zero")
+    return r, s
+
+
+def decode_rs_reference(der: bytes) -> tuple[int, int]:
+    """The same check through asn1crypto (strict load + re-encode); a test oracle."""
     try:
         seq = _RS.load(bytes(der), strict=True)
         r = int(seq["r"].native)
