@@ -421,20 +421,7 @@ class Transaction:
             pos += length
         if pos != len(raw):
             raise EncodingError(f"{len(raw) - pos} trailing byte(s) after the transaction")
-        try:
-            tx = cls(
-                tx_id=values["tx_id"],
-                tx_type=values["tx_type"],
-                payer_account=values["payer_account"],
-                payee_account=values["payee_account"],
-                payee_name=values["payee_name"],
-                amount=_parse_amount(values["amount"]),
-                currency=values["currency"],
-                timestamp=_parse_timestamp(values["timestamp"]),
-                memo=values["memo"],
-            )
-        except InvalidTransaction as exc:
-            raise EncodingError(f"transaction field invalid: {exc.message}") from None
+        tx = cls._from_text_fields(values)
         if tx.encode() != raw:
             raise EncodingError("transaction encoding is not canonical")
         return tx
@@ -481,6 +468,11 @@ class Transaction:
                 values[name] = value
             elif name not in values:
                 raise EncodingError(f"transaction key {name!r} is missing")
+        return cls._from_text_fields(values)
+
+    @classmethod
+    def _from_text_fields(cls, values: dict[str, str]) -> Transaction:
+        """Build from the fields' canonical text forms (shared by decode and from_dict)."""
         try:
             return cls(
                 tx_id=values["tx_id"],
