@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 from ebank_auth.audit.records import (
     FORMAT_VERSION,
@@ -41,6 +40,7 @@ from ebank_auth.audit.records import (
 )
 from ebank_auth.audit.signing import AuditSigner, AuditVerifier
 from ebank_auth.errors import AuditError, AuditIntegrityError, ConfigurationError, EncodingError
+from ebank_auth.localtime import DEFAULT_TIMEZONE
 from ebank_auth.masking import mask_card, mask_name
 from ebank_auth.store.base import Store
 from ebank_auth.transaction import Transaction, format_amount
@@ -57,7 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
 # records a crashed writer can leave after the head: its events, a recovery note
 # and checkpoints; more than this after the head is treated as tampering
 _MAX_ADOPT = 8
@@ -125,7 +124,7 @@ class AuditLog:
         *,
         log: str = "audit",
         checkpoint_every: int = 100,
-        tz: tzinfo = _SHANGHAI,
+        tz: tzinfo = DEFAULT_TIMEZONE,
         lock_ttl: float = 30.0,
         lock_wait: float = 30.0,
     ) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import tzinfo
 from enum import Enum, IntEnum
 from types import MappingProxyType
 
 from ebank_auth.errors import ConfigurationError
+from ebank_auth.localtime import day_window, resolve_timezone
 
 __all__ = [
     "MAX_VALIDITY",
@@ -47,34 +46,6 @@ _DEFAULT_TIER_VALIDITY: Mapping[RiskTier, float] = {
     RiskTier.HIGH: 45.0,
     RiskTier.CRITICAL: 30.0,
 }
-
-_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
-
-
-def resolve_timezone(name: str) -> tzinfo:
-    """An IANA zone name (``Asia/Shanghai``) or a fixed offset (``+08:00``, ``UTC+0800``)."""
-    m = _OFFSET.match(name)
-    if m:
-        sign = 1 if m.group(1) == "+" else -1
-        hours, minutes = int(m.group(2)), int(m.group(3))
-        if hours > 14 or minutes > 59:
-            raise ConfigurationError(f"timezone offset {name!r} is out of range")
-        return timezone(sign * timedelta(hours=hours, minutes=minutes))
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigurationError(
-            f"unknown timezone {name!r}: use an IANA name such as 'Asia/Shanghai' or '+08:00'"
-        ) from exc
-
-
-def day_window(now: float, tz: tzinfo) -> tuple[str, float]:
-    """(local date ``YYYY-MM-DD``, seconds until the next local midnight) at ``now``."""
-    local = datetime.fromtimestamp(now, tz)
-    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    # aware wall-clock arithmetic: timestamp() applies the offset valid at that midnight
-    remaining = midnight.timestamp() - now
-    return local.strftime("%Y-%m-%d"), max(remaining, 1.0)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ebank_auth.errors import PolicyError
+from ebank_auth.localtime import DEFAULT_TIMEZONE
 from ebank_auth.policy.factors import Factor
 from ebank_auth.transaction import Transaction
 
@@ -30,8 +31,6 @@ __all__ = [
     "DeviceStatus",
     "Operation",
 ]
-
-DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 class CustomerType(str, Enum):

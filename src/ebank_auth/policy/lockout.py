@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Protocol
 
 from ebank_auth.audit.log import AuditLog
 from ebank_auth.errors import AccountLocked, ConfigurationError, EbankAuthError
+from ebank_auth.localtime import next_midnight
 from ebank_auth.policy.context import DEFAULT_TIMEZONE, AuthContext
 from ebank_auth.policy.model import MAX_LOCKOUT_FAILURES, Policy
 from ebank_auth.store.base import Store
@@ -110,11 +111,7 @@ class LoginLockout:
 
     def end_of_day(self, now: float | None = None) -> datetime:
         """Local midnight that ends the day containing ``now`` (store clock)."""
-        t = self.store.clock() if now is None else now
-        local = datetime.fromtimestamp(t, self.tz)
-        nxt = (local + timedelta(days=1)).date()
-        # build in the zone so DST-free and DST zones both land on local 00:00
-        return datetime(nxt.year, nxt.month, nxt.day, tzinfo=self.tz)
+        return next_midnight(self.store.clock() if now is None else now, self.tz)
 
     def _audit(
         self, event: str, user: str, outcome: str, ctx: AuthContext | None, details: dict[str, str]
