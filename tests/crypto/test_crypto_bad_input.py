@@ -249,3 +249,22 @@ def test_fast_signature_parser_on_mutated_signatures(r: int, s: int, bit: int) -
     assert _decode_or_none(_asn1.decode_rs, bytes(b)) == _decode_or_none(
         _asn1.decode_rs_reference, bytes(b)
     )
+
+
+def test_private_keys_never_show_their_secret() -> None:
+    """repr/str of private keys (what a log line or a traceback prints) hide the secret."""
+    d_hex = KEY.to_bytes().hex()
+    for text in (repr(KEY), str(KEY), repr(KEY.with_backend("pure"))):
+        assert d_hex not in text.lower()
+        assert str(int.from_bytes(KEY.to_bytes(), "big")) not in text
+        assert "<secret>" in text
+    r = rsa.generate_private_key(2048)
+    d = r.cryptography_key.private_numbers().d
+    assert str(d) not in repr(r) and f"{d:x}" not in repr(r).lower()
+
+
+def test_wrong_password_message_does_not_echo_the_password() -> None:
+    enc = KEY.to_pem("right-password", iterations=1000)
+    with pytest.raises(DecryptionError) as info:
+        sm2.load_pem_private_key(enc, "guess-Tr0ub4dor")
+    assert "guess-Tr0ub4dor" not in str(info.value)
