@@ -32,41 +32,52 @@ __all__ = ["RedisStore"]
 
 _PAGE = 512
 
-# ARGV[1] = now, ARGV[2] = limit, ARGV[3] = expires_at or "", ARGV[4] = redis ttl ms or ""
-_INCR = """
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local n = redis.call('HGET', KEYS[1], 'n')
-local e = redis.call('HGET', KEYS[1], 'e')
-if n and e and tonumber(e) <= now then
-  n = false
-end
-if not n then
-  if limit <= 0 then
-    return {0, 0, ''}
+# Lua prelude shared by the counting scripts: one bounded increment of the counter hash
+# ``key`` (fields n = count, e = absolute expiry or absent), atomic inside the script.
+# Returns allowed (0/1), the count after the call, and the expiry ('' for none).
+_INCR_FN = """
+local function incr_bounded(key, now, limit, expires_at, ttl_ms)
+  local n = redis.call('HGET', key, 'n')
+  local e = redis.call('HGET', key, 'e')
+  if n and e and tonumber(e) <= now then
+    n = false
   end
-  redis.call('DEL', KEYS[1])
-  n = 0
-  e = ARGV[3]
-  if e ~= '' then
-    redis.call('HSET', KEYS[1], 'e', e)
+  if not n then
+    if limit <= 0 then
+      return 0, 0, ''
+    end
+    redis.call('DEL', key)
+    n = 0
+    e = expires_at
+    if e ~= '' then
+      redis.call('HSET', key, 'e', e)
+    end
+  else
+    n = tonumber(n)
+    if not e then e = '' end
   end
-else
-  n = tonumber(n)
-  if not e then e = '' end
+  if n >= limit then
+    return 0, n, e
+  end
+  n = n + 1
+  redis.call('HSET', key, 'n', n)
+  if e == '' then
+    redis.call('PERSIST', key)
+  elseif ttl_ms ~= '' and n == 1 then
+    redis.call('PEXPIRE', key, ttl_ms)
+  end
+  return 1, n, e
 end
-if n >= limit then
-  return {0, n, e}
-end
-n = n + 1
-redis.call('HSET', KEYS[1], 'n', n)
-if e == '' then
-  redis.call('PERSIST', KEYS[1])
-elseif ARGV[4] ~= '' and n == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-return {1, n, e}
 """
+
+# KEYS: counter; ARGV[1] = now, ARGV[2] = limit, ARGV[3] = expires_at or "", ARGV[4] = ttl ms or ""
+_INCR = (
+    _INCR_FN
+    + """
+local ok, n, e = incr_bounded(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4])
+return {ok, n, e}
+"""
+)
 
 _GET_COUNTER = """
 local n = redis.call('HGET', KEYS[1], 'n')
@@ -151,43 +162,14 @@ return v
 # KEYS: value, counter; ARGV: now, limit, expires_at or "", ms
 _GET_AND_INCR = (
     _CURRENT
+    + _INCR_FN
     + """
 local v = current(tonumber(ARGV[1]))
 if not v then
   return {false, 0, 0, ''}
 end
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local n = redis.call('HGET', KEYS[2], 'n')
-local e = redis.call('HGET', KEYS[2], 'e')
-if n and e and tonumber(e) <= now then
-  n = false
-end
-if not n then
-  if limit <= 0 then
-    return {v, 0, 0, ''}
-  end
-  redis.call('DEL', KEYS[2])
-  n = 0
-  e = ARGV[3]
-  if e ~= '' then
-    redis.call('HSET', KEYS[2], 'e', e)
-  end
-else
-  n = tonumber(n)
-  if not e then e = '' end
-end
-if n >= limit then
-  return {v, 0, n, e}
-end
-n = n + 1
-redis.call('HSET', KEYS[2], 'n', n)
-if e == '' then
-  redis.call('PERSIST', KEYS[2])
-elseif ARGV[4] ~= '' and n == 1 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-return {v, 1, n, e}
+local ok, n, e = incr_bounded(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4])
+return {v, ok, n, e}
 """
 )
 
