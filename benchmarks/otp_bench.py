@@ -22,7 +22,6 @@ import multiprocessing as mp
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -156,35 +155,13 @@ def bench_shared(url: str, n: int, procs: int, threads: int) -> tuple[float, int
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away redis-server on loopback, started the way the test suite starts it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from plugins.redis_server import start_redis_server
+
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
+    proc, port = start_redis_server(workdir, binary)
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def main() -> None:
