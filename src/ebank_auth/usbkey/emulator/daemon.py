@@ -36,6 +36,7 @@ from types import FrameType
 from typing import Any
 
 from ebank_auth.errors import ConfigurationError, TokenError
+from ebank_auth.paths import token_state_dir
 from ebank_auth.usbkey.emulator.card_interface import CardProtocol
 from ebank_auth.usbkey.emulator.vpcd import DEFAULT_VPCD_PORT, VpcdLink
 
@@ -85,11 +86,8 @@ class DaemonStatus:
 
 
 def default_state_dir() -> Path:
-    env = os.environ.get("EBANK_AUTH_TOKEN_STATE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "ebank-auth" / "token"
+    """The software token's default state directory (see :mod:`ebank_auth.paths`)."""
+    return token_state_dir()
 
 
 def load_card_factory(spec: str) -> Callable[[Path], CardProtocol]:
