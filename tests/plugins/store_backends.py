@@ -4,6 +4,8 @@
 * fixture ``store_backend`` — parametrised over ``memory``, ``sqlite`` and ``redis``;
   yields a :class:`StoreFactory` that opens stores of that backend sharing one
   database (one temp SQLite file / one Redis key prefix), all closed at teardown.
+  SQLite and Redis stores are opened through ``open_store(url)``, so every contract
+  test also exercises the URL scheme registry.
   The redis case uses the real server from :mod:`plugins.redis_server` (skipped
   when missing unless EBANK_AUTH_REQUIRE_SERVICES=1).
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from ebank_auth.store import MemoryStore, SQLiteStore, Store
+from ebank_auth.store import MemoryStore, SQLiteStore, Store, open_store
 
 __all__ = ["BACKENDS", "FakeClock", "StoreFactory", "store_backend"]
 
@@ -78,13 +80,8 @@ class StoreFactory:
             elif clock is not None:
                 self._memory.clock = clock
             return self._memory
-        if self.kind == "sqlite":
-            store = SQLiteStore(self.db_path, clock=clock)
-        else:
-            from ebank_auth.store.redis import RedisStore
-
-            assert self.redis_url is not None
-            store = RedisStore(self.redis_url, clock=clock, prefix=self.prefix)
+        store = open_store(self.url, clock=clock)
+        assert isinstance(store, SQLiteStore if self.kind == "sqlite" else _redis_store())
         self._opened.append(store)
         return store
 
@@ -94,12 +91,10 @@ class StoreFactory:
         if self.kind == "memory":
             return MemoryStore(clock=clock)
         if self.kind == "sqlite":
-            store = SQLiteStore(self.db_path.with_name(f"fresh-{uuid.uuid4().hex}.db"), clock=clock)
+            url = f"sqlite://{self.db_path.with_name(f'fresh-{uuid.uuid4().hex}.db')}"
         else:
-            from ebank_auth.store.redis import RedisStore
-
-            assert self.redis_url is not None
-            store = RedisStore(self.redis_url, clock=clock, prefix=f"f{uuid.uuid4().hex}:")
+            url = f"{self.redis_url}?prefix=f{uuid.uuid4().hex}:"
+        store = open_store(url, clock=clock)
         self._opened.append(store)
         return store
 
@@ -107,6 +102,12 @@ class StoreFactory:
         for store in self._opened:
             store.close()
         self._opened.clear()
+
+
+def _redis_store() -> type[Store]:
+    from ebank_auth.store.redis import RedisStore
+
+    return RedisStore
 
 
 @pytest.fixture(params=BACKENDS)
