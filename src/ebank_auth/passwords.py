@@ -38,6 +38,7 @@ from ebank_auth.errors import (
     StoreError,
 )
 from ebank_auth.store import Store
+from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = [
     "LoginResult",
@@ -334,13 +335,13 @@ class PasswordService:
         self.store = store
         self.hasher = hasher or PasswordHasher()
         self.policy = policy or PasswordPolicy()
-        self.ns = namespace
+        self.ns = check_namespace(namespace)
         self.clock = clock or store.clock
 
     def _key(self, user_id: str) -> str:
-        if not user_id or ":" in user_id:
-            raise ConfigurationError("user_id must be non-empty and contain no ':'")
-        return f"{self.ns}:rec:{user_id}"
+        if not isinstance(user_id, str) or not user_id:
+            raise ConfigurationError("the user id must be non-empty text")
+        return store_key(self.ns, "rec", user_id)
 
     def _record(self, encoded: str, must_change: bool) -> bytes:
         return json.dumps(

@@ -16,7 +16,7 @@ from ebank_auth.errors import (
     EncodingError,
     RateLimited,
 )
-from ebank_auth.otp import Channel, OtpSettings, RiskTier, TransactionSummary
+from ebank_auth.otp import DeliveryChannel, OtpSettings, RiskTier, TransactionSummary
 from ebank_auth.otp.gateway import OutboundMessage
 from ebank_auth.store import MemoryStore
 from plugins.otp_helpers import PHONES, last_code, make_service, tx
@@ -33,7 +33,7 @@ def _other(code: str) -> str:
 def test_issue_verify_once(store_backend: StoreFactory, tmp_path: Path) -> None:
     clock = FakeClock(NOON_SHANGHAI)
     service, gateway = make_service(store_backend(clock), tmp_path / "out")
-    issued = service.issue("alice", "transaction", Channel.SMS, tx(1))
+    issued = service.issue("alice", "transaction", DeliveryChannel.SMS, tx(1))
     assert issued.validity == 60 and issued.expires_at == NOON_SHANGHAI + 60
     assert issued.phone_masked == "138****0001"
     code = last_code(gateway, PHONES["alice"])
@@ -180,16 +180,16 @@ def test_only_registered_phone(tmp_path: Path) -> None:
 def test_voice_code_states_type_and_amount(tmp_path: Path) -> None:
     service, gateway = make_service(MemoryStore(), tmp_path / "out")
     with pytest.raises(ConfigurationError, match="type and amount"):
-        service.issue("alice", "transaction", Channel.VOICE, tx(1))
+        service.issue("alice", "transaction", DeliveryChannel.VOICE, tx(1))
     summary = TransactionSummary(kind="转账", amount="12345.6")
-    service.issue("alice", "transaction", Channel.VOICE, tx(1), summary=summary)
+    service.issue("alice", "transaction", DeliveryChannel.VOICE, tx(1), summary=summary)
     message = gateway.messages()[-1]
-    assert message.channel is Channel.VOICE
+    assert message.channel is DeliveryChannel.VOICE
     assert "转账" in message.text and "12,345.60元" in message.text
     service.issue(
         "bob",
         "transaction",
-        Channel.VOICE,
+        DeliveryChannel.VOICE,
         tx(2),
         lang="en",
         summary=TransactionSummary(kind="transfer", amount="99"),
@@ -237,3 +237,18 @@ def test_server_key_required() -> None:
 
     with pytest.raises(ConfigurationError):
         CodeService(MemoryStore(), FileGateway("/nonexistent"), MappingPhoneRegistry({}), b"short")
+
+
+def test_user_names_with_colons_do_not_share_state(tmp_path: Path) -> None:
+    # "a:b" + "c" and "a" + "b:c" once mapped to the same store keys (shared cooldown)
+    from ebank_auth.otp import CodeService, FileGateway, MappingPhoneRegistry
+
+    gateway = FileGateway(tmp_path / "out")
+    phones = MappingPhoneRegistry({"a:b": "13800000005", "a": "13800000006"})
+    service = CodeService(MemoryStore(clock=FakeClock()), gateway, phones, b"k" * 32)
+    service.issue("a:b", "c")
+    service.issue("a", "b:c")  # not refused by the other user's resend cooldown
+    first = last_code(gateway, "13800000005")
+    second = last_code(gateway, "13800000006")
+    assert service.verify("a:b", "c", first).user_id == "a:b"
+    assert service.verify("a", "b:c", second).user_id == "a"

@@ -14,8 +14,8 @@ import pytest
 from ebank_auth.crypto import sm3
 from ebank_auth.errors import ConfigurationError, DeliveryError
 from ebank_auth.otp import (
-    Channel,
     ConsoleGateway,
+    DeliveryChannel,
     FileGateway,
     Language,
     OutboundMessage,
@@ -29,7 +29,7 @@ SECRET = b"webhook-secret-0123456789"
 
 
 def _msg(text: str = "验证码123456") -> OutboundMessage:
-    return OutboundMessage("id1", Channel.SMS, "13800000001", text, "zh", "login", 1.5)
+    return OutboundMessage("id1", DeliveryChannel.SMS, "13800000001", text, "zh", "login", 1.5)
 
 
 class _Platform:
@@ -110,10 +110,12 @@ def test_webhook_config_checked(url: str, secret: bytes) -> None:
 def test_file_gateway_round_trip(tmp_path: Path) -> None:
     gateway = FileGateway(tmp_path / "outbox")
     gateway.send(_msg("first"))
-    gateway.send(OutboundMessage("id2", Channel.VOICE, "13800000002", "second", "en", "x", 2.0))
+    gateway.send(
+        OutboundMessage("id2", DeliveryChannel.VOICE, "13800000002", "second", "en", "x", 2.0)
+    )
     messages = gateway.messages()
     assert [m.text for m in messages] == ["first", "second"]
-    assert messages[1].channel is Channel.VOICE
+    assert messages[1].channel is DeliveryChannel.VOICE
     assert gateway.last_for("13800000001") == messages[0]
     assert not list((tmp_path / "outbox").glob(".tmp-*"))
 
@@ -143,7 +145,7 @@ def test_templates(lang: Language) -> None:
         kind="转账" if lang is Language.ZH else "transfer", amount="1000", payee_hint="尾号1234"
     )
     sms = render_message(
-        channel=Channel.SMS,
+        channel=DeliveryChannel.SMS,
         code="012345",
         validity_seconds=60,
         purpose="transaction",
@@ -153,7 +155,7 @@ def test_templates(lang: Language) -> None:
     )
     assert "012345" in sms and "1,000.00" in sms and "示例银行" in sms
     voice = render_message(
-        channel=Channel.VOICE,
+        channel=DeliveryChannel.VOICE,
         code="012345",
         validity_seconds=30,
         purpose="transaction",
@@ -163,7 +165,11 @@ def test_templates(lang: Language) -> None:
     assert "1,000.00" in voice and summary.kind in voice  # type and amount spoken (OTP-3)
     assert "012345" not in voice  # spelled digit by digit
     login = render_message(
-        channel=Channel.VOICE, code="987654", validity_seconds=120, purpose="login", lang=lang
+        channel=DeliveryChannel.VOICE,
+        code="987654",
+        validity_seconds=120,
+        purpose="login",
+        lang=lang,
     )
     assert ("2分钟" if lang is Language.ZH else "2 minutes") in login
 

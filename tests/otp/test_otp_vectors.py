@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 
 from ebank_auth.otp import OtpAlgorithm, hotp_code, sm3_otp, time_factor
-from ebank_auth.otp.tokens import TokenKind, TokenService, TokenSettings
+from ebank_auth.otp.authenticators import (
+    AuthenticatorKind,
+    AuthenticatorService,
+    AuthenticatorSettings,
+)
 from ebank_auth.store import MemoryStore
 
 
@@ -32,13 +36,13 @@ def test_rfc6238_through_the_service(otp_vectors: Any) -> None:
     from ebank_auth.otp import SecretSealer
 
     for case in otp_vectors["totp"]:
-        settings = TokenSettings(
+        settings = AuthenticatorSettings(
             algorithm=OtpAlgorithm(case["algo"]),
             digits=case["digits"],
             period=case["period"],
             window=0,
         )
-        service = TokenService(MemoryStore(), SecretSealer.generate(), settings)
+        service = AuthenticatorService(MemoryStore(), SecretSealer.generate(), settings)
         service.enroll("u", secret=case["secret_ascii"].encode())
         for at, expected in sorted(case["at"].items(), key=lambda kv: int(kv[0])):
             assert service.verify("u", expected, at=float(at)).counter == int(at) // 30
@@ -55,7 +59,9 @@ def test_gmt0021_vectors(gm_vectors: Any) -> None:
 def test_gmt0021_hotp_code_uses_sm3_otp() -> None:
     key = bytes.fromhex("1234567890abcdefabcdef1234567890")
     assert hotp_code(key, 1313998995, 6, OtpAlgorithm.SM3) == sm3_otp(key, 1313998995, 0, b"")
-    settings = TokenSettings(kind=TokenKind.TOTP, algorithm=OtpAlgorithm.SM3, period=60)
+    settings = AuthenticatorSettings(
+        kind=AuthenticatorKind.TOTP, algorithm=OtpAlgorithm.SM3, period=60
+    )
     assert settings.algorithm is OtpAlgorithm.SM3
 
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from ebank_auth.policy import (
     DEFAULT_TIMEZONE,
+    AccessChannel,
     AuthContext,
-    Channel,
     CustomerType,
     Decision,
     DeviceStatus,
@@ -60,7 +60,7 @@ def contexts(draw: st.DrawFn, funds: bool | None = None) -> AuthContext:
         operation=op,
         local_time=draw(day_times),
         customer_type=draw(st.sampled_from(list(CustomerType))),
-        channel=draw(st.sampled_from(list(Channel))),
+        channel=draw(st.sampled_from(list(AccessChannel))),
         device_status=draw(st.sampled_from(list(DeviceStatus))),
         real_name_verified=draw(st.booleans()),
         amount=draw(amounts) if op in FUNDS_OPERATIONS else None,

@@ -43,12 +43,14 @@ from ebank_auth.errors import AuditError, AuditIntegrityError, ConfigurationErro
 from ebank_auth.localtime import DEFAULT_TIMEZONE
 from ebank_auth.masking import mask_card, mask_name
 from ebank_auth.store.base import Store
+from ebank_auth.store.keys import check_namespace, store_key
 from ebank_auth.transaction import Transaction, format_amount
 
 __all__ = [
     "AuditEvent",
     "AuditLog",
     "AuditRecordRef",
+    "audit_store_keys",
     "export_store_jsonl",
     "read_jsonl",
     "transaction_summary",
@@ -123,6 +125,7 @@ class AuditLog:
         signer: AuditSigner,
         *,
         log: str = "audit",
+        namespace: str = "audit",
         checkpoint_every: int = 100,
         tz: tzinfo = DEFAULT_TIMEZONE,
         lock_ttl: float = 30.0,
@@ -139,9 +142,9 @@ class AuditLog:
         self.tz = tz
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
-        self._log_key = f"audit:{log}"
-        self._head_key = f"audit:{log}:head"
-        self._lock_key = f"audit:{log}:lock"
+        self.namespace = check_namespace(namespace)
+        self._log_key, self._head_key = audit_store_keys(log, namespace=namespace)
+        self._lock_key = store_key(namespace, log, "lock")
         self._local = threading.Lock()
 
     # ------------------------------------------------------------------ locking
@@ -393,14 +396,21 @@ class AuditLog:
 
     def export_jsonl(self, out: IO[str]) -> int:
         """Write every record, one per line, then the signed head; returns records written."""
-        return export_store_jsonl(self.store, out, log=self.log)
+        return export_store_jsonl(self.store, out, log=self.log, namespace=self.namespace)
 
 
-def export_store_jsonl(store: Store, out: IO[str], *, log: str = "audit") -> int:
+def audit_store_keys(log: str = "audit", *, namespace: str = "audit") -> tuple[str, str]:
+    """The store keys of audit log ``log``: (its record log, its signed head)."""
+    return store_key(namespace, log), store_key(namespace, log, "head")
+
+
+def export_store_jsonl(
+    store: Store, out: IO[str], *, log: str = "audit", namespace: str = "audit"
+) -> int:
     """Export ``log`` from ``store`` as JSONL: records covered by the signed head,
     one per line, then the head.  Needs no key.  Returns the records written."""
-    key = f"audit:{log}"
-    head = store.get(f"{key}:head")
+    key, head_key = audit_store_keys(log, namespace=namespace)
+    head = store.get(head_key)
     head_seq = parse_record(head, head=True)["seq"] if head is not None else None
     count = 0
     for rec in store.read_log(key):

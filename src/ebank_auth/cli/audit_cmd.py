@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from ebank_auth.audit import AuditVerifier, HmacSm3Key, Sm2AuditVerifier, verify_jsonl
-from ebank_auth.audit.log import export_store_jsonl
+from ebank_auth.audit.log import audit_store_keys, export_store_jsonl
 from ebank_auth.audit.records import verify_records
 from ebank_auth.crypto import sm2
 from ebank_auth.errors import EbankAuthError
@@ -113,10 +113,10 @@ def verify(
         else:
             store = store_from_target(target)
             try:
-                key = f"audit:{log_name}"
+                key, head_key = audit_store_keys(log_name)
                 records = ((r.seq, r.data) for r in store.read_log(key))
                 report = verify_records(
-                    records, store.get(f"{key}:head"), verifier, log=log_name, min_seq=min_seq
+                    records, store.get(head_key), verifier, log=log_name, min_seq=min_seq
                 )
             finally:
                 store.close()

@@ -17,16 +17,16 @@ import click
 
 from ebank_auth.errors import EbankAuthError, OtpError, PasswordError, StoreError
 from ebank_auth.otp import (
-    Channel,
+    AuthenticatorKind,
+    AuthenticatorService,
+    AuthenticatorSettings,
     CodeService,
+    DeliveryChannel,
     FileGateway,
     Language,
     MappingPhoneRegistry,
     OtpAlgorithm,
     SecretSealer,
-    TokenKind,
-    TokenService,
-    TokenSettings,
     TransactionSummary,
     sm3_otp,
     time_factor,
@@ -150,8 +150,8 @@ def totp_enroll(
     """Enrol a token; prints the otpauth:// URI and the secret (shown once)."""
     sealer = _sealer(sealing_key)
     settings = _run(
-        lambda: TokenSettings(
-            kind=TokenKind(kind),
+        lambda: AuthenticatorSettings(
+            kind=AuthenticatorKind(kind),
             algorithm=OtpAlgorithm(algorithm),
             digits=digits,
             period=period,
@@ -160,7 +160,7 @@ def totp_enroll(
     )
     store = _run(lambda: _open(store_url))
     try:
-        service = TokenService(store, sealer, settings)
+        service = AuthenticatorService(store, sealer, settings)
         enrolment = _run(lambda: service.enroll(user, account, replace=replace))
     finally:
         store.close()
@@ -189,10 +189,12 @@ def totp_verify(
 ) -> None:
     """Verify a token code (exit 0 accepted, 1 refused)."""
     sealer = _sealer(sealing_key)
-    settings = _run(lambda: TokenSettings(window=window))
+    settings = _run(lambda: AuthenticatorSettings(window=window))
     store = _run(lambda: _open(store_url))
     try:
-        result = _run(lambda: TokenService(store, sealer, settings).verify(user, code, at=at))
+        result = _run(
+            lambda: AuthenticatorService(store, sealer, settings).verify(user, code, at=at)
+        )
     finally:
         store.close()
     click.echo(f"accepted: counter {result.counter} (drift {result.drift:+d})")
@@ -209,7 +211,7 @@ def totp_resync(store_url: str, sealing_key: str | None, user: str, code1: str, 
     sealer = _sealer(sealing_key)
     store = _run(lambda: _open(store_url))
     try:
-        result = _run(lambda: TokenService(store, sealer).resync(user, code1, code2))
+        result = _run(lambda: AuthenticatorService(store, sealer).resync(user, code1, code2))
     finally:
         store.close()
     click.echo(f"resynchronised: next counter after {result.counter}")
@@ -293,7 +295,7 @@ def sms_send(
         service = _code_service(store, outbox, server_key, user, phone)
         issued = _run(
             lambda: service.issue(
-                user, purpose, Channel(channel), tx, summary=summary, lang=Language(lang)
+                user, purpose, DeliveryChannel(channel), tx, summary=summary, lang=Language(lang)
             )
         )
     finally:

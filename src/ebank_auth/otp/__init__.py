@@ -3,6 +3,15 @@ TOTP / HOTP and GM/T 0021 SM3 dynamic-password tokens (:mod:`.tokens`,
 :mod:`.gmt0021`), secrets sealed at rest (:mod:`.sealing`), delivery gateways
 (:mod:`.gateway`) and message templates (:mod:`.templates`)."""
 
+from ebank_auth.otp.authenticators import (
+    AuthenticatorKind,
+    AuthenticatorService,
+    AuthenticatorSettings,
+    AuthenticatorVerification,
+    Enrollment,
+    OtpAlgorithm,
+    hotp_code,
+)
 from ebank_auth.otp.codes import (
     CodeService,
     IssuedCode,
@@ -20,23 +29,18 @@ from ebank_auth.otp.gateway import (
 )
 from ebank_auth.otp.gmt0021 import sm3_otp, time_factor
 from ebank_auth.otp.sealing import SecretSealer
-from ebank_auth.otp.settings import MAX_VALIDITY, Channel, OtpSettings, RiskTier
+from ebank_auth.otp.settings import MAX_VALIDITY, DeliveryChannel, OtpSettings, RiskTier
 from ebank_auth.otp.templates import Language, TransactionSummary, render_message
-from ebank_auth.otp.tokens import (
-    Enrollment,
-    OtpAlgorithm,
-    TokenKind,
-    TokenService,
-    TokenSettings,
-    TokenVerification,
-    hotp_code,
-)
 
 __all__ = [
     "MAX_VALIDITY",
-    "Channel",
+    "AuthenticatorKind",
+    "AuthenticatorService",
+    "AuthenticatorSettings",
+    "AuthenticatorVerification",
     "CodeService",
     "ConsoleGateway",
+    "DeliveryChannel",
     "Enrollment",
     "FileGateway",
     "Gateway",
@@ -49,10 +53,6 @@ __all__ = [
     "PhoneRegistry",
     "RiskTier",
     "SecretSealer",
-    "TokenKind",
-    "TokenService",
-    "TokenSettings",
-    "TokenVerification",
     "TransactionSummary",
     "VerifiedCode",
     "WebhookGateway",

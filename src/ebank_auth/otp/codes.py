@@ -46,9 +46,10 @@ from ebank_auth.errors import (
     StoreError,
 )
 from ebank_auth.otp.gateway import Gateway, OutboundMessage, mask_phone
-from ebank_auth.otp.settings import MAX_VALIDITY, Channel, OtpSettings, RiskTier, day_window
+from ebank_auth.otp.settings import MAX_VALIDITY, DeliveryChannel, OtpSettings, RiskTier, day_window
 from ebank_auth.otp.templates import Language, TransactionSummary, render_message
 from ebank_auth.store import Store
+from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = [
     "CodeService",
@@ -87,7 +88,7 @@ class IssuedCode:
     code_id: str
     user_id: str
     purpose: str
-    channel: Channel
+    channel: DeliveryChannel
     phone_masked: str
     issued_at: float
     expires_at: float
@@ -102,7 +103,7 @@ class VerifiedCode:
     code_id: str
     user_id: str
     purpose: str
-    channel: Channel
+    channel: DeliveryChannel
     tx_digest: bytes | None
     verified_at: float
     attempts: int  # tries used on this code, including the successful one
@@ -128,7 +129,7 @@ class _Record:
     an accepted code is the same bytes prefixed with ``U``."""
 
     code_id: str
-    channel: Channel
+    channel: DeliveryChannel
     mac: bytes
     tx: bytes | None
     issued_at: float
@@ -159,7 +160,7 @@ class _Record:
             tx_hex = parts[4].decode()
             return _Record(
                 code_id=parts[1].decode(),
-                channel=Channel(parts[2].decode()),
+                channel=DeliveryChannel(parts[2].decode()),
                 mac=bytes.fromhex(parts[3].decode()),
                 tx=bytes.fromhex(tx_hex) if tx_hex else None,
                 issued_at=float(parts[5]),
@@ -196,20 +197,26 @@ class CodeService:
         self.registry = registry
         self.settings = settings or OtpSettings()
         self._key = bytes(server_key)
-        self.ns = namespace
+        self.ns = check_namespace(namespace)
         self.bank_name = bank_name
         self.clock = clock or store.clock
         self._tz = self.settings.tz
 
     # -- keys -----------------------------------------------------------------------
     def _k(self, *parts: str) -> str:
-        return ":".join((self.ns, *parts))
+        return store_key(self.ns, *parts)
 
     def _phone_tag(self, phone: str) -> str:
         return sm3.hmac(self._key, b"phone:" + phone.encode()).hex()[:32]
 
     def _mac(
-        self, code_id: str, user: str, purpose: str, channel: Channel, tx: bytes | None, code: str
+        self,
+        code_id: str,
+        user: str,
+        purpose: str,
+        channel: DeliveryChannel,
+        tx: bytes | None,
+        code: str,
     ) -> bytes:
         # user and purpose never contain NUL (checked); the other fields are fixed-form
         msg = "\x00".join((code_id, user, purpose, channel.value, (tx or b"").hex(), code))
@@ -220,7 +227,7 @@ class CodeService:
         self,
         user_id: str,
         purpose: str,
-        channel: Channel = Channel.SMS,
+        channel: DeliveryChannel = DeliveryChannel.SMS,
         tx_digest: bytes | None = None,
         *,
         summary: TransactionSummary | None = None,
@@ -237,10 +244,10 @@ class CodeService:
         """
         user_id = _check_name("user_id", user_id)
         purpose = _check_name("purpose", purpose)
-        channel = Channel(channel)
+        channel = DeliveryChannel(channel)
         tx = _check_tx(tx_digest)
         language = Language(lang)
-        if channel is Channel.VOICE and tx is not None and summary is None:
+        if channel is DeliveryChannel.VOICE and tx is not None and summary is None:
             raise ConfigurationError(
                 "a voice code for a transaction must state its type and amount: pass summary="
             )

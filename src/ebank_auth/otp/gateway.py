@@ -30,7 +30,7 @@ from typing import Protocol, TextIO, runtime_checkable
 
 from ebank_auth.crypto import sm3
 from ebank_auth.errors import ConfigurationError, DeliveryError
-from ebank_auth.otp.settings import Channel
+from ebank_auth.otp.settings import DeliveryChannel
 
 __all__ = [
     "ConsoleGateway",
@@ -57,7 +57,7 @@ class OutboundMessage:
     """One message to deliver.  ``text`` contains the code: never log it."""
 
     message_id: str
-    channel: Channel
+    channel: DeliveryChannel
     phone: str
     text: str
     lang: str
@@ -133,7 +133,7 @@ class FileGateway:
             out.append(
                 OutboundMessage(
                     message_id=str(d["message_id"]),
-                    channel=Channel(d["channel"]),
+                    channel=DeliveryChannel(d["channel"]),
                     phone=str(d["phone"]),
                     text=str(d["text"]),
                     lang=str(d["lang"]),

@@ -13,7 +13,7 @@ from ebank_auth.localtime import day_window, resolve_timezone
 
 __all__ = [
     "MAX_VALIDITY",
-    "Channel",
+    "DeliveryChannel",
     "OtpSettings",
     "RiskTier",
     "day_window",
@@ -24,7 +24,7 @@ MAX_VALIDITY = 300.0
 """No SMS or voice code may ever be valid longer than 5 minutes (JR/T 0068, OTP-1)."""
 
 
-class Channel(str, Enum):
+class DeliveryChannel(str, Enum):
     """How a one-time code reaches the customer."""
 
     SMS = "sms"

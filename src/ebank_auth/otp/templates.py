@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 
 from ebank_auth.errors import ConfigurationError
-from ebank_auth.otp.settings import Channel
+from ebank_auth.otp.settings import DeliveryChannel
 
 __all__ = ["Language", "TransactionSummary", "render_message"]
 
@@ -72,7 +72,7 @@ _PURPOSE_ZH = {
 
 def render_message(
     *,
-    channel: Channel,
+    channel: DeliveryChannel,
     code: str,
     validity_seconds: float,
     purpose: str,
@@ -91,7 +91,7 @@ def render_message(
     )
     head_zh = f"【{bank_name}】" if bank_name else ""
     head_en = f"[{bank_name}] " if bank_name else ""
-    if channel is Channel.VOICE:
+    if channel is DeliveryChannel.VOICE:
         if lang is Language.ZH:
             what = (
                 f"您正在进行{summary.kind}，金额{summary.amount_text}{_currency_zh(summary.currency)}。"

@@ -25,8 +25,8 @@ from ebank_auth.transaction import Transaction
 __all__ = [
     "DEFAULT_TIMEZONE",
     "FUNDS_OPERATIONS",
+    "AccessChannel",
     "AuthContext",
-    "Channel",
     "CustomerType",
     "DeviceStatus",
     "Operation",
@@ -38,7 +38,7 @@ class CustomerType(str, Enum):
     CORPORATE = "corporate"
 
 
-class Channel(str, Enum):
+class AccessChannel(str, Enum):
     WEB = "web"  # internet banking in a browser or desktop client
     MOBILE = "mobile"  # mobile banking app
     TELEPHONE = "telephone"  # telephone banking
@@ -100,7 +100,7 @@ class AuthContext:
     operation: Operation
     local_time: datetime  # timezone-aware time of the request
     customer_type: CustomerType = CustomerType.PERSONAL
-    channel: Channel = Channel.WEB
+    channel: AccessChannel = AccessChannel.WEB
     client_type: str = "browser"  # e.g. browser, android, ios, desktop
     ip: str = ""
     device_id: str = ""
@@ -123,7 +123,7 @@ class AuthContext:
         object.__setattr__(
             self, "customer_type", _enum(CustomerType, self.customer_type, "customer_type")
         )
-        object.__setattr__(self, "channel", _enum(Channel, self.channel, "channel"))
+        object.__setattr__(self, "channel", _enum(AccessChannel, self.channel, "channel"))
         object.__setattr__(
             self, "device_status", _enum(DeviceStatus, self.device_status, "device_status")
         )

@@ -29,6 +29,7 @@ from ebank_auth.policy.engine import Decision, Outcome
 from ebank_auth.policy.factors import Factor
 from ebank_auth.policy.model import MAX_TRUST_DAYS, MAX_TRUSTED_DEVICES, Policy
 from ebank_auth.store.base import Store
+from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = ["DeviceRecord", "DeviceRegistry", "EnvironmentRecord", "TrustResult"]
 
@@ -92,7 +93,7 @@ class DeviceRegistry:
         trust_days: int = MAX_TRUST_DAYS,
         verify_with: Iterable[Factor] = (Factor.BIOMETRIC, Factor.USBKEY_SIGNATURE),
         audit: AuditLog | None = None,
-        key_prefix: str = "devices:",
+        namespace: str = "devices",
     ) -> None:
         if not 1 <= max_trusted <= MAX_TRUSTED_DEVICES:
             raise ConfigurationError(f"max_trusted must be 1-{MAX_TRUSTED_DEVICES} (AU-7)")
@@ -110,7 +111,7 @@ class DeviceRegistry:
         self.max_trusted = max_trusted
         self.trust_seconds = trust_days * _DAY
         self.audit = audit
-        self.key_prefix = key_prefix
+        self.namespace = check_namespace(namespace)
 
     @classmethod
     def from_policy(
@@ -129,7 +130,7 @@ class DeviceRegistry:
     def _key(self, user: str) -> str:
         if not isinstance(user, str) or not user:
             raise ConfigurationError("user id must be non-empty text")
-        return f"{self.key_prefix}{user}"
+        return store_key(self.namespace, user)
 
     @staticmethod
     def _decode(raw: bytes | None) -> dict[str, DeviceRecord]:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ebank_auth.errors import PolicyFileError
 from ebank_auth.policy.context import (
     FUNDS_OPERATIONS,
-    Channel,
+    AccessChannel,
     CustomerType,
     DeviceStatus,
     Operation,
@@ -588,7 +588,7 @@ class _Loader:
         return Conditions(
             operations=self.enum_set(cw, t, "operation", Operation),
             customer_types=self.enum_set(cw, t, "customer_type", CustomerType),
-            channels=self.enum_set(cw, t, "channel", Channel),
+            channels=self.enum_set(cw, t, "channel", AccessChannel),
             client_types=frozenset(self.str_list(cw, t, "client_type") or ()) or None,
             device_statuses=self.enum_set(cw, t, "device_status", DeviceStatus),
             night=bool(night),

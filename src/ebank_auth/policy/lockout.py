@@ -24,6 +24,7 @@ from ebank_auth.localtime import next_midnight
 from ebank_auth.policy.context import DEFAULT_TIMEZONE, AuthContext
 from ebank_auth.policy.model import MAX_LOCKOUT_FAILURES, Policy
 from ebank_auth.store.base import Store
+from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = [
     "AttemptResult",
@@ -82,7 +83,7 @@ class LoginLockout:
         tz: tzinfo = DEFAULT_TIMEZONE,
         notifier: Notifier | None = None,
         audit: AuditLog | None = None,
-        key_prefix: str = "lockout:",
+        namespace: str = "lockout",
     ) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise ConfigurationError("lockout limit must be an integer")
@@ -96,7 +97,7 @@ class LoginLockout:
         self.tz = tz
         self.notifier = notifier
         self.audit = audit
-        self.key_prefix = key_prefix
+        self.namespace = check_namespace(namespace)
 
     @classmethod
     def from_policy(cls, store: Store, policy: Policy, **kw: object) -> LoginLockout:
@@ -107,7 +108,7 @@ class LoginLockout:
     def _key(self, user: str) -> str:
         if not isinstance(user, str) or not user:
             raise ConfigurationError("user id must be non-empty text")
-        return f"{self.key_prefix}{user}"
+        return store_key(self.namespace, user)
 
     def end_of_day(self, now: float | None = None) -> datetime:
         """Local midnight that ends the day containing ``now`` (store clock)."""

@@ -14,8 +14,8 @@ from enum import Enum, IntEnum
 from zoneinfo import ZoneInfo
 
 from ebank_auth.policy.context import (
+    AccessChannel,
     AuthContext,
-    Channel,
     CustomerType,
     DeviceStatus,
     Operation,
@@ -89,7 +89,7 @@ class Conditions:
 
     operations: frozenset[Operation] | None = None
     customer_types: frozenset[CustomerType] | None = None
-    channels: frozenset[Channel] | None = None
+    channels: frozenset[AccessChannel] | None = None
     client_types: frozenset[str] | None = None
     device_statuses: frozenset[DeviceStatus] | None = None
     night: bool = False  # True: only in the night window

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ebank_auth.errors import ConfigurationError, DeliveryError
 from ebank_auth.otp.codes import PhoneRegistry
 from ebank_auth.otp.gateway import Gateway, OutboundMessage
-from ebank_auth.otp.settings import Channel
+from ebank_auth.otp.settings import DeliveryChannel
 from ebank_auth.policy.lockout import LockoutEvent
 
 __all__ = ["GatewayNotifier", "lockout_message"]
@@ -53,7 +53,7 @@ class GatewayNotifier:
             raise ConfigurationError("at least one notification channel is needed")
         self.gateway = gateway
         self.phones = phones
-        self.channels = tuple(Channel(c) for c in channels)
+        self.channels = tuple(DeliveryChannel(c) for c in channels)
         self.lang = lang
         self.bank_name = bank_name
 

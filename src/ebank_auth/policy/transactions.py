@@ -42,6 +42,7 @@ from ebank_auth.errors import (
     PolicyError,
 )
 from ebank_auth.store.base import Store
+from ebank_auth.store.keys import check_namespace, store_key
 from ebank_auth.transaction import Transaction
 
 __all__ = [
@@ -70,7 +71,7 @@ class ReplayCache:
         *,
         max_age: float | None = 600.0,
         max_skew: float = 120.0,
-        key_prefix: str = "txid:",
+        namespace: str = "txid",
     ) -> None:
         if max_age is not None and max_age <= 0:
             raise ConfigurationError("max_age must be positive seconds (or None: keep ids forever)")
@@ -79,7 +80,10 @@ class ReplayCache:
         self.store = store
         self.max_age = max_age
         self.max_skew = max_skew
-        self.key_prefix = key_prefix
+        self.namespace = check_namespace(namespace)
+
+    def _key(self, tx_id: str) -> str:
+        return store_key(self.namespace, tx_id)
 
     def check_fresh(self, tx: Transaction) -> None:
         """Raise :class:`AccessDenied` if ``tx`` is too old or dated in the future."""
@@ -100,13 +104,13 @@ class ReplayCache:
         """Accept ``tx`` once; a second time raises :class:`DuplicateTransaction`."""
         self.check_fresh(tx)
         ttl = None if self.max_age is None else self.max_age + self.max_skew + 60.0
-        if not self.store.put_if_absent(self.key_prefix + tx.tx_id, tx.digest(), ttl=ttl):
+        if not self.store.put_if_absent(self._key(tx.tx_id), tx.digest(), ttl=ttl):
             raise DuplicateTransaction(
                 f"transaction {tx.tx_id} was already submitted and is refused as a duplicate"
             )
 
     def seen(self, tx_id: str) -> bool:
-        return self.store.get(self.key_prefix + tx_id) is not None
+        return self.store.get(self._key(tx_id)) is not None
 
 
 # ---------------------------------------------------------------------------- credentials
@@ -130,15 +134,15 @@ class Credential:
 class CredentialRegistry:
     """Customer ↔ certificate ↔ token, one-to-one (UK-10), kept in a :class:`Store`."""
 
-    def __init__(self, store: Store, *, key_prefix: str = "cred:") -> None:
+    def __init__(self, store: Store, *, namespace: str = "cred") -> None:
         self.store = store
-        self.p = key_prefix
+        self.namespace = check_namespace(namespace)
 
     def _owner_key(self, fingerprint: str) -> str:
-        return f"{self.p}fp:{fingerprint}"
+        return store_key(self.namespace, "fp", fingerprint)
 
     def _serial_key(self, kind: SignerKind, serial: str) -> str:
-        return f"{self.p}serial:{kind.value}:{serial}"
+        return store_key(self.namespace, "serial", kind.value, serial)
 
     def bind(
         self, customer: str, kind: SignerKind | str, serial: str, fingerprint: str

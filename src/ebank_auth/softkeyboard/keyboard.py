@@ -34,6 +34,7 @@ from ebank_auth.crypto import sm2
 from ebank_auth.errors import ConfigurationError, CryptoError, SoftKeyboardError
 from ebank_auth.softkeyboard.render import render_svg, render_terminal
 from ebank_auth.store import Store
+from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = [
     "KEYSTROKE_MAGIC",
@@ -160,12 +161,12 @@ class SoftKeyboard:
         self.ttl = float(ttl)
         self.max_length = max_length
         self.allow_system_keyboard = allow_system_keyboard
-        self.ns = namespace
+        self.ns = check_namespace(namespace)
         self.clock = clock or store.clock
         self._rng = secrets.SystemRandom()
 
     def _k(self, kind: str, session_id: str) -> str:
-        return f"{self.ns}:{kind}:{session_id}"
+        return store_key(self.ns, kind, session_id)
 
     # -- sessions ---------------------------------------------------------------------
     def open(self, mode: KeyboardMode = KeyboardMode.DIGITS) -> KeyboardLayout:

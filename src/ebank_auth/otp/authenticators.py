@@ -1,5 +1,9 @@
-"""Dynamic-password tokens: TOTP / HOTP (RFC 6238 / 4226, via pyotp) and the
-GM/T 0021 SM3 one-time password, with enrolment, replay protection and resync.
+"""OTP authenticators: TOTP / HOTP (RFC 6238 / 4226, via pyotp) authenticator apps and
+GM/T 0021 SM3 dynamic-password devices (动态口令牌), with enrolment, replay protection
+and resync.
+
+"Authenticator" here always means a one-time-password generator; a USB Key (U盾) is a
+*token* and lives in :mod:`ebank_auth.usbkey`.
 
 State per user in the store (namespace ``tok`` by default)::
 
@@ -41,19 +45,20 @@ from ebank_auth.otp.gmt0021 import sm3_otp
 from ebank_auth.otp.qr import qr_svg
 from ebank_auth.otp.sealing import SecretSealer
 from ebank_auth.store import Store
+from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = [
+    "AuthenticatorKind",
+    "AuthenticatorService",
+    "AuthenticatorSettings",
+    "AuthenticatorVerification",
     "Enrollment",
     "OtpAlgorithm",
-    "TokenKind",
-    "TokenService",
-    "TokenSettings",
-    "TokenVerification",
     "hotp_code",
 ]
 
 
-class TokenKind(str, Enum):
+class AuthenticatorKind(str, Enum):
     TOTP = "totp"  # time-based
     HOTP = "hotp"  # event-based
 
@@ -82,18 +87,18 @@ def hotp_code(secret: bytes, counter: int, digits: int, algorithm: OtpAlgorithm)
 
 
 @dataclass(frozen=True)
-class TokenSettings:
-    """How tokens are enrolled and verified.
+class AuthenticatorSettings:
+    """How authenticators are enrolled and verified.
 
     ``window``: TOTP steps accepted either side of now (default ±1).
     ``look_ahead``: HOTP counters accepted after the last one (default 3).
-    ``resync_window``: HOTP counters searched by :meth:`TokenService.resync`.
+    ``resync_window``: HOTP counters searched by :meth:`AuthenticatorService.resync`.
     ``secret_bytes``: enrolment secret size (≥ 20 bytes = 160 bits).
     ``max_failures`` per ``failure_window`` seconds: wrong codes allowed before
     verification is refused (counted before comparing).
     """
 
-    kind: TokenKind = TokenKind.TOTP
+    kind: AuthenticatorKind = AuthenticatorKind.TOTP
     algorithm: OtpAlgorithm = OtpAlgorithm.SHA1
     digits: int = 6
     period: int = 30
@@ -106,18 +111,20 @@ class TokenSettings:
     issuer: str = "ebank-auth"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", TokenKind(self.kind))
+        object.__setattr__(self, "kind", AuthenticatorKind(self.kind))
         object.__setattr__(self, "algorithm", OtpAlgorithm(self.algorithm))
         if not 6 <= self.digits <= 10:
-            raise ConfigurationError("token codes must have 6 to 10 digits")
+            raise ConfigurationError("authenticator codes must have 6 to 10 digits")
         if not 1 <= self.period <= 300:
-            raise ConfigurationError("token period must be 1..300 seconds")
+            raise ConfigurationError("the authenticator period must be 1 to 300 seconds")
         if not 0 <= self.window <= 10:
             raise ConfigurationError("TOTP window must be 0..10 steps")
         if not 0 <= self.look_ahead <= 100 or not 2 <= self.resync_window <= 1000:
             raise ConfigurationError("HOTP look_ahead must be 0..100 and resync_window 2..1000")
         if not 20 <= self.secret_bytes <= 64:
-            raise ConfigurationError("token secrets must be 20..64 bytes (at least 160 bits)")
+            raise ConfigurationError(
+                "authenticator secrets must be 20 to 64 bytes (160 to 512 bits)"
+            )
         if not 1 <= self.max_failures <= 100 or self.failure_window <= 0:
             raise ConfigurationError("max_failures must be 1..100 and failure_window positive")
         if not self.issuer or ":" in self.issuer:
@@ -130,7 +137,7 @@ class Enrollment:
     loaded into a hardware token) and not kept in clear anywhere."""
 
     user_id: str
-    kind: TokenKind
+    kind: AuthenticatorKind
     algorithm: OtpAlgorithm
     digits: int
     period: int
@@ -145,37 +152,37 @@ class Enrollment:
 
 
 @dataclass(frozen=True)
-class TokenVerification:
-    """An accepted token code."""
+class AuthenticatorVerification:
+    """An accepted authenticator code."""
 
     user_id: str
     counter: int  # the time step (TOTP/SM3) or event counter (HOTP) that matched
     drift: int  # matched counter minus the expected one (TOTP: minus the current step)
 
 
-class TokenService:
-    """Enrols and verifies dynamic-password tokens, one per user."""
+class AuthenticatorService:
+    """Enrols and verifies OTP authenticators, one per user."""
 
     def __init__(
         self,
         store: Store,
         sealer: SecretSealer,
-        settings: TokenSettings | None = None,
+        settings: AuthenticatorSettings | None = None,
         *,
-        namespace: str = "tok",
+        namespace: str = "authenticator",
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.sealer = sealer
-        self.settings = settings or TokenSettings()
-        self.ns = namespace
+        self.settings = settings or AuthenticatorSettings()
+        self.ns = check_namespace(namespace)
         self.clock = clock or store.clock
 
     def _k(self, kind: str, user: str) -> str:
-        return f"{self.ns}:{kind}:{user}"
+        return store_key(self.ns, kind, user)
 
     def _aad(self, user: str) -> bytes:
-        return f"{self.ns}:{user}".encode()
+        return store_key(self.ns, user).encode()
 
     # -- enrolment ------------------------------------------------------------------
     def enroll(
@@ -192,15 +199,17 @@ class TokenService:
         instead of generating one.  Raises ConflictError if a token exists and
         ``replace`` is False.
         """
-        if not user_id or ":" in user_id:
-            raise ConfigurationError("user_id must be non-empty and contain no ':'")
+        if not isinstance(user_id, str) or not user_id:
+            raise ConfigurationError("the user id must be non-empty text")
         s = self.settings
         if secret is None:
             seed = secrets.token_bytes(s.secret_bytes)
         else:
             minimum = 16 if s.algorithm is OtpAlgorithm.SM3 else 20
             if len(secret) < minimum:
-                raise ConfigurationError(f"token secret must be at least {minimum * 8} bits")
+                raise ConfigurationError(
+                    f"the imported authenticator secret is too short: it must be at least {minimum * 8} bits"
+                )
             seed = bytes(secret)
         record = json.dumps(
             {
@@ -219,12 +228,15 @@ class TokenService:
                 if self.store.compare_and_set(key, current, record):
                     break
             else:
-                raise ConflictError("token record changed concurrently: try again")
+                raise ConflictError(
+                    "the authenticator was changed at the same time by another request: try again"
+                )
             self.store.delete(self._k("last", user_id))
             self.store.reset_counter(self._k("fail", user_id))
         elif not self.store.put_if_absent(key, record):
             raise ConflictError(
-                "a token is already enrolled for this user: pass replace=True to re-enrol"
+                "this user already has an authenticator: replace it explicitly (the old one stops "
+                "working) or unenrol it first"
             )
         b32 = base64.b32encode(seed).decode("ascii").rstrip("=")
         return Enrollment(
@@ -245,11 +257,12 @@ class TokenService:
             "algorithm": s.algorithm.value,
             "digits": str(s.digits),
         }
-        if s.kind is TokenKind.TOTP:
+        if s.kind is AuthenticatorKind.TOTP:
             params["period"] = str(s.period)
         else:
             params["counter"] = "0"
-        label = quote(f"{s.issuer}:{account}", safe=":@")
+        # the label is "issuer:account"; a ':' inside the account name is percent-encoded
+        label = f"{quote(s.issuer, safe='@')}:{quote(account, safe='@')}"
         return f"otpauth://{s.kind.value}/{label}?{urlencode(params, quote_via=quote)}"
 
     def unenroll(self, user_id: str) -> None:
@@ -261,12 +274,14 @@ class TokenService:
     def _load(self, user_id: str) -> tuple[dict[str, Any], bytes, bytes]:
         raw = self.store.get(self._k("rec", user_id))
         if raw is None:
-            raise OtpError("no token is enrolled for this user: enrol one first")
+            raise OtpError("no authenticator is enrolled for this user: enrol one first")
         try:
             rec = json.loads(raw)
             blob = bytes.fromhex(rec["secret"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError("stored token record is corrupt: re-enrol the token") from exc
+            raise StoreError(
+                "the stored authenticator record is corrupt: enrol the authenticator again"
+            ) from exc
         seed = self.sealer.open(blob, self._aad(user_id))
         if self.sealer.needs_reseal(blob):  # key rotation on use
             fresh = dict(rec)
@@ -314,10 +329,10 @@ class TokenService:
                 )
             if self.store.compare_and_set(key, raw, str(counter).encode()):
                 return
-        raise ConflictError("too many concurrent verifications for this token: try again")
+        raise ConflictError("too many simultaneous verifications for this authenticator: try again")
 
     # -- verification ---------------------------------------------------------------
-    def verify(self, user_id: str, code: str, at: float | None = None) -> TokenVerification:
+    def verify(self, user_id: str, code: str, at: float | None = None) -> AuthenticatorVerification:
         """Accept ``code`` once.  Raises CodeInvalid, ReplayDetected,
         CodeAttemptsExceeded, OtpError (no token), StoreUnavailable."""
         s = self.settings
@@ -329,10 +344,10 @@ class TokenService:
         )
         if not attempt.allowed:
             raise CodeAttemptsExceeded(
-                "too many wrong token codes: wait before trying again or contact the bank"
+                "too many wrong authenticator codes: wait before trying again or contact the bank"
             )
         _, last = self._last(user_id)
-        if TokenKind(rec["kind"]) is TokenKind.TOTP:
+        if AuthenticatorKind(rec["kind"]) is AuthenticatorKind.TOTP:
             now = self.clock() if at is None else at
             step = int(now // int(rec["period"]))
             candidates = range(step - s.window, step + s.window + 1)
@@ -343,19 +358,19 @@ class TokenService:
         counter = self._match(seed, rec, code, candidates)
         if counter is None:
             raise CodeInvalid(
-                f"the token code is wrong: {s.max_failures - attempt.value} tries left"
+                f"the authenticator code is wrong: {s.max_failures - attempt.value} tries left"
             )
         self._advance(user_id, counter)
         self.store.reset_counter(self._k("fail", user_id))
-        return TokenVerification(user_id, counter, counter - expected)
+        return AuthenticatorVerification(user_id, counter, counter - expected)
 
-    def resync(self, user_id: str, code1: str, code2: str) -> TokenVerification:
+    def resync(self, user_id: str, code1: str, code2: str) -> AuthenticatorVerification:
         """HOTP: find two consecutive codes within ``resync_window`` after the last
         accepted counter and move the counter past them."""
         s = self.settings
         rec, seed, _ = self._load(user_id)
-        if TokenKind(rec["kind"]) is not TokenKind.HOTP:
-            raise OtpError("resync applies to event-based (HOTP) tokens only")
+        if AuthenticatorKind(rec["kind"]) is not AuthenticatorKind.HOTP:
+            raise OtpError("resync applies to event-based (HOTP) authenticators only")
         digits = int(rec["digits"])
         self._check_format(code1, digits)
         self._check_format(code2, digits)
@@ -377,13 +392,16 @@ class TokenService:
             if pair_ok and found is None:
                 found = last + 1 + i
         if found is None:
-            raise CodeInvalid("the two codes are not consecutive codes of this token")
+            raise CodeInvalid(
+                "the two codes are not consecutive codes of this authenticator: enter two codes "
+                "shown one after the other"
+            )
         self._advance(user_id, found + 1)
         self.store.reset_counter(self._k("fail", user_id))
-        return TokenVerification(user_id, found + 1, found + 1 - (last + 1))
+        return AuthenticatorVerification(user_id, found + 1, found + 1 - (last + 1))
 
     def code_at(self, user_id: str, counter: int) -> str:
-        """The token's code for ``counter`` (for tests and the emulator; server-side)."""
+        """The authenticator's code for ``counter`` (for tests and the emulator; server-side)."""
         rec, seed, _ = self._load(user_id)
         if counter < 0:
             raise EncodingError("counter must be non-negative")

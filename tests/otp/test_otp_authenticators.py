@@ -22,11 +22,11 @@ from ebank_auth.errors import (
     ReplayDetected,
 )
 from ebank_auth.otp import (
+    AuthenticatorKind,
+    AuthenticatorService,
+    AuthenticatorSettings,
     OtpAlgorithm,
     SecretSealer,
-    TokenKind,
-    TokenService,
-    TokenSettings,
     hotp_code,
 )
 from ebank_auth.store import MemoryStore
@@ -43,7 +43,7 @@ def _seed(enrollment_b32: str) -> bytes:
 
 def test_totp_enrol_and_verify_with_pyotp_client(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(store_backend(clock), SecretSealer.generate())
+    service = AuthenticatorService(store_backend(clock), SecretSealer.generate())
     enrolment = service.enroll("alice", "alice@example")
     assert len(_seed(enrolment.secret_b32)) >= 20  # ≥ 160 bits
     uri = urlsplit(enrolment.uri)
@@ -61,7 +61,7 @@ def test_totp_enrol_and_verify_with_pyotp_client(store_backend: StoreFactory) ->
 
 def test_totp_window_plus_minus_one(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(store_backend(clock), SecretSealer.generate())
+    service = AuthenticatorService(store_backend(clock), SecretSealer.generate())
     seed = _seed(service.enroll("u", secret=RFC_SEED).secret_b32)  # fixed: no chance collisions
     step = int(T0 // 30)
     assert service.verify("u", hotp_code(seed, step - 1, 6, OtpAlgorithm.SHA1)).drift == -1
@@ -73,10 +73,10 @@ def test_totp_window_plus_minus_one(store_backend: StoreFactory) -> None:
 
 
 def test_hotp_look_ahead_and_resync(store_backend: StoreFactory) -> None:
-    service = TokenService(
+    service = AuthenticatorService(
         store_backend(FakeClock()),
         SecretSealer.generate(),
-        TokenSettings(kind=TokenKind.HOTP, max_failures=20),
+        AuthenticatorSettings(kind=AuthenticatorKind.HOTP, max_failures=20),
     )
     seed = _seed(service.enroll("u", secret=RFC_SEED).secret_b32)
 
@@ -98,8 +98,8 @@ def test_hotp_look_ahead_and_resync(store_backend: StoreFactory) -> None:
 
 def test_gmt0021_token_service(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    settings_ = TokenSettings(algorithm=OtpAlgorithm.SM3, period=60)
-    service = TokenService(store_backend(clock), SecretSealer.generate(), settings_)
+    settings_ = AuthenticatorSettings(algorithm=OtpAlgorithm.SM3, period=60)
+    service = AuthenticatorService(store_backend(clock), SecretSealer.generate(), settings_)
     key = bytes.fromhex("1234567890abcdefabcdef1234567890")
     service.enroll("u", secret=key)
     from ebank_auth.otp import sm3_otp
@@ -112,10 +112,10 @@ def test_gmt0021_token_service(store_backend: StoreFactory) -> None:
 
 def test_failures_are_limited(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(
+    service = AuthenticatorService(
         store_backend(clock),
         SecretSealer.generate(),
-        TokenSettings(max_failures=3, failure_window=600),
+        AuthenticatorSettings(max_failures=3, failure_window=600),
     )
     seed = _seed(service.enroll("u").secret_b32)
     right = hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1)
@@ -133,8 +133,8 @@ def test_failures_are_limited(store_backend: StoreFactory) -> None:
 
 def test_malformed_codes_touch_no_state(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(
-        store_backend(clock), SecretSealer.generate(), TokenSettings(max_failures=1)
+    service = AuthenticatorService(
+        store_backend(clock), SecretSealer.generate(), AuthenticatorSettings(max_failures=1)
     )
     seed = _seed(service.enroll("u").secret_b32)
     for bad in ["", "12345", "1234567", "abcdef", "１２３４５６"]:
@@ -144,36 +144,36 @@ def test_malformed_codes_touch_no_state(store_backend: StoreFactory) -> None:
 
 
 def test_enrolment_conflict_and_replace() -> None:
-    service = TokenService(MemoryStore(), SecretSealer.generate())
+    service = AuthenticatorService(MemoryStore(), SecretSealer.generate())
     first = service.enroll("u")
     with pytest.raises(ConflictError):
         service.enroll("u")
     second = service.enroll("u", replace=True)
     assert first.secret_b32 != second.secret_b32
-    with pytest.raises(OtpError, match="no token"):
+    with pytest.raises(OtpError, match="no authenticator"):
         service.verify("nobody", "123456")
     with pytest.raises(ConfigurationError):
         service.enroll("x", secret=b"too short")
     with pytest.raises(ConfigurationError):
-        TokenSettings(secret_bytes=16)
+        AuthenticatorSettings(secret_bytes=16)
 
 
 def test_secrets_sealed_at_rest_and_rotated() -> None:
     store = MemoryStore(clock=FakeClock(T0))
     k1, k2 = b"1" * 16, b"2" * 16
-    old = TokenService(store, SecretSealer({1: k1}))
+    old = AuthenticatorService(store, SecretSealer({1: k1}))
     enrolment = old.enroll("u")
     seed = _seed(enrolment.secret_b32)
-    raw = store.get("tok:rec:u")
+    raw = store.get("authenticator:rec:u")
     assert raw is not None and seed not in raw and seed.hex().encode() not in raw
     assert SecretSealer.version_of(bytes.fromhex(json.loads(raw)["secret"])) == 1
     # rotate: new current key 2, old key kept for reading; the record is resealed on use
-    new = TokenService(store, SecretSealer({1: k1, 2: k2}))
+    new = AuthenticatorService(store, SecretSealer({1: k1, 2: k2}))
     assert new.verify("u", hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1))
-    raw = store.get("tok:rec:u")
+    raw = store.get("authenticator:rec:u")
     assert raw is not None
     assert SecretSealer.version_of(bytes.fromhex(json.loads(raw)["secret"])) == 2
-    only_new = TokenService(store, SecretSealer({2: k2}))
+    only_new = AuthenticatorService(store, SecretSealer({2: k2}))
     assert only_new.code_at("u", 5) == hotp_code(seed, 5, 6, OtpAlgorithm.SHA1)
 
 
@@ -199,7 +199,7 @@ def test_sealer_refuses_tampering_and_foreign_owner() -> None:
 def test_qr_svg_encodes_the_uri() -> None:
     from ebank_auth.otp.qr import qr_matrix
 
-    enrolment = TokenService(MemoryStore(), SecretSealer.generate()).enroll("alice")
+    enrolment = AuthenticatorService(MemoryStore(), SecretSealer.generate()).enroll("alice")
     svg = enrolment.qr_svg()
     assert svg.startswith("<svg") and "<path" in svg and enrolment.secret_b32 not in svg
     matrix = qr_matrix(enrolment.uri)
@@ -208,8 +208,8 @@ def test_qr_svg_encodes_the_uri() -> None:
 
 def test_concurrent_same_totp_code_accepted_once(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
-    service = TokenService(
-        store_backend(clock), SecretSealer.generate(), TokenSettings(max_failures=100)
+    service = AuthenticatorService(
+        store_backend(clock), SecretSealer.generate(), AuthenticatorSettings(max_failures=100)
     )
     seed = _seed(service.enroll("u").secret_b32)
     code = hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1)
@@ -240,8 +240,8 @@ def test_concurrent_same_totp_code_accepted_once(store_backend: StoreFactory) ->
 def test_totp_never_accepts_counter_le_last(offsets: list[int], gaps: list[int]) -> None:
     """Property: accepted counters strictly increase, whatever codes arrive when."""
     clock = FakeClock(T0)
-    service = TokenService(
-        MemoryStore(clock=clock), SecretSealer.generate(), TokenSettings(max_failures=100)
+    service = AuthenticatorService(
+        MemoryStore(clock=clock), SecretSealer.generate(), AuthenticatorSettings(max_failures=100)
     )
     seed = _seed(service.enroll("u").secret_b32)
     last = -1
