@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from ebank_auth.audit import AuditLog, HmacSm3Key
-from ebank_auth.crypto import sm2, x509
+from ebank_auth.crypto import rsa, sm2, x509
 from ebank_auth.errors import (
     AccessDenied,
     CertificateError,
@@ -231,6 +231,40 @@ def test_raw_public_key_source() -> None:
     v.verify(tx, sign(key, tx), key.public_key().to_pem(), customer="carol")
     with pytest.raises(InvalidKey):
         source.resolve(b"\x04" + b"\x01" * 64)
+
+
+@pytest.mark.parametrize("rsa_hash", [rsa.Hash.SHA256, rsa.Hash.SM3])
+def test_rsa_token_confirmation(rsa_hash: rsa.Hash) -> None:
+    clock = FakeClock(NOW.timestamp())
+    store = MemoryStore(clock=clock)
+    key = rsa.generate_private_key(2048)
+    source = RawPublicKeySource()
+    resolved, fp = source.resolve(key.public_key().to_pem())
+    assert resolved == key.public_key() and source.resolve(key.public_key().to_der())[1] == fp
+    reg = CredentialRegistry(store)
+    reg.bind("dave", "usbkey", "TK-RSA", fp)
+    v = ConfirmationVerifier(reg, ReplayCache(store), source)
+    tx, other = make_tx(), make_tx(amount="52000.01")
+    signature = key.sign(tx.encode(), hash=rsa_hash, padding=rsa.Padding.PKCS1V15)
+    with pytest.raises(InvalidSignature, match="amount"):
+        v.verify(other, signature, key.public_key().to_pem(), customer="dave")
+    result = v.verify(tx, signature, key.public_key().to_pem(), customer="dave")
+    assert result.credential.serial == "TK-RSA"
+    with pytest.raises(DuplicateTransaction):
+        v.verify(tx, signature, key.public_key().to_pem(), customer="dave")
+
+
+def test_raw_public_key_source_refuses_short_rsa_and_junk() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa as crsa
+
+    short = crsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    der = short.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for junk in (der, b"", b"0\x03\x02\x01\x00", b"-----BEGIN PUBLIC KEY-----\nAAAA\n"):
+        with pytest.raises(InvalidKey, match="SM2 key nor an RSA key"):
+            RawPublicKeySource().resolve(junk)
 
 
 def test_registry_is_one_to_one() -> None:

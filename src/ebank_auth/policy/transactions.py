@@ -8,15 +8,16 @@ token binding.
 * :class:`CredentialRegistry` — which certificates / tokens belong to which
   customer, one-to-one: a certificate or token serial bound to one customer
   cannot be bound to another (UK-10).
-* :class:`ConfirmationVerifier` — checks a USB Key or phone shield SM2 signature
-  over ``tx.encode()`` (payer, payee, amount, date-time and the rest of the
-  canonical transaction), that the signing certificate belongs to this customer,
-  and registers the id against replay.
+* :class:`ConfirmationVerifier` — checks a USB Key or phone shield SM2 or RSA
+  signature over ``tx.encode()`` (payer, payee, amount, date-time and the rest of
+  the canonical transaction) with :func:`ebank_auth.confirmation.verify_confirmation`,
+  that the signing certificate belongs to this customer, and registers the id
+  against replay.
 
 Signer keys come through a :class:`SignerKeySource`: :class:`CertificateSource`
 validates an X.509 certificate chain (digitalSignature key usage, validity,
-CRLs — PS-2); :class:`RawPublicKeySource` accepts a bare SM2 public key for
-tokens enrolled by key rather than certificate.
+CRLs — PS-2); :class:`RawPublicKeySource` accepts a bare SM2 or RSA public key
+for tokens enrolled by key rather than certificate.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from enum import Enum
 from typing import Any, Protocol
 
 from ebank_auth.audit.log import AuditLog
-from ebank_auth.crypto import sm2, sm3, x509
+from ebank_auth.confirmation import ConfirmationKey, verify_confirmation
+from ebank_auth.crypto import rsa, sm2, sm3, x509
 from ebank_auth.errors import (
     AccessDenied,
     CertificateError,
@@ -38,8 +40,8 @@ from ebank_auth.errors import (
     EbankAuthError,
     EncodingError,
     InvalidKey,
-    InvalidSignature,
     PolicyError,
+    UnsupportedAlgorithm,
 )
 from ebank_auth.store.base import Store
 from ebank_auth.store.keys import check_namespace, store_key
@@ -190,27 +192,40 @@ class CredentialRegistry:
 
 class SignerKeySource(Protocol):
     """Turns the signer material sent with a confirmation (certificate or key)
-    into a checked SM2 public key and its fingerprint."""
+    into a checked SM2 or RSA public key and its fingerprint."""
 
-    def resolve(self, signer: bytes) -> tuple[sm2.SM2PublicKey, str]: ...
+    def resolve(self, signer: bytes) -> tuple[ConfirmationKey, str]: ...
 
 
 class RawPublicKeySource:
-    """A bare SM2 public key (SubjectPublicKeyInfo PEM/DER or a 65-byte point);
-    the fingerprint is SM3 of the SPKI DER."""
+    """A bare public key: SM2 (SubjectPublicKeyInfo PEM/DER, or a 33/65-byte point) or
+    RSA of at least 2048 bits (SubjectPublicKeyInfo PEM/DER); the fingerprint is SM3
+    of the SPKI DER."""
 
-    def resolve(self, signer: bytes) -> tuple[sm2.SM2PublicKey, str]:
+    def resolve(self, signer: bytes) -> tuple[ConfirmationKey, str]:
         data = bytes(signer)
+        key: ConfirmationKey | None = None
         try:
-            if data.startswith(b"-----BEGIN"):
-                key = sm2.load_pem_public_key(data)
-            elif len(data) in (33, 65) and data[0] in (2, 3, 4):
-                key = sm2.public_key_from_bytes(data)
+            if len(data) in (33, 65) and data[0] in (2, 3, 4):
+                key = sm2.validate_public_key(sm2.public_key_from_bytes(data))
+            elif data.startswith(b"-----BEGIN"):
+                key = sm2.validate_public_key(sm2.load_pem_public_key(data))
             else:
-                key = sm2.load_der_public_key(data)
-            key = sm2.validate_public_key(key)
-        except (InvalidKey, EncodingError) as exc:
-            raise InvalidKey(f"the signer's SM2 public key is invalid: {exc.message}") from None
+                key = sm2.validate_public_key(sm2.load_der_public_key(data))
+        except (InvalidKey, EncodingError, UnsupportedAlgorithm):
+            try:
+                if data.startswith(b"-----BEGIN"):
+                    key = rsa.load_pem_public_key(data)
+                else:
+                    key = rsa.load_der_public_key(data)
+            except (InvalidKey, EncodingError, UnsupportedAlgorithm):
+                key = None
+        if key is None:
+            raise InvalidKey(
+                "the signer's public key is neither a valid SM2 key nor an RSA key of at "
+                f"least {rsa.MIN_BITS} bits: send the token's public key as "
+                "SubjectPublicKeyInfo (PEM or DER)"
+            )
         return key, sm3.digest(key.to_der()).hex()
 
 
@@ -235,7 +250,7 @@ class CertificateSource:
         self.require_crl = require_crl
         self.at = at
 
-    def resolve(self, signer: bytes) -> tuple[sm2.SM2PublicKey, str]:
+    def resolve(self, signer: bytes) -> tuple[ConfirmationKey, str]:
         try:
             cert = x509.load_certificate(bytes(signer))
         except EncodingError as exc:
@@ -250,8 +265,8 @@ class CertificateSource:
             required_key_usage=x509.KeyUsage.DIGITAL_SIGNATURE,
         )
         key = cert.public_key
-        if not isinstance(key, sm2.SM2PublicKey):
-            raise CertificateError("the signer certificate must hold an SM2 key")
+        if not isinstance(key, (sm2.SM2PublicKey, rsa.RSAPublicKey)):
+            raise CertificateError("the signer certificate must hold an SM2 or RSA key")
         return key, cert.fingerprint("sm3")
 
 
@@ -292,8 +307,9 @@ class ConfirmationVerifier:
         customer: str,
         kind: SignerKind | str | None = None,
     ) -> ConfirmationResult:
-        """Verify ``signature`` (SM2, DER, uid ``sm2.DEFAULT_UID``) over
-        ``tx.encode()`` by ``signer`` (certificate or key).  Raises
+        """Verify ``signature`` over ``tx.encode()`` by ``signer`` (certificate or
+        key) with :func:`~ebank_auth.confirmation.verify_confirmation` (SM2 with the
+        default ID, or RSA PKCS#1 v1.5 with SHA-256 or SM3).  Raises
         :class:`CertificateError` / :class:`InvalidKey` for a bad signer,
         :class:`AccessDenied` if it is not this customer's,
         :class:`InvalidSignature` if the data differ, :class:`DuplicateTransaction`
@@ -307,13 +323,7 @@ class ConfirmationVerifier:
                 )
             if kind is not None and cred.kind is not SignerKind(kind):
                 raise AccessDenied(f"the credential is a {cred.kind.value}, not a {kind}")
-            try:
-                key.verify(bytes(signature), tx.encode(), uid=sm2.DEFAULT_UID)
-            except (InvalidSignature, EncodingError) as exc:
-                raise InvalidSignature(
-                    "the confirmation signature does not match this transaction: the "
-                    "payer, payee, amount, time or id differ from what was confirmed"
-                ) from exc
+            verify_confirmation(key, signature, tx)
             self.replay.register(tx)
         except EbankAuthError as exc:
             self._audit(tx, customer, "deny", {"error": type(exc).__name__})

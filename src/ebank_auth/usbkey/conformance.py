@@ -24,6 +24,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from ebank_auth.confirmation import verify_confirmation
 from ebank_auth.crypto import rsa, sm2, sm3, x509
 from ebank_auth.errors import (
     ApduError,
@@ -55,7 +56,7 @@ from ebank_auth.usbkey.protocol import (
     Tag,
     check_pin_complexity,
 )
-from ebank_auth.usbkey.session import TokenSession, verify_transaction_signature
+from ebank_auth.usbkey.session import TokenSession
 from ebank_auth.usbkey.transport.base import Connection
 
 __all__ = [
@@ -421,7 +422,7 @@ class _Runner:
             _expect(getattr(rkey, "key_size", 2048) >= 2048, "RSA key shorter than 2048 bits")
             self.prompt("APPROVE the transaction now shown on the token (RSA key)")
             rres = self.s.confirm_and_sign(tx, RSA_CONTAINER)
-            verify_transaction_signature(rkey, rres.signature, tx.encode())
+            verify_confirmation(rkey, rres.signature, tx, rsa_hashes=(rsa.Hash.SHA256,))
             detail += "; RSA-2048 (PKCS#1 v1.5 SHA-256) likewise"
         return detail
 

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Union
 
+from ebank_auth.confirmation import verify_confirmation
 from ebank_auth.crypto import rsa, sm2, x509
 from ebank_auth.errors import (
     ApduError,
@@ -137,16 +138,9 @@ class SignResult:
     display_text: str
 
     def verify(self, public_key: TokenPublicKey) -> None:
-        """Raise :class:`InvalidSignature` unless ``signature`` is valid over ``signed_bytes``."""
-        verify_transaction_signature(public_key, self.signature, self.signed_bytes)
-
-
-def verify_transaction_signature(public_key: TokenPublicKey, signature: bytes, data: bytes) -> None:
-    """Check a confirm-and-sign signature (SM2 default ID / RSA PKCS#1 v1.5 SHA-256)."""
-    if isinstance(public_key, sm2.SM2PublicKey):
-        public_key.verify(signature, data, uid=sm2.DEFAULT_UID)
-    else:
-        public_key.verify(signature, data, hash=rsa.Hash.SHA256, padding=rsa.Padding.PKCS1V15)
+        """Raise :class:`InvalidSignature` unless ``signature`` is valid over ``signed_bytes``
+        (see :func:`ebank_auth.confirmation.verify_confirmation`)."""
+        verify_confirmation(public_key, self.signature, self.signed_bytes)
 
 
 @dataclass(frozen=True)
@@ -595,7 +589,7 @@ class TokenSession:
         if serial != self.device_info().serial:
             raise TokenNotGenuine("the token reported a different serial when signing")
         try:
-            verify_transaction_signature(key, signature, signed)
+            verify_confirmation(key, signature, tx)
         except InvalidSignature:
             raise TokenNotGenuine(
                 "the token's signature does not verify with its public key"
