@@ -146,7 +146,7 @@ def test_malformed_codes_touch_no_state(store_backend: StoreFactory) -> None:
 def test_enrolment_conflict_and_replace() -> None:
     service = AuthenticatorService(MemoryStore(), SecretSealer.generate())
     first = service.enroll("u")
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="already has an authenticator"):
         service.enroll("u")
     second = service.enroll("u", replace=True)
     assert first.secret_b32 != second.secret_b32

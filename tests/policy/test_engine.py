@@ -284,7 +284,7 @@ def test_operation_missing_from_policy_is_denied() -> None:
         ({"amount": Decimal("-1")}, "positive"),
         ({"risk_score": 101}, "0 to 100"),
         ({"user": ""}, "user"),
-        ({"local_time": datetime(2026, 1, 1)}, "timezone-aware"),
+        ({"local_time": datetime(2026, 1, 1)}, "must carry a time zone"),
         ({"presented": ["password", "carrier_pigeon"]}, "factor"),
     ],
 )

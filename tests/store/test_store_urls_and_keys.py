@@ -142,3 +142,11 @@ def test_namespaces_keep_services_apart() -> None:
     assert bank2.status("alice").failures == 0
     with pytest.raises(ConfigurationError, match="namespace"):
         LoginLockout(store, namespace="lockout:")
+
+
+def test_bad_redis_url_never_shows_the_password() -> None:
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigurationError) as info:
+        open_store("redis://:hunter2secret@127.0.0.1:notaport/0")
+    assert "hunter2secret" not in str(info.value)
+    assert "redis://" in str(info.value)

@@ -249,7 +249,8 @@ class CodeService:
         language = Language(lang)
         if channel is DeliveryChannel.VOICE and tx is not None and summary is None:
             raise ConfigurationError(
-                "a voice code for a transaction must state its type and amount: pass summary="
+                "a voice code for a transaction must read out the transaction's type and "
+                "amount: give its summary (TransactionSummary) when issuing the code"
             )
         registered = self.registry.registered_phone(user_id)
         if not registered:

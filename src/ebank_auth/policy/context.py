@@ -128,7 +128,10 @@ class AuthContext:
             self, "device_status", _enum(DeviceStatus, self.device_status, "device_status")
         )
         if not isinstance(self.local_time, datetime) or self.local_time.utcoffset() is None:
-            raise PolicyError("context local_time must be a timezone-aware datetime")
+            raise PolicyError(
+                "context local_time must carry a time zone: give e.g. "
+                "datetime.now(DEFAULT_TIMEZONE) (a naive time could be any zone)"
+            )
         presented = frozenset(_enum(Factor, f, "factor") for f in self.presented)
         object.__setattr__(self, "presented", presented)
         if self.amount is not None:

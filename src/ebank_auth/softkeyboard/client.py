@@ -31,16 +31,20 @@ class KeyboardClient:
     def press(self, key_id: str) -> str:
         """Press the key with ``key_id``; returns the mask to display."""
         if self.mode == "system":
-            raise SoftKeyboardError("this is a system keyboard session: use type_char")
+            raise SoftKeyboardError(
+                "this session uses the system keyboard: type characters instead of pressing keys"
+            )
         if key_id not in self.key_ids:
-            raise SoftKeyboardError("no such key on this keyboard")
+            raise SoftKeyboardError("that key is not on this keyboard: press one of the keys shown")
         self._push(key_id)
         return self.mask
 
     def type_char(self, char: str) -> str:
         """System keyboard mode: encrypt one typed character."""
         if self.mode != "system":
-            raise SoftKeyboardError("this is a soft keyboard session: use press")
+            raise SoftKeyboardError(
+                "this session uses the soft keyboard: press its keys instead of typing"
+            )
         self._push(char)
         return self.mask
 

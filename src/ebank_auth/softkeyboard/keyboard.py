@@ -152,9 +152,9 @@ class SoftKeyboard:
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not 5 <= ttl <= 1800:
-            raise ConfigurationError("soft keyboard session ttl must be 5..1800 seconds")
+            raise ConfigurationError("a soft keyboard session must last 5 to 1800 seconds (ttl)")
         if not 1 <= max_length <= 128:
-            raise ConfigurationError("max_length must be 1..128")
+            raise ConfigurationError("the longest input (max_length) must be 1 to 128 keystrokes")
         self.store = store
         self._key = private_key
         self._pub_der = private_key.public_key().to_der()
@@ -249,7 +249,7 @@ class SoftKeyboard:
         try:
             for index, ciphertext in enumerate(keystrokes):
                 if not isinstance(ciphertext, (bytes, bytearray)) or len(ciphertext) > 512:
-                    raise SoftKeyboardError("keystroke is not a ciphertext")
+                    raise SoftKeyboardError("a keystroke is not an encrypted keystroke: type again")
                 try:
                     plain = self._key.decrypt(bytes(ciphertext))
                 except CryptoError as exc:
@@ -257,7 +257,9 @@ class SoftKeyboard:
                 if len(plain) <= header or not plain.startswith(KEYSTROKE_MAGIC):
                     raise SoftKeyboardError("a keystroke is malformed: type again")
                 if not secrets.compare_digest(plain[3 : 3 + _SID_BYTES], sid):
-                    raise SoftKeyboardError("a keystroke belongs to another keyboard session")
+                    raise SoftKeyboardError(
+                        "a keystroke belongs to another keyboard session: open the keyboard again"
+                    )
                 if int.from_bytes(plain[3 + _SID_BYTES : header], "big") != index:
                     raise SoftKeyboardError("keystrokes replayed or out of order: type again")
                 body = plain[header:]
@@ -265,14 +267,18 @@ class SoftKeyboard:
                     try:
                         char = body.decode("utf-8")
                     except UnicodeDecodeError as exc:
-                        raise SoftKeyboardError("a keystroke is malformed") from exc
+                        raise SoftKeyboardError("a keystroke is malformed: type again") from exc
                     if len(char) != 1 or char not in _SYSTEM_CHARS:
-                        raise SoftKeyboardError("a keystroke is not a printable ASCII character")
+                        raise SoftKeyboardError(
+                            "a keystroke is not a printable character: type again"
+                        )
                     value += body
                 else:
                     label = mapping.get(body.decode("ascii", "replace"))
                     if label is None:
-                        raise SoftKeyboardError("a keystroke names a key not on this keyboard")
+                        raise SoftKeyboardError(
+                            "a keystroke names a key not on this keyboard: open the keyboard again"
+                        )
                     value += label.encode()
         except SoftKeyboardError:
             for i in range(len(value)):

@@ -235,7 +235,10 @@ class RedisStore(Store):
                 health_check_interval=30,
             )
         except (ValueError, redis.RedisError) as exc:
-            raise ConfigurationError(f"invalid Redis URL {url!r}: {exc}") from exc
+            raise ConfigurationError(
+                f"the Redis URL {self._safe_url()} is not valid ({exc}): use "
+                "redis://[:password@]host:port/db"
+            ) from None
         c = self._client
         self._s_incr = c.register_script(_INCR)
         self._s_get_counter = c.register_script(_GET_COUNTER)

@@ -69,7 +69,8 @@ class SQLiteStore(Store):
         path_str = os.fspath(path)
         if path_str in ("", ":memory:") or path_str.startswith("file:"):
             raise ConfigurationError(
-                "SQLiteStore needs a database file path; use MemoryStore for in-memory state"
+                "a SQLite store needs a database file path; use a memory store (memory:) for state "
+                "that may be lost"
             )
         sync = synchronous.upper()
         if sync not in _SYNC_MODES:
