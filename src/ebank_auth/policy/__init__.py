@@ -3,9 +3,11 @@ trusted devices and transaction confirmation (AU-1 … AU-9, UK-11).
 
 Typical use::
 
-    from ebank_auth.policy import AuthContext, Operation, PolicyEngine
+    from datetime import datetime
+    from ebank_auth.policy import DEFAULT_TIMEZONE, AuthContext, Factor, Operation, PolicyEngine
 
     engine = PolicyEngine()                      # the shipped default policy
+    now = datetime.now(DEFAULT_TIMEZONE)         # local_time must carry a time zone
     decision = engine.decide(AuthContext(user="c1", operation=Operation.LOGIN,
                                          local_time=now, presented={Factor.PASSWORD}))
     decision.outcome, decision.missing, decision.fired
@@ -32,6 +34,7 @@ from ebank_auth.policy.lockout import (
     Notifier,
 )
 from ebank_auth.policy.model import Policy, RiskLevel, Rule
+from ebank_auth.policy.notify import GatewayNotifier, lockout_message
 from ebank_auth.policy.transactions import (
     CertificateSource,
     ConfirmationResult,
@@ -64,6 +67,7 @@ __all__ = [
     "Factor",
     "FactorClass",
     "FactorInfo",
+    "GatewayNotifier",
     "LockoutEvent",
     "LockoutStatus",
     "LoginLockout",
@@ -83,4 +87,5 @@ __all__ = [
     "default_policy",
     "load_policy",
     "loads_policy",
+    "lockout_message",
 ]
