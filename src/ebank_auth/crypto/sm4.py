@@ -6,6 +6,11 @@ or when ``EBANK_AUTH_CRYPTO_BACKEND=pure``.  GCM returns ``ciphertext || 16-byte
 
 from __future__ import annotations
 
+from cryptography.exceptions import InvalidTag as _InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
+from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
+from cryptography.hazmat.primitives.ciphers import modes as _modes
+
 from ebank_auth.crypto import _backend
 from ebank_auth.crypto.backends.pure_sm4 import PureSM4
 from ebank_auth.errors import CryptoError, DecryptionError, InvalidKey
@@ -29,23 +34,13 @@ BLOCK_SIZE = 16
 KEY_SIZE = 16
 TAG_SIZE = 16
 
-try:
-    from cryptography.exceptions import InvalidTag as _InvalidTag
-    from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
-    from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
-    from cryptography.hazmat.primitives.ciphers import modes as _modes
-
-    _Cipher(_algorithms.SM4(b"\x00" * 16), _modes.ECB()).encryptor().update(b"\x00" * 16)
-    _C_OK = True
-except Exception:  # pragma: no cover - depends on the cryptography build
-    _C_OK = False
-
 
 def _use_c() -> bool:
-    return _C_OK and _backend.requested() != "pure"
+    return _backend.use_cryptography("sm4")
 
 
 def implementation() -> str:
+    """``"cryptography"`` or ``"pure"``: which code runs SM4 (see ``crypto._backend``)."""
     return "cryptography" if _use_c() else "pure"
 
 

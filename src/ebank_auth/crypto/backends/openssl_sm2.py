@@ -93,6 +93,7 @@ class OpenSSLSM2:
     """SM2 operations on EVP_PKEY handles.  Handles are freed by the garbage collector."""
 
     name = "openssl"
+    constant_time = True  # libcrypto SM2 is constant-time
 
     def __init__(self, ffi: Any, lib: Any, libname: str) -> None:
         self._ffi = ffi

@@ -21,6 +21,7 @@ def compute_z(curve: Curve, x: int, y: int, uid: bytes) -> bytes:
 
 class PureSM2:
     name = "pure"
+    constant_time = False  # Python big-int arithmetic is not
 
     def __init__(self, curve: Curve = SM2P256V1) -> None:
         self.curve = curve
