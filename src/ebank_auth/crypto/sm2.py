@@ -149,7 +149,7 @@ class SM2PublicKey:
     def verify(self, signature: bytes, data: bytes, uid: Uid = DEFAULT_UID) -> None:
         """Verify an SM2-with-SM3 signature over ``data``; raises InvalidSignature."""
         sig = _strict_signature(signature)
-        ok = self._backend.verify(self._h(), sig, _data(data), _uid(uid))
+        ok = self._backend.check(self._h(), sig, _data(data), _uid(uid))
         if not ok:
             raise InvalidSignature()
 
@@ -158,7 +158,7 @@ class SM2PublicKey:
         sig = _strict_signature(signature)
         if not isinstance(e, (bytes, bytearray)) or len(e) != 32:
             raise CryptoError("e must be the 32-byte SM3(Z || M)")
-        if not self._backend.verify_digest(self._h(), sig, bytes(e)):
+        if not self._backend.check_digest(self._h(), sig, bytes(e)):
             raise InvalidSignature()
 
     # ---- encryption
