@@ -147,6 +147,7 @@ _GCM_REFUSED = (
     "to encrypt it (SM4-GCM authentication tag mismatch)"
 )
 
+
 def _check_nonce(nonce: bytes) -> bytes:
     if not isinstance(nonce, (bytes, bytearray, memoryview)) or not 8 <= len(nonce) <= 128:
         raise CryptoError("SM4-GCM nonce must be 8 to 128 bytes (12 recommended)")
