@@ -135,7 +135,7 @@ def main() -> None:
                     count += 1
                 append_rate = count / (time.perf_counter() - start)
                 start = time.perf_counter()
-                report = log.verify()
+                report = log.check()
                 verify_rate = report.records / (time.perf_counter() - start)
                 assert report.ok
                 rows.append(

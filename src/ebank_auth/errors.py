@@ -182,11 +182,15 @@ class CMSError(CertificateError):
 
 
 class CMSVerificationError(CMSError):
-    """A CMS SignedData was refused; ``reason`` is a machine-readable code (cms.CMSReason)."""
+    """A CMS SignedData was refused; ``reason`` is a machine-readable code (cms.CMSReason),
+    ``result`` the full report (cms.CMSValidationResult) when there is one."""
 
-    def __init__(self, message: str | None = None, reason: object = None) -> None:
+    def __init__(
+        self, message: str | None = None, reason: object = None, result: object = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.result = result
 
 
 # --------------------------------------------------------------------------- state stores
@@ -399,6 +403,12 @@ class AuditError(EbankAuthError):
 
 
 class AuditIntegrityError(AuditError):
-    def __init__(self, message: str | None = None, first_bad: int | None = None) -> None:
+    """The audit log does not verify; ``first_bad`` is the first bad record's sequence number
+    (None when the problem is not one record), ``report`` the full report when there is one."""
+
+    def __init__(
+        self, message: str | None = None, first_bad: int | None = None, report: object = None
+    ) -> None:
         super().__init__(message or "the audit log was altered: it does not verify")
         self.first_bad = first_bad
+        self.report = report

@@ -2,7 +2,7 @@
 
 A bank client must notice a tampered or replaced "driver" (the token library).
 Wheels list every installed file with its SHA-256 in ``*.dist-info/RECORD``;
-:func:`verify_installation` recomputes those hashes for the ``ebank_auth``
+:func:`check_installation` recomputes those hashes for the ``ebank_auth``
 package files and reports files that changed, disappeared, or were added
 (a dropped-in module not in RECORD — e.g. a patched ``session.py`` beside a
 ``.pth`` hook — counts as tampering).  ``ebank-auth selftest --integrity`` calls it.
@@ -33,8 +33,8 @@ __all__ = [
     "DISTRIBUTION",
     "IntegrityReport",
     "IntegrityStatus",
-    "verify_distribution",
-    "verify_installation",
+    "check_distribution",
+    "check_installation",
 ]
 
 DISTRIBUTION: Final = "ebank-auth"
@@ -106,7 +106,7 @@ def _safe_relative(path: str) -> bool:
     return not p.is_absolute() and ".." not in p.parts
 
 
-def verify_distribution(dist: metadata.Distribution, package: str = PACKAGE) -> IntegrityReport:
+def check_distribution(dist: metadata.Distribution, package: str = PACKAGE) -> IntegrityReport:
     """Check the files of ``package`` in an installed distribution against its RECORD."""
     name = dist.metadata["Name"] or DISTRIBUTION
     version = dist.version
@@ -200,7 +200,7 @@ def verify_distribution(dist: metadata.Distribution, package: str = PACKAGE) -> 
     )
 
 
-def verify_installation(distribution: str = DISTRIBUTION) -> IntegrityReport:
+def check_installation(distribution: str = DISTRIBUTION) -> IntegrityReport:
     """Check the installed ``ebank-auth`` against its wheel RECORD (see module docstring)."""
     try:
         dist = metadata.distribution(distribution)
@@ -213,4 +213,4 @@ def verify_installation(distribution: str = DISTRIBUTION) -> IntegrityReport:
             0,
             message=f"distribution {distribution!r} is not installed (running from a source tree)",
         )
-    return verify_distribution(dist)
+    return check_distribution(dist)

@@ -291,15 +291,25 @@ class PasswordHasher:
     def hash(self, password: Secret) -> str:
         return str(self._h.hash(_secret_bytes(password)))
 
-    def verify(self, encoded: str, password: Secret) -> bool:
-        """True if ``password`` matches; False if not.  A malformed hash raises
-        PasswordError (never a bare argon2 exception)."""
+    def verify(self, encoded: str, password: Secret) -> None:
+        """Return if ``password`` matches ``encoded``; raise PasswordIncorrect if not.
+
+        A malformed stored hash raises PasswordError (never a bare argon2 exception).
+        """
+        if not self.check(encoded, password):
+            raise PasswordIncorrect()
+
+    def check(self, encoded: str, password: Secret) -> bool:
+        """True if ``password`` matches ``encoded``, False if not (a verdict: prefer
+        :meth:`verify`, which raises).  A malformed stored hash raises PasswordError."""
         try:
             return bool(self._h.verify(encoded, _secret_bytes(password)))
         except argon2.exceptions.VerifyMismatchError:
             return False
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError) as exc:
-            raise PasswordError("stored password hash is malformed: reset the password") from exc
+            raise PasswordError(
+                "the stored password hash is damaged: reset this user's password"
+            ) from exc
 
     def needs_rehash(self, encoded: str) -> bool:
         try:
@@ -375,8 +385,7 @@ class PasswordService:
         (only after a *correct* password) when a change is due."""
         raw, rec = self._load(user_id)
         encoded = str(rec["hash"])
-        if not self.hasher.verify(encoded, password):
-            raise PasswordIncorrect()
+        self.hasher.verify(encoded, password)
         rehashed = False
         if self.hasher.needs_rehash(encoded):
             fresh = dict(rec)
@@ -399,10 +408,9 @@ class PasswordService:
     ) -> None:
         """Replace the password after checking the old one and the policy."""
         raw, rec = self._load(user_id)
-        if not self.hasher.verify(str(rec["hash"]), old):
-            raise PasswordIncorrect()
+        self.hasher.verify(str(rec["hash"]), old)
         self.policy.check(new, info)
-        if self.hasher.verify(str(rec["hash"]), new):
+        if self.hasher.check(str(rec["hash"]), new):
             raise PasswordPolicyError("the new password must differ from the current one")
         if not self.store.compare_and_set(
             self._key(user_id), raw, self._record(self.hasher.hash(new), False)

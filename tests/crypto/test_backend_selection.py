@@ -1,4 +1,4 @@
-"""Backend choice: automatic, forced, and a missing or SM2-less libcrypto meaning the fallback."""
+"""Backend choice: automatic, forced, an explicit libcrypto that cannot load, pure-signing warning."""
 
 from __future__ import annotations
 
@@ -46,14 +46,23 @@ def test_bad_env_value(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("lib", ["/nonexistent/libcrypto.so.3", "libc.so.6"])
-def test_missing_or_sm2less_libcrypto_falls_back_silently(lib: str) -> None:
+def test_explicit_libcrypto_that_cannot_load_is_an_error(lib: str) -> None:
     # libc.so.6 opens fine but has no OpenSSL symbols: the stand-in for a build without SM2
     rc, out, err = _probe({"EBANK_AUTH_LIBCRYPTO": lib})
+    assert rc != 0 and not out
+    assert "BackendUnavailable" in err
+    assert f"EBANK_AUTH_LIBCRYPTO={lib} cannot be used" in err
+    assert "unset it" in err and "EBANK_AUTH_CRYPTO_BACKEND=pure" in err
+
+
+def test_explicit_libcrypto_with_pure_requested_is_fine() -> None:
+    rc, out, err = _probe(
+        {"EBANK_AUTH_LIBCRYPTO": "/nonexistent/libcrypto.so.3", "EBANK_AUTH_CRYPTO_BACKEND": "pure"}
+    )
     assert rc == 0, err
     info = json.loads(out)
-    assert info["sm2"] == "pure"
-    assert info["avail"] == ["pure"]
-    assert lib.split("/")[-1] in info["d"]["openssl"]
+    assert info["sm2"] == "pure" and info["avail"] == ["pure"]
+    assert "libcrypto.so.3" in info["d"]["openssl"]
 
 
 def test_forced_openssl_when_unavailable_is_a_clear_error() -> None:
@@ -64,7 +73,22 @@ def test_forced_openssl_when_unavailable_is_a_clear_error() -> None:
         }
     )
     assert rc != 0
-    assert "BackendUnavailable" in err and "use 'pure'" in err
+    assert "BackendUnavailable" in err and "cannot be used for SM2" in err
+
+
+def test_pure_signing_warns_once_per_process() -> None:
+    code = (
+        "import logging; logging.basicConfig(level=logging.WARNING);"
+        "from ebank_auth.crypto import sm2;"
+        "k = sm2.generate_private_key(backend='pure'); k.sign(b'a'); k.sign(b'b');"
+        "k.sign_digest(bytes(32)); k.public_key().verify(k.sign(b'c'), b'c')"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("not constant-time") == 1, p.stderr
+    quiet = code.replace("backend='pure'", "backend='openssl'")
+    p = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True)
+    assert p.returncode == 0 and "constant-time" not in p.stderr, p.stderr
 
 
 def test_unknown_backend_name() -> None:

@@ -111,8 +111,11 @@ def test_good_password_accepted() -> None:
 def test_hasher_argon2id_defaults_follow_rfc9106() -> None:
     encoded = PasswordHasher().hash("secret")
     assert encoded.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
-    assert PasswordHasher().verify(encoded, "secret")
-    assert not PasswordHasher().verify(encoded, "Secret")
+    PasswordHasher().verify(encoded, "secret")
+    assert PasswordHasher().check(encoded, "secret")
+    assert not PasswordHasher().check(encoded, "Secret")
+    with pytest.raises(PasswordIncorrect):
+        PasswordHasher().verify(encoded, "Secret")
     with pytest.raises(PasswordError):
         FAST.verify("$argon2id$garbage", "x")
 

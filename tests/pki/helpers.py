@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ebank_auth.crypto import rsa, sm2, x509
+from ebank_auth.crypto.keys import SoftwareKey
 from ebank_auth.crypto.x509 import KeyUsage
 
 DISTID = "distid:1234567812345678"
@@ -20,7 +21,7 @@ class Pki:
 
     root: x509.CertificateAuthority
     sub: x509.CertificateAuthority
-    leaf_key: x509.PrivateKey
+    leaf_key: SoftwareKey
     leaf: x509.Certificate
 
     @property

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebank_auth.crypto import rsa, sm2, x509
+from ebank_auth.crypto.keys import P256PrivateKey
 from ebank_auth.crypto.x509 import ExtendedKeyUsage, KeyUsage, SignatureAlgorithm
 from ebank_auth.errors import (
     ConfigurationError,
@@ -108,7 +109,7 @@ def test_ecdsa_p256_certificate_from_cryptography() -> None:
     assert isinstance(cert.public_key, ec.EllipticCurvePublicKey)
     cert.verify_signed_by(cert)
     # and a P-256 CA can issue an SM2 leaf that validates
-    ca = x509.CertificateAuthority(cert, key)
+    ca = x509.CertificateAuthority(cert, P256PrivateKey(key))
     leaf = ca.issue("CN=mixed", SM2_KEY.public_key())
     assert x509.validate_chain(leaf, [], [cert]).valid
 

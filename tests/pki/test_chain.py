@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebank_auth.crypto import sm2, x509
-from ebank_auth.crypto.x509 import KeyUsage, ValidationReason
+from ebank_auth.crypto.x509 import KeyUsage, SignatureAlgorithm, ValidationReason
 from ebank_auth.errors import CertificateValidationError
 from pki.helpers import Pki
 
@@ -309,9 +309,10 @@ def test_unsupported_critical_extension(sm2_pki: Pki) -> None:
         a_x509.Extension({"extn_id": "1.2.3.4.5", "critical": True, "extn_value": b"\x05\x00"})
     )
     tbs["extensions"] = exts
-    from ebank_auth.crypto.x509._keys import algorithm_identifier, sign_data
+    from ebank_auth.crypto._asn1 import algorithm_identifier
 
-    alg, sig = sign_data(sm2_pki.sub.key, tbs.dump())
+    alg = SignatureAlgorithm.SM2_SM3
+    sig = sm2_pki.sub.key.sign_with(alg, tbs.dump())
     der = a_x509.Certificate(
         {
             "tbs_certificate": tbs,
@@ -369,13 +370,14 @@ def test_unsupported_algorithm_in_path(sm2_pki: Pki) -> None:
 def test_name_chaining_ignores_case_and_spaces(sm2_pki: Pki) -> None:
     from asn1crypto import x509 as a_x509
 
-    from ebank_auth.crypto.x509._keys import algorithm_identifier, sign_data
+    from ebank_auth.crypto._asn1 import algorithm_identifier
     from ebank_auth.crypto.x509.names import build_name
 
     cert = sm2_pki.sub.issue("CN=case", KEY.public_key())
     tbs = a_x509.TbsCertificate.load(cert.tbs_der)
     tbs["issuer"] = build_name("CN=sm2   ISSUING ca,O=EBANK-AUTH,C=CN")
-    alg, sig = sign_data(sm2_pki.sub.key, tbs.dump(force=True))
+    alg = SignatureAlgorithm.SM2_SM3
+    sig = sm2_pki.sub.key.sign_with(alg, tbs.dump(force=True))
     der = a_x509.Certificate(
         {
             "tbs_certificate": tbs,

@@ -46,7 +46,7 @@ def test_sign_verify(any_pki: Pki, profile: CMSProfile, detached: bool) -> None:
     assert info.content == (None if detached else CONTENT)
     assert info.signer_count == 1
     assert any_pki.leaf in info.certificates
-    result = cms.verify(der, content=CONTENT if detached else None, trust_roots=any_pki.roots)
+    result = cms.validate(der, content=CONTENT if detached else None, trust_roots=any_pki.roots)
     assert result.valid, result.message
     assert result.reason is CMSReason.OK
     assert result.content == CONTENT
@@ -71,19 +71,19 @@ def test_gmt0010_oids(sm2_pki: Pki) -> None:
 
 def test_two_signers(sm2_pki: Pki, rsa_pki: Pki) -> None:
     der = cms.sign(CONTENT, [_signer(sm2_pki), _signer(rsa_pki)])
-    result = cms.verify(der, trust_roots=[*sm2_pki.roots, *rsa_pki.roots])
+    result = cms.validate(der, trust_roots=[*sm2_pki.roots, *rsa_pki.roots])
     assert result.valid and len(result.signers) == 2
     # trusting only one root refuses the whole message and says which signer failed
-    partial = cms.verify(der, trust_roots=sm2_pki.roots)
+    partial = cms.validate(der, trust_roots=sm2_pki.roots)
     assert partial.reason is CMSReason.SIGNER_NOT_TRUSTED
     assert [s.valid for s in partial.signers] == [True, False]
 
 
 def test_without_signed_attributes(any_pki: Pki) -> None:
     der = cms.sign(CONTENT, _signer(any_pki), signed_attributes=False)
-    result = cms.verify(der, trust_roots=any_pki.roots)
+    result = cms.validate(der, trust_roots=any_pki.roots)
     assert result.valid and result.signers[0].signing_time is None
-    assert cms.verify(der.replace(CONTENT[:6], b"X" * 6), trust_roots=any_pki.roots).reason is (
+    assert cms.validate(der.replace(CONTENT[:6], b"X" * 6), trust_roots=any_pki.roots).reason is (
         CMSReason.BAD_SIGNATURE
     )
 
@@ -91,13 +91,13 @@ def test_without_signed_attributes(any_pki: Pki) -> None:
 def test_tampered_content(any_pki: Pki) -> None:
     der = cms.sign(CONTENT, _signer(any_pki))
     tampered = der.replace(CONTENT, CONTENT.replace(b"1000", b"9000"))
-    result = cms.verify(tampered, trust_roots=any_pki.roots)
+    result = cms.validate(tampered, trust_roots=any_pki.roots)
     assert result.reason is CMSReason.CONTENT_TAMPERED and not result.valid
     detached = cms.sign(CONTENT, _signer(any_pki), detached=True)
-    assert cms.verify(detached, content=CONTENT + b"0", trust_roots=any_pki.roots).reason is (
+    assert cms.validate(detached, content=CONTENT + b"0", trust_roots=any_pki.roots).reason is (
         CMSReason.CONTENT_TAMPERED
     )
-    assert cms.verify(detached, trust_roots=any_pki.roots).reason is CMSReason.CONTENT_MISSING
+    assert cms.validate(detached, trust_roots=any_pki.roots).reason is CMSReason.CONTENT_MISSING
 
 
 def test_wrong_digest(sm2_pki: Pki) -> None:
@@ -107,13 +107,13 @@ def test_wrong_digest(sm2_pki: Pki) -> None:
         sd["digest_algorithms"] = [{"algorithm": "sha256"}]
         sd["signer_infos"][0]["digest_algorithm"] = {"algorithm": "sha256"}
 
-    result = cms.verify(_mutate(der, to_sha256), trust_roots=sm2_pki.roots)
+    result = cms.validate(_mutate(der, to_sha256), trust_roots=sm2_pki.roots)
     assert result.reason is CMSReason.WRONG_DIGEST, result.message
 
     def unlisted(sd: Any) -> None:
         sd["digest_algorithms"] = [{"algorithm": "sha256"}]
 
-    result = cms.verify(_mutate(der, unlisted), trust_roots=sm2_pki.roots)
+    result = cms.validate(_mutate(der, unlisted), trust_roots=sm2_pki.roots)
     assert result.reason is CMSReason.WRONG_DIGEST, result.message
 
 
@@ -126,35 +126,37 @@ def test_bad_signature(sm2_pki: Pki) -> None:
         si = sd["signer_infos"][0]
         si["signature"] = other.sign(b"\x31" + si["signed_attrs"].dump()[1:])
 
-    result = cms.verify(_mutate(der, resign), trust_roots=sm2_pki.roots)
+    result = cms.validate(_mutate(der, resign), trust_roots=sm2_pki.roots)
     assert result.reason is CMSReason.BAD_SIGNATURE, result.message
 
 
 def test_signer_not_in_trust_store(sm2_pki: Pki, rsa_pki: Pki) -> None:
     der = cms.sign(CONTENT, _signer(sm2_pki))
-    result = cms.verify(der, trust_roots=rsa_pki.roots)
+    result = cms.validate(der, trust_roots=rsa_pki.roots)
     assert result.reason is CMSReason.SIGNER_NOT_TRUSTED
     assert result.chain_reason is ValidationReason.UNKNOWN_ISSUER
     with pytest.raises(CMSVerificationError) as info:
-        cms.verify_or_raise(der, trust_roots=rsa_pki.roots)
+        cms.verify(der, trust_roots=rsa_pki.roots)
     assert info.value.reason is CMSReason.SIGNER_NOT_TRUSTED
+    assert info.value.result == result
+    assert cms.verify(der, trust_roots=sm2_pki.roots) == CONTENT
 
 
 def test_signer_without_digital_signature(sm2_pki: Pki) -> None:
     key = sm2.generate_private_key()
     cert = sm2_pki.sub.issue("CN=enc only", key.public_key(), key_usage={KeyUsage.KEY_ENCIPHERMENT})
     der = cms.sign(CONTENT, Signer(key, cert, (sm2_pki.sub.certificate,)))
-    result = cms.verify(der, trust_roots=sm2_pki.roots)
+    result = cms.validate(der, trust_roots=sm2_pki.roots)
     assert result.reason is CMSReason.SIGNER_NOT_TRUSTED
     assert result.chain_reason is ValidationReason.WRONG_KEY_USAGE
 
 
 def test_signer_certificate_missing(sm2_pki: Pki) -> None:
     der = cms.sign(CONTENT, _signer(sm2_pki), include_certificates=False)
-    assert cms.verify(der, trust_roots=sm2_pki.roots).reason is (
+    assert cms.validate(der, trust_roots=sm2_pki.roots).reason is (
         CMSReason.SIGNER_CERTIFICATE_MISSING
     )
-    ok = cms.verify(
+    ok = cms.validate(
         der,
         trust_roots=sm2_pki.roots,
         certificates=[sm2_pki.leaf],
@@ -185,7 +187,7 @@ def test_any_byte_flip_is_refused(signed_message: tuple[bytes, Pki], data: st.Da
     der = bytearray(message)
     i = data.draw(st.integers(min_value=0, max_value=len(der) - 1))
     der[i] ^= data.draw(st.integers(min_value=1, max_value=255))
-    result = cms.verify(bytes(der), trust_roots=pki.roots)
+    result = cms.validate(bytes(der), trust_roots=pki.roots)
     assert not result.valid
     assert result.reason is not CMSReason.OK
 
@@ -200,7 +202,7 @@ def test_sign_verify_round_trip_property(
     sm2_pki: Pki, content: bytes, detached: bool, profile: CMSProfile
 ) -> None:
     der = cms.sign(content, _signer(sm2_pki), detached=detached, profile=profile)
-    result = cms.verify(der, content=content if detached else None, trust_roots=sm2_pki.roots)
+    result = cms.validate(der, content=content if detached else None, trust_roots=sm2_pki.roots)
     assert result.valid and result.content == content
 
 
@@ -210,7 +212,7 @@ def test_other_refusals(sm2_pki: Pki) -> None:
     def no_signers(sd: Any) -> None:
         sd["signer_infos"] = []
 
-    assert cms.verify(_mutate(der, no_signers), trust_roots=sm2_pki.roots).reason is (
+    assert cms.validate(_mutate(der, no_signers), trust_roots=sm2_pki.roots).reason is (
         CMSReason.NO_SIGNERS
     )
 
@@ -218,7 +220,7 @@ def test_other_refusals(sm2_pki: Pki) -> None:
         sd["version"] = "v3"
         sd["encap_content_info"]["content_type"] = "1.2.156.10197.6.1.4.2.1"
 
-    assert cms.verify(_mutate(der, other_content_type), trust_roots=sm2_pki.roots).reason is (
+    assert cms.validate(_mutate(der, other_content_type), trust_roots=sm2_pki.roots).reason is (
         CMSReason.CONTENT_TYPE_MISMATCH
     )
 
@@ -226,21 +228,21 @@ def test_other_refusals(sm2_pki: Pki) -> None:
         sd["digest_algorithms"] = [{"algorithm": "sha1"}]
         sd["signer_infos"][0]["digest_algorithm"] = {"algorithm": "sha1"}
 
-    assert cms.verify(_mutate(der, sha1), trust_roots=sm2_pki.roots).reason is (
+    assert cms.validate(_mutate(der, sha1), trust_roots=sm2_pki.roots).reason is (
         CMSReason.UNSUPPORTED_ALGORITHM
     )
 
     def wrong_version(sd: Any) -> None:
         sd["version"] = "v3"
 
-    assert cms.verify(_mutate(der, wrong_version), trust_roots=sm2_pki.roots).reason is (
+    assert cms.validate(_mutate(der, wrong_version), trust_roots=sm2_pki.roots).reason is (
         CMSReason.MALFORMED
     )
 
 
 def test_pem_input_and_parse(sm2_pki: Pki) -> None:
-    from ebank_auth.crypto.x509._der import to_pem
+    from ebank_auth.crypto.der import to_pem
 
     der = cms.sign(CONTENT, _signer(sm2_pki))
-    assert cms.verify(to_pem(der, "CMS"), trust_roots=sm2_pki.roots).valid
+    assert cms.validate(to_pem(der, "CMS"), trust_roots=sm2_pki.roots).valid
     assert cms.parse(to_pem(der, "PKCS7")).content == CONTENT

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ebank_auth.crypto import cms, x509
 from ebank_auth.crypto.cms import CMSReason
+from ebank_auth.crypto.der import check_der
 from ebank_auth.crypto.x509 import ValidationReason
-from ebank_auth.crypto.x509._der import check_der
 from ebank_auth.errors import EncodingError
 from pki.helpers import Pki
 
@@ -41,7 +41,7 @@ def test_garbage_is_an_encoding_error(loader: object, data: bytes) -> None:
 @settings(max_examples=60, deadline=None)
 @given(data=st.binary(max_size=300))
 def test_garbage_cms_is_malformed(data: bytes) -> None:
-    result = cms.verify(data, trust_roots=[])
+    result = cms.validate(data, trust_roots=[])
     assert not result.valid and result.reason is CMSReason.MALFORMED
     with pytest.raises(EncodingError):
         cms.parse(data)
@@ -54,7 +54,7 @@ def test_every_truncation_is_refused(sm2_pki: Pki) -> None:
             x509.load_certificate(der[:n])
     signed = cms.sign(b"data", cms.Signer(sm2_pki.leaf_key, sm2_pki.leaf))
     for n in range(0, len(signed), 7):
-        assert cms.verify(signed[:n], trust_roots=sm2_pki.roots).reason is CMSReason.MALFORMED
+        assert cms.validate(signed[:n], trust_roots=sm2_pki.roots).reason is CMSReason.MALFORMED
 
 
 def test_trailing_data_is_refused(sm2_pki: Pki) -> None:
@@ -68,14 +68,14 @@ def test_deep_nesting_is_refused(depth: int) -> None:
     for loader in LOADERS:
         with pytest.raises(EncodingError, match=r"nesting|malformed"):
             loader(blob)
-    assert cms.verify(blob).reason is CMSReason.MALFORMED
+    assert cms.validate(blob).reason is CMSReason.MALFORMED
 
 
 def test_deep_indefinite_nesting_is_refused() -> None:
     blob = b"\x30\x80" * 200_000
     with pytest.raises(EncodingError, match="nesting"):
         check_der(blob, what="t", max_size=10**7, allow_indefinite=True)
-    assert cms.verify(blob).reason is CMSReason.MALFORMED
+    assert cms.validate(blob).reason is CMSReason.MALFORMED
     with pytest.raises(EncodingError, match="indefinite"):
         x509.load_certificate(b"\x30\x80\x00\x00")
 
@@ -94,7 +94,7 @@ def test_size_limits(sm2_pki: Pki) -> None:
     with pytest.raises(EncodingError, match="limit"):
         x509.load_certificate(b"\x30\x83\x10\x00\x00" + b"\x00" * 0x100000)
     signed = cms.sign(b"x" * 5000, cms.Signer(sm2_pki.leaf_key, sm2_pki.leaf))
-    assert cms.verify(signed, trust_roots=sm2_pki.roots, max_size=1000).reason is (
+    assert cms.validate(signed, trust_roots=sm2_pki.roots, max_size=1000).reason is (
         CMSReason.MALFORMED
     )
 
@@ -107,7 +107,7 @@ def test_wrong_structure_is_typed(sm2_pki: Pki) -> None:
         x509.load_crl(sm2_pki.leaf.der)
     with pytest.raises(EncodingError):
         x509.load_csr(sm2_pki.leaf.der)
-    assert cms.verify(sm2_pki.leaf.der).reason is CMSReason.MALFORMED
+    assert cms.validate(sm2_pki.leaf.der).reason is CMSReason.MALFORMED
     with pytest.raises(EncodingError):
         x509.load_certificate("not bytes")  # type: ignore[arg-type]
     with pytest.raises(EncodingError):

@@ -385,7 +385,7 @@ def test_openssl_rsa_cms_verifies_with_ebank_auth(
             ],
             tmp_path,
         )
-        result = cms.verify((tmp_path / name).read_bytes(), trust_roots=rsa_pki.roots)
+        result = cms.validate((tmp_path / name).read_bytes(), trust_roots=rsa_pki.roots)
         assert result.valid, (name, result.message)
         assert result.content == b"transfer 100 CNY"
     run(
@@ -410,8 +410,8 @@ def test_openssl_rsa_cms_verifies_with_ebank_auth(
         tmp_path,
     )
     det = (tmp_path / "det.pem").read_bytes()
-    assert cms.verify(det, content=b"transfer 100 CNY", trust_roots=rsa_pki.roots).valid
-    assert cms.verify(det, content=b"transfer 900 CNY", trust_roots=rsa_pki.roots).reason is (
+    assert cms.validate(det, content=b"transfer 100 CNY", trust_roots=rsa_pki.roots).valid
+    assert cms.validate(det, content=b"transfer 900 CNY", trust_roots=rsa_pki.roots).reason is (
         cms.CMSReason.CONTENT_TAMPERED
     )
 

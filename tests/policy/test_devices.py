@@ -121,7 +121,7 @@ def test_fourth_trusted_device_evicts_oldest_last_login_and_is_audited() -> None
     assert reg.status("c1", "a") is DeviceStatus.KNOWN
     rec = [r for r in audit.records() if r["event"] == "device_trusted"][-1]
     assert rec["details"] == {"evicted": "a"}
-    assert audit.verify().ok
+    assert audit.check().ok
 
 
 def test_revoke_and_unbind() -> None:

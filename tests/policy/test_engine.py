@@ -370,4 +370,4 @@ def test_decision_is_audited_with_environment_and_fired_rules() -> None:
     )
     assert rec["tx"]["payee"] == "622202******3210"
     assert "second_channel_confirmation" in rec["details"]["obligations"]
-    assert log.verify().ok
+    assert log.check().ok

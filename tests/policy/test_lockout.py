@@ -78,7 +78,7 @@ def test_five_failures_lock_until_local_midnight_and_notify_once() -> None:
     events = [r["event"] for r in audit.records()]
     assert events.count("login_locked") == 1
     assert "login_locked_notified" in events and events.count("login_refused_locked") == 2
-    assert audit.verify().ok
+    assert audit.check().ok
 
 
 def test_success_resets_and_other_users_are_independent() -> None:
@@ -189,7 +189,7 @@ def test_fifty_parallel_wrong_passwords_across_processes(
     lockout = LoginLockout(store)
     assert lockout.status("mallory").locked
     audit = AuditLog(store, KEY)
-    report = audit.verify()
+    report = audit.check()
     assert report.ok, report.error
     events = [r["event"] for r in audit.records() if r["kind"] == "event"]
     assert events.count("login_locked") == 1 and events.count("login_refused_locked") == 45

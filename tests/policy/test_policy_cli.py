@@ -90,7 +90,7 @@ def test_lockout_status_and_unlock(tmp_path: Path) -> None:
     code, out, _ = run("lockout", "status", "alice", env={"EBANK_AUTH_STORE": url})
     assert code == 0 and "not locked (0 of 5" in out
     log = AuditLog(store, HmacSm3Key(bytes.fromhex(KEY_HEX)))
-    assert log.verify().ok
+    assert log.check().ok
     rec = next(r for r in log.records() if r["event"] == "login_unlocked")
     assert rec["details"]["admin"] == "ops" and rec["details"]["reason"] == "verified by phone"
     code, _, err = run("lockout", "status", "alice", "--store", str(tmp_path / "none.db"))

@@ -29,14 +29,15 @@ from typing import IO, Any
 
 from ebank_auth.audit.records import (
     FORMAT_VERSION,
-    VerifyReport,
+    AuditReport,
     canonical_json,
+    check_records,
     genesis_hash,
     make_head,
     parse_record,
     record_hash,
     sign_fields,
-    verify_records,
+    signature_problem,
 )
 from ebank_auth.audit.signing import AuditSigner, AuditVerifier
 from ebank_auth.errors import AuditError, AuditIntegrityError, ConfigurationError, EncodingError
@@ -51,6 +52,7 @@ __all__ = [
     "AuditLog",
     "AuditRecordRef",
     "audit_store_keys",
+    "check_jsonl",
     "export_store_jsonl",
     "read_jsonl",
     "transaction_summary",
@@ -186,15 +188,10 @@ class AuditLog:
             head = parse_record(raw_head, head=True)
         except EncodingError as exc:
             raise AuditIntegrityError(f"audit head is malformed: {exc.message}") from None
-        if (
-            head["log"] != self.log
-            or head["alg"] != self.signer.alg
-            or head["key_id"] != self.signer.key_id
-            or not self.signer.verify(sign_fields(head), bytes.fromhex(head["sig"]))
-        ):
+        if head["log"] != self.log or signature_problem(head, self.signer) is not None:
             raise AuditIntegrityError(
-                "the audit head's signature does not verify with this key: "
-                "run 'ebank-auth audit verify'"
+                "the audit log's signed head does not verify with this writer's key (wrong "
+                "key configured, or the head was altered): run 'ebank-auth audit verify'"
             )
         seq: int = head["seq"]
         last: str = head["hash"]
@@ -376,7 +373,7 @@ class AuditLog:
             yield rec.seq, rec.data
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Parsed records in order (no verification: use :meth:`verify`)."""
+        """Parsed records in order (no verification: use :meth:`verify` or :meth:`check`)."""
         for _, raw in self.raw_records():
             yield parse_record(raw)
 
@@ -384,9 +381,15 @@ class AuditLog:
         """The signed head as stored."""
         return self.store.get(self._head_key)
 
-    def verify(self, verifier: AuditVerifier | None = None, *, min_seq: int = 0) -> VerifyReport:
-        """Verify the whole log and its signed head."""
-        return verify_records(
+    def verify(self, verifier: AuditVerifier | None = None, *, min_seq: int = 0) -> None:
+        """Verify the whole log and its signed head; raises errors.AuditIntegrityError
+        (with ``first_bad`` and ``report``) when a record or the head does not hold."""
+        self.check(verifier, min_seq=min_seq).raise_for_status()
+
+    def check(self, verifier: AuditVerifier | None = None, *, min_seq: int = 0) -> AuditReport:
+        """Check the whole log and its signed head; returns the report, never raises for a
+        bad log (use :meth:`verify` to refuse one)."""
+        return check_records(
             self.raw_records(),
             self.head(),
             verifier or self.signer,
@@ -437,13 +440,24 @@ def read_jsonl(lines: Sequence[str] | IO[str]) -> tuple[list[tuple[int, bytes]],
     return records, head
 
 
+def check_jsonl(
+    lines: Sequence[str] | IO[str],
+    verifier: AuditVerifier,
+    *,
+    log: str = "audit",
+    min_seq: int = 0,
+) -> AuditReport:
+    """Check a JSONL export (records then the signed head); returns the report."""
+    records, head = read_jsonl(lines)
+    return check_records(records, head, verifier, log=log, min_seq=min_seq)
+
+
 def verify_jsonl(
     lines: Sequence[str] | IO[str],
     verifier: AuditVerifier,
     *,
     log: str = "audit",
     min_seq: int = 0,
-) -> VerifyReport:
-    """Verify a JSONL export (records then the signed head)."""
-    records, head = read_jsonl(lines)
-    return verify_records(records, head, verifier, log=log, min_seq=min_seq)
+) -> None:
+    """Verify a JSONL export; raises errors.AuditIntegrityError when it does not hold."""
+    check_jsonl(lines, verifier, log=log, min_seq=min_seq).raise_for_status()

@@ -1,4 +1,4 @@
-"""Audit record format and the verifier (AU-10).
+"""Audit record format and the log checker (AU-10).
 
 Every record is one canonical JSON object (UTF-8, keys sorted, no white space,
 no NaN) stored as one entry of the store's append-only log.  Fields:
@@ -35,17 +35,17 @@ from typing import Any
 
 from ebank_auth.audit.signing import AuditSigner, AuditVerifier
 from ebank_auth.crypto import sm3
-from ebank_auth.errors import EncodingError
+from ebank_auth.errors import AuditIntegrityError, CryptoError, EncodingError
 
 __all__ = [
     "FORMAT_VERSION",
-    "VerifyReport",
+    "AuditReport",
     "canonical_json",
+    "check_records",
     "genesis_hash",
     "parse_record",
     "record_hash",
     "sign_fields",
-    "verify_records",
 ]
 
 FORMAT_VERSION = 1
@@ -184,9 +184,11 @@ def make_head(log: str, seq: int, last_hash: str, time: str, signer: AuditSigner
 
 
 @dataclass(frozen=True)
-class VerifyReport:
-    """Outcome of verifying a log.  ``first_bad`` is the position (= expected
-    sequence number) of the first record that fails, or None if the log is good."""
+class AuditReport:
+    """Outcome of checking a log.  ``first_bad`` is the position (= expected
+    sequence number) of the first record that fails or is missing; None when the log
+    is good or when the fault is in the signed head itself.  ``error`` says what is
+    wrong in words a reviewer can act on."""
 
     ok: bool
     log: str
@@ -209,19 +211,31 @@ class VerifyReport:
             "error": self.error,
         }
 
+    def raise_for_status(self) -> None:
+        """Raise errors.AuditIntegrityError (with ``first_bad`` and this report) unless ok."""
+        if not self.ok:
+            raise AuditIntegrityError(
+                f"audit log {self.log!r} does not verify: {self.error}",
+                first_bad=self.first_bad,
+                report=self,
+            )
 
-def _check_sig(obj: Mapping[str, Any], verifier: AuditVerifier) -> str | None:
+
+def signature_problem(obj: Mapping[str, Any], verifier: AuditVerifier) -> str | None:
+    """Why the signature of a checkpoint or head does not hold (None when it does)."""
     if obj["alg"] != verifier.alg or obj["key_id"] != verifier.key_id:
         return (
             f"signed with {obj['alg']} key {obj['key_id']}, but the verifying key is "
             f"{verifier.alg} key {verifier.key_id}"
         )
-    if not verifier.verify(sign_fields(obj), bytes.fromhex(obj["sig"])):
-        return "signature does not verify"
+    try:
+        verifier.verify(sign_fields(obj), bytes.fromhex(obj["sig"]))
+    except CryptoError:
+        return "signature does not verify (altered, or signed with another key)"
     return None
 
 
-def verify_records(
+def check_records(
     records: Iterable[tuple[int, bytes]],
     head: bytes | None,
     verifier: AuditVerifier,
@@ -229,17 +243,18 @@ def verify_records(
     log: str = "audit",
     require_head: bool = True,
     min_seq: int = 0,
-) -> VerifyReport:
+) -> AuditReport:
     """Verify a whole log: ``records`` are (position, bytes) pairs in order
     (position = the store's sequence number, or the line number of an export);
     ``head`` the signed head.  ``min_seq``: the log is known (from an outside
-    anchor) to hold at least that many records."""
+    anchor) to hold at least that many records.  Returns a report and never raises
+    for a bad log: ``AuditLog.verify`` / ``verify_jsonl`` raise instead."""
     prev = genesis_hash(log)
     expected = 1
     count = checkpoints = 0
 
-    def bad(pos: int, msg: str) -> VerifyReport:
-        return VerifyReport(
+    def bad(pos: int, msg: str) -> AuditReport:
+        return AuditReport(
             ok=False,
             log=log,
             records=count,
@@ -248,6 +263,18 @@ def verify_records(
             last_hash=prev if pos > 1 else None,
             first_bad=pos,
             error=f"record {pos}: {msg}",
+        )
+
+    def bad_head(msg: str) -> AuditReport:
+        return AuditReport(
+            ok=False,
+            log=log,
+            records=count,
+            checkpoints=checkpoints,
+            last_seq=expected - 1,
+            last_hash=prev if expected > 1 else None,
+            first_bad=None,
+            error=f"the signed head (which seals the end of the log) {msg}",
         )
 
     for position, raw in records:
@@ -276,7 +303,7 @@ def verify_records(
         if rec["kind"] == "checkpoint":
             if rec["covers"] != expected - 1:
                 return bad(expected, "checkpoint covers the wrong record")
-            problem = _check_sig(rec, verifier)
+            problem = signature_problem(rec, verifier)
             if problem:
                 return bad(expected, f"checkpoint {problem}")
             checkpoints += 1
@@ -288,17 +315,27 @@ def verify_records(
         return bad(last + 1, f"missing: the log ends at {last} but must hold {min_seq} records")
     if head is None:
         if require_head and last > 0:
-            return bad(last + 1, "the signed head is missing: the log may have been truncated")
+            return AuditReport(
+                ok=False,
+                log=log,
+                records=count,
+                checkpoints=checkpoints,
+                last_seq=last,
+                last_hash=prev,
+                first_bad=last + 1,
+                error=f"the signed head (which seals the end of the log) is missing: records "
+                f"after record {last} may have been removed",
+            )
     else:
         try:
             h_obj = parse_record(head, head=True)
         except EncodingError as exc:
-            return bad(last + 1, f"signed head is malformed: {exc.message}")
-        problem = _check_sig(h_obj, verifier)
+            return bad_head(f"is malformed: {exc.message}")
+        problem = signature_problem(h_obj, verifier)
         if problem:
-            return bad(last + 1, f"signed head {problem}")
+            return bad_head(f"does not hold: {problem}")
         if h_obj["log"] != log:
-            return bad(last + 1, f"signed head belongs to log {h_obj['log']!r}, not {log!r}")
+            return bad_head(f"belongs to log {h_obj['log']!r}, not {log!r}")
         if h_obj["seq"] > last:
             return bad(
                 last + 1,
@@ -306,7 +343,7 @@ def verify_records(
                 f"{last} (the tail was truncated)",
             )
         if h_obj["seq"] < last:
-            return VerifyReport(
+            return AuditReport(
                 ok=False,
                 log=log,
                 records=count,
@@ -319,7 +356,7 @@ def verify_records(
             )
         if h_obj["hash"] != prev:
             return bad(last, "differs from the signed head (the last record was altered)")
-    return VerifyReport(
+    return AuditReport(
         ok=True,
         log=log,
         records=count,

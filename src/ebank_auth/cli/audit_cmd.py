@@ -18,9 +18,9 @@ from pathlib import Path
 
 import click
 
-from ebank_auth.audit import AuditVerifier, HmacSm3Key, Sm2AuditVerifier, verify_jsonl
+from ebank_auth.audit import AuditVerifier, HmacSm3Key, Sm2AuditVerifier, check_jsonl
 from ebank_auth.audit.log import audit_store_keys, export_store_jsonl
-from ebank_auth.audit.records import verify_records
+from ebank_auth.audit.records import check_records
 from ebank_auth.crypto import sm2
 from ebank_auth.errors import EbankAuthError
 from ebank_auth.store import Store, open_store
@@ -109,13 +109,13 @@ def verify(
     try:
         if _is_jsonl(target):
             with open(target, encoding="utf-8", newline="\n") as fh:
-                report = verify_jsonl(fh, verifier, log=log_name, min_seq=min_seq)
+                report = check_jsonl(fh, verifier, log=log_name, min_seq=min_seq)
         else:
             store = store_from_target(target)
             try:
                 key, head_key = audit_store_keys(log_name)
                 records = ((r.seq, r.data) for r in store.read_log(key))
-                report = verify_records(
+                report = check_records(
                     records, store.get(head_key), verifier, log=log_name, min_seq=min_seq
                 )
             finally:
@@ -134,9 +134,7 @@ def verify(
             f"checkpoints, last record {report.last_seq}"
         )
     else:
-        click.echo(
-            f"invalid: log {log_name!r}: first bad record {report.first_bad}: {report.error}"
-        )
+        click.echo(f"invalid: log {log_name!r}: {report.error}")
     sys.exit(0 if report.ok else 1)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ebank_auth.crypto import rsa, sm2, x509
+from ebank_auth.crypto.keys import SoftwareKey
 from ebank_auth.errors import ConfigurationError
 
 from .cert_cmd import (
@@ -27,17 +28,19 @@ from .cert_cmd import (
 )
 
 
-def _new_key(algorithm: str) -> x509.PrivateKey:
+def _new_key(algorithm: str) -> SoftwareKey:
     if algorithm == "sm2":
         return sm2.generate_private_key()
     return rsa.generate_private_key(bits=2048)
 
 
-def _save_ca(directory: Path, ca: x509.CertificateAuthority, password: bytes | None) -> None:
+def _save_ca(
+    directory: Path, ca: x509.CertificateAuthority, key: SoftwareKey, password: bytes | None
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "ca.key.pem").exists():
         raise ConfigurationError(f"{directory} already holds a CA: choose another directory")
-    write_secret(x509.private_key_to_pem(ca.key, password), directory / "ca.key.pem")
+    write_secret(x509.private_key_to_pem(key, password), directory / "ca.key.pem")
     (directory / "ca.pem").write_bytes(ca.certificate.to_pem())
     (directory / "chain.pem").write_bytes(b"".join(c.to_pem() for c in ca.chain))
     (directory / "revoked.txt").write_text("")
@@ -82,7 +85,7 @@ def init(
     root = x509.CertificateAuthority.create_root(
         subject, key, valid_days=days, path_length=path_length
     )
-    _save_ca(Path(directory), root, password_from_env(password_env))
+    _save_ca(Path(directory), root, key, password_from_env(password_env))
     click.echo(f"root CA {root.certificate.subject} created in {directory}")
 
 
@@ -106,10 +109,9 @@ def intermediate(
 ) -> None:
     """Create a subordinate CA signed by the CA in DIRECTORY, stored in NEW_DIRECTORY."""
     parent = _load_ca(directory, password_env)
-    sub = parent.create_intermediate(
-        subject, _new_key(algorithm), valid_days=days, path_length=path_length
-    )
-    _save_ca(Path(new_directory), sub, password_from_env(password_env))
+    key = _new_key(algorithm)
+    sub = parent.create_intermediate(subject, key, valid_days=days, path_length=path_length)
+    _save_ca(Path(new_directory), sub, key, password_from_env(password_env))
     click.echo(f"intermediate CA {sub.certificate.subject} created in {new_directory}")
 
 
@@ -160,9 +162,9 @@ def issue(
             raise click.UsageError("--subject is required with --public-key")
         assert pub_file is not None
         pem = read_file(pub_file)
-        from ebank_auth.crypto.x509 import _der
+        from ebank_auth.crypto import der
 
-        spki = _der.der_or_pem(pem, ("PUBLIC KEY",), "public key")
+        spki = der.der_or_pem(pem, ("PUBLIC KEY",), "public key")
         pub = x509.load_public_key(spki)
         cert = authority.issue(
             subject,

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ebank_auth.crypto import x509
+from ebank_auth.crypto.keys import SoftwareKey
 from ebank_auth.errors import EbankAuthError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,7 +74,7 @@ def password_from_env(name: str | None) -> bytes | None:
     return value.encode()
 
 
-def load_key(path: str, password_env: str | None) -> x509.PrivateKey:
+def load_key(path: str, password_env: str | None) -> SoftwareKey:
     """Load an SM2/RSA/P-256 private key file."""
     return x509.load_private_key(read_file(path), password_from_env(password_env))
 

@@ -10,8 +10,7 @@ import sys
 import click
 
 from ebank_auth.crypto import cms as cms_mod
-from ebank_auth.crypto import x509
-from ebank_auth.crypto.x509 import _der
+from ebank_auth.crypto import der, x509
 
 from .cert_cmd import handle_errors, load_certs, load_key, parse_time, read_file, write_output
 
@@ -53,10 +52,10 @@ def sign(
     signer = cms_mod.Signer(
         key, x509.load_certificate(read_file(cert_file)), tuple(load_certs(chain))
     )
-    der = cms_mod.sign(
+    signed = cms_mod.sign(
         read_file(in_file), signer, detached=detached, profile=cms_mod.CMSProfile(profile)
     )
-    write_output(_der.to_pem(der, "CMS") if as_pem else der, out)
+    write_output(der.to_pem(signed, "CMS") if as_pem else signed, out)
 
 
 @cms.command("verify")
@@ -80,7 +79,7 @@ def verify(
     out_content: str | None,
 ) -> None:
     """Verify a SignedData: exit 0 valid, 1 invalid (reason printed)."""
-    result = cms_mod.verify(
+    result = cms_mod.validate(
         read_file(file),
         content=read_file(content_file) if content_file else None,
         trust_roots=load_certs(trust),

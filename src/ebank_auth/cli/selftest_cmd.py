@@ -35,7 +35,7 @@ def selftest(integrity: bool, as_json: bool) -> None:
     if integrity:
         try:
             integrity_mod: Any = importlib.import_module("ebank_auth.integrity")
-            integrity_report = integrity_mod.verify_installation()
+            integrity_report = integrity_mod.check_installation()
             passed = passed and bool(integrity_report.ok)
         except ImportError:
             click.echo("error: integrity checking is not available in this build", err=True)

@@ -12,7 +12,9 @@ from typing import Any
 
 from asn1crypto import algos, cms, core, keys
 
-from ebank_auth.errors import EncodingError
+from ebank_auth.crypto import oids
+from ebank_auth.crypto.algorithms import SignatureAlgorithm
+from ebank_auth.errors import EncodingError, UnsupportedAlgorithm
 
 # ---------------------------------------------------------------- GM/T 0006 object identifiers
 OID_SM2_CURVE = "1.2.156.10197.1.301"
@@ -152,3 +154,48 @@ def decode_sm2_cipher(der: bytes) -> tuple[int, int, bytes, bytes]:
     if x < 0 or y < 0 or encode_sm2_cipher(x, y, c3, c2) != bytes(der):
         raise EncodingError("SM2 ciphertext is not canonical DER")
     return x, y, c3, c2
+
+
+# ---------------------------------------------------------------- signature AlgorithmIdentifiers
+def algorithm_identifier(alg: SignatureAlgorithm) -> algos.SignedDigestAlgorithm:
+    """AlgorithmIdentifier for ``alg``: NULL parameters for RSA, absent otherwise."""
+    value: dict[str, object] = {"algorithm": alg.value}
+    if alg in (SignatureAlgorithm.SHA256_RSA, SignatureAlgorithm.SM3_RSA):
+        value["parameters"] = core.Null()
+    return algos.SignedDigestAlgorithm(value)
+
+
+def params_absent_or_null(params: object) -> bool:
+    """True for absent parameters or an ASN.1 NULL (whatever class asn1crypto chose)."""
+    if isinstance(params, core.Void):
+        return True
+    return isinstance(params, core.Asn1Value) and bytes(params.dump()) == b"\x05\x00"
+
+
+def parse_signature_algorithm(ai: algos.SignedDigestAlgorithm) -> SignatureAlgorithm:
+    """Map an AlgorithmIdentifier to a SignatureAlgorithm, checking its parameters."""
+    try:
+        oid = ai["algorithm"].dotted
+        params = ai["parameters"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EncodingError("malformed signature AlgorithmIdentifier") from exc
+    if oid == oids.SM2_SIGN_LEGACY:
+        oid = oids.SM2_WITH_SM3
+    try:
+        alg = SignatureAlgorithm(oid)
+    except ValueError:
+        raise UnsupportedAlgorithm(
+            f"signature algorithm {oid} is not supported: use SM2-with-SM3, "
+            "sha256WithRSA, sm3WithRSA or ecdsa-with-SHA256"
+        ) from None
+    if not params_absent_or_null(params):
+        raise EncodingError(f"{alg.name} AlgorithmIdentifier parameters must be absent or NULL")
+    return alg
+
+
+def signature_bits(value: object) -> bytes:
+    """A signature BIT STRING's bytes; refuses unused bits (a malleable encoding)."""
+    contents = bytes(value.contents)  # type: ignore[attr-defined]
+    if not contents or contents[0] != 0:
+        raise ValueError("signature BIT STRING must have no unused bits")
+    return contents[1:]

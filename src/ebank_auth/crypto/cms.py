@@ -9,10 +9,11 @@ Signing::
 
 Verifying::
 
-    result = cms.verify(der, trust_roots=[root_cert])       # CMSVerifyResult, never raises
-    result.valid, result.reason (CMSReason), result.message, result.content, result.signers
-    # raises errors.CMSVerificationError (with .reason) when invalid:
-    cms.verify_or_raise(der, content=b"payload", trust_roots=[root_cert])
+    content = cms.verify(der, trust_roots=[root_cert])  # the signed bytes, or raises
+    # errors.CMSVerificationError with .reason (CMSReason) and .result when refused
+
+    report = cms.validate(der, trust_roots=[root_cert])  # CMSValidationResult, never raises
+    report.valid, report.reason, report.message, report.content, report.signers
 
 Profiles: ``RFC5652`` uses id-data / id-signedData; ``GMT0010`` uses
 1.2.156.10197.6.1.4.2.1 / .2.  SM2 signers sign with SM2-with-SM3
@@ -42,17 +43,14 @@ from asn1crypto import algos as a_algos
 from asn1crypto import cms as a_cms
 from asn1crypto import core as a_core
 
-from ebank_auth.crypto import _asn1 as _asn1  # GM/T OID names
-from ebank_auth.crypto import sm3
-from ebank_auth.crypto.x509 import _der, _oids
-from ebank_auth.crypto.x509._keys import (
+from ebank_auth.crypto import der, oids, sm3
+from ebank_auth.crypto._asn1 import params_absent_or_null
+from ebank_auth.crypto.keys import (
     KeyAlgorithm,
-    PrivateKey,
     SignatureAlgorithm,
+    SigningKey,
     default_signature_algorithm,
-    params_absent_or_null,
     public_key_to_spki,
-    sign_data,
     verify_data,
 )
 from ebank_auth.crypto.x509.certificate import (
@@ -77,21 +75,21 @@ from ebank_auth.errors import (
 __all__ = [
     "CMSProfile",
     "CMSReason",
-    "CMSVerifyResult",
+    "CMSValidationResult",
     "SignedDataInfo",
     "Signer",
     "SignerResult",
     "parse",
     "sign",
+    "validate",
     "verify",
-    "verify_or_raise",
 ]
 
-MAX_CMS_SIZE: Final = _der.MAX_CMS_SIZE
-_PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
+MAX_CMS_SIZE: Final = der.MAX_CMS_SIZE
+_PARSE_ERRORS: Final = der.PARSE_ERRORS
 _DIGESTS: Final[dict[str, Callable[[bytes], bytes]]] = {
-    _oids.SM3: sm3.digest,
-    _oids.SHA256: lambda b: hashlib.sha256(b).digest(),
+    oids.SM3: sm3.digest,
+    oids.SHA256: lambda b: hashlib.sha256(b).digest(),
 }
 
 
@@ -120,10 +118,11 @@ class CMSReason(str, Enum):
 
 @dataclass(frozen=True)
 class Signer:
-    """One signer: its private ``key``, its ``certificate`` and the CA
-    certificates to embed (``chain``, issuer first; the root may be left out)."""
+    """One signer: its ``key`` (any :class:`~ebank_auth.crypto.keys.SigningKey`: software or
+    on a token), its ``certificate`` and the CA certificates to embed (``chain``, issuer
+    first; the root may be left out)."""
 
-    key: PrivateKey
+    key: SigningKey
     certificate: Certificate
     chain: Sequence[Certificate] = ()
     signature_algorithm: SignatureAlgorithm | None = None
@@ -149,8 +148,8 @@ class SignerResult:
 
 
 @dataclass(frozen=True)
-class CMSVerifyResult:
-    """Outcome of :func:`verify`: ``valid`` only when every signer is valid.
+class CMSValidationResult:
+    """Outcome of :func:`validate`: ``valid`` only when every signer is valid.
 
     ``reason``/``message`` are the first failure (OK when valid),
     ``chain_reason`` the certificate-path reason when the signer was not
@@ -169,7 +168,7 @@ class CMSVerifyResult:
     def raise_for_status(self) -> None:
         """Raise errors.CMSVerificationError(reason=...) unless valid."""
         if not self.valid:
-            raise CMSVerificationError(self.message, reason=self.reason)
+            raise CMSVerificationError(self.message, reason=self.reason, result=self)
 
 
 @dataclass(frozen=True)
@@ -209,27 +208,27 @@ class _SignedData(a_cms.SignedData):
 
 
 _PROFILE_OIDS: Final = {
-    CMSProfile.RFC5652: (_oids.CMS_SIGNED_DATA, _oids.CMS_DATA),
-    CMSProfile.GMT0010: (_oids.GMT_SIGNED_DATA, _oids.GMT_DATA),
+    CMSProfile.RFC5652: (oids.CMS_SIGNED_DATA, oids.CMS_DATA),
+    CMSProfile.GMT0010: (oids.GMT_SIGNED_DATA, oids.GMT_DATA),
 }
 
 
 def _digest_oid(alg: SignatureAlgorithm) -> str:
     return (
-        _oids.SHA256
+        oids.SHA256
         if alg
         in (
             SignatureAlgorithm.SHA256_RSA,
             SignatureAlgorithm.ECDSA_SHA256,
         )
-        else _oids.SM3
+        else oids.SM3
     )
 
 
 def _signer_info_sig_alg(alg: SignatureAlgorithm) -> a_algos.SignedDigestAlgorithm:
     if alg in (SignatureAlgorithm.SHA256_RSA, SignatureAlgorithm.SM3_RSA):
         return a_algos.SignedDigestAlgorithm(
-            {"algorithm": _oids.RSA_ENCRYPTION, "parameters": a_core.Null()}
+            {"algorithm": oids.RSA_ENCRYPTION, "parameters": a_core.Null()}
         )
     return a_algos.SignedDigestAlgorithm({"algorithm": alg.value})
 
@@ -301,7 +300,7 @@ def sign(
             info["signed_attrs"] = attrs
         else:
             to_sign = content
-        _, sig = sign_data(s.key, to_sign, alg)
+        sig = s.key.sign_with(alg, to_sign)
         info["signature"] = sig
         infos.append(a_cms.SignerInfo(info))
         for c in (s.certificate, *s.chain):
@@ -333,8 +332,8 @@ def _tlv(tag: int, body: bytes) -> bytes:
     return bytes([tag, 0x80 | len(size)]) + size + body
 
 
-def _spki_of(key: PrivateKey) -> bytes:
-    return public_key_to_spki(key)
+def _spki_of(key: SigningKey) -> bytes:
+    return public_key_to_spki(key.public_key())
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -344,18 +343,18 @@ def _load(data: bytes, max_size: int) -> tuple[CMSProfile, _SignedData]:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EncodingError("CMS: expected bytes")
     raw = bytes(data)
-    if _der.is_pem(raw):
-        blocks = _der.pem_blocks(raw, ("CMS", "PKCS7"))
+    if der.is_pem(raw):
+        blocks = der.pem_blocks(raw, ("CMS", "PKCS7"))
         if not blocks:
             raise EncodingError("CMS: no PEM block labelled CMS or PKCS7")
         raw = blocks[0]
-    _der.check_der(raw, what="CMS", max_size=max_size, allow_indefinite=True)
+    der.check_der(raw, what="CMS", max_size=max_size, allow_indefinite=True)
     try:
         ci = _ContentInfo.load(raw)
         ct = ci["content_type"].dotted
-        if ct == _oids.CMS_SIGNED_DATA:
+        if ct == oids.CMS_SIGNED_DATA:
             profile = CMSProfile.RFC5652
-        elif ct == _oids.GMT_SIGNED_DATA:
+        elif ct == oids.GMT_SIGNED_DATA:
             profile = CMSProfile.GMT0010
         else:
             raise CMSError(f"CMS content type {ct} is not SignedData")
@@ -389,7 +388,7 @@ def parse(data: bytes, *, max_size: int = MAX_CMS_SIZE) -> SignedDataInfo:
 def _check_version(sd: _SignedData, profile: CMSProfile, e_type: str) -> None:
     """RFC 5652 §5.1 version rule (GM/T 0010 uses 1 with its own data OID)."""
     ski_signer = any(si["sid"].name != "issuer_and_serial_number" for si in sd["signer_infos"])
-    if ski_signer or (profile is CMSProfile.RFC5652 and e_type != _oids.CMS_DATA):
+    if ski_signer or (profile is CMSProfile.RFC5652 and e_type != oids.CMS_DATA):
         expected = "v3"
     else:
         expected = "v1"
@@ -423,11 +422,27 @@ def _embedded_certificates(sd: _SignedData) -> list[Certificate]:
 
 def _fail_result(
     reason: CMSReason, message: str, profile: CMSProfile | None = None
-) -> CMSVerifyResult:
-    return CMSVerifyResult(False, reason, message, None, (), profile)
+) -> CMSValidationResult:
+    return CMSValidationResult(False, reason, message, None, (), profile)
 
 
-def verify(
+@dataclass(frozen=True)
+class _Checks:
+    """What every SignerInfo of one SignedData is checked against."""
+
+    signed_content: bytes
+    e_type: str
+    listed_digests: frozenset[str]
+    pool: tuple[Certificate, ...]
+    intermediates: tuple[Certificate, ...]
+    roots: tuple[Certificate, ...]
+    at: dt.datetime | None
+    crls: tuple[CertificateRevocationList | bytes, ...]
+    required_key_usage: KeyUsage | Iterable[KeyUsage] | None
+    require_crl: bool
+
+
+def validate(
     data: bytes,
     *,
     content: bytes | None = None,
@@ -439,9 +454,10 @@ def verify(
     required_key_usage: KeyUsage | Iterable[KeyUsage] | None = KeyUsage.DIGITAL_SIGNATURE,
     require_crl: bool = False,
     max_size: int = MAX_CMS_SIZE,
-) -> CMSVerifyResult:
-    """Verify a SignedData; returns a CMSVerifyResult and never raises for bad input.
+) -> CMSValidationResult:
+    """Check a SignedData and report; returns a CMSValidationResult, never raises for bad input.
 
+    Use :func:`verify` to accept a message: it raises instead of returning a verdict.
     ``content``: the detached content (required when the SignedData has none;
     when both exist they must be equal).  ``certificates``: signer
     certificates not embedded in the message.  ``intermediates`` and the
@@ -456,14 +472,12 @@ def verify(
         roots = as_certificates(trust_roots)
         econtent = _econtent(sd)
         e_type = sd["encap_content_info"]["content_type"].dotted
-        listed_digests = {d["algorithm"].dotted for d in sd["digest_algorithms"]}
+        listed_digests = frozenset(d["algorithm"].dotted for d in sd["digest_algorithms"])
         if not all(params_absent_or_null(d["parameters"]) for d in sd["digest_algorithms"]):
             raise EncodingError("digestAlgorithms parameters must be absent or NULL")
         _check_version(sd, profile, e_type)
         infos = list(sd["signer_infos"])
-    except CMSError as exc:
-        return _fail_result(CMSReason.MALFORMED, exc.message)
-    except EncodingError as exc:
+    except (CMSError, EncodingError) as exc:
         return _fail_result(CMSReason.MALFORMED, exc.message)
     except _PARSE_ERRORS as exc:
         return _fail_result(CMSReason.MALFORMED, f"CMS SignedData is malformed: {exc}")
@@ -471,7 +485,7 @@ def verify(
         if content is None:
             return _fail_result(
                 CMSReason.CONTENT_MISSING,
-                "the SignedData is detached: supply the signed content",
+                "the signed message is detached: supply the content that was signed",
                 profile,
             )
         signed_content = bytes(content)
@@ -479,86 +493,91 @@ def verify(
         if content is not None and not hmac.compare_digest(bytes(content), econtent):
             return _fail_result(
                 CMSReason.CONTENT_TAMPERED,
-                "the supplied content differs from the content inside the SignedData",
+                "the supplied content differs from the content inside the signed message",
                 profile,
             )
         signed_content = econtent
     if not infos:
-        return _fail_result(CMSReason.NO_SIGNERS, "the SignedData has no signers", profile)
+        return _fail_result(CMSReason.NO_SIGNERS, "the signed message has no signers", profile)
+    checks = _Checks(
+        signed_content=signed_content,
+        e_type=e_type,
+        listed_digests=listed_digests,
+        pool=(*extra, *embedded),
+        intermediates=(*inters, *embedded),
+        roots=tuple(roots),
+        at=at,
+        crls=tuple(crls),
+        required_key_usage=required_key_usage,
+        require_crl=require_crl,
+    )
     try:
-        return _verify_signers(
-            infos,
-            signed_content=signed_content,
-            e_type=e_type,
-            listed_digests=listed_digests,
-            pool=[*extra, *embedded],
-            intermediates=[*inters, *embedded],
-            roots=roots,
-            at=at,
-            crls=crls,
-            required_key_usage=required_key_usage,
-            require_crl=require_crl,
-            profile=profile,
-        )
+        return _verify_signers(infos, checks, profile)
     except (EbankAuthError, *_PARSE_ERRORS) as exc:  # fail closed on anything unexpected
         return _fail_result(CMSReason.MALFORMED, f"CMS SignedData is malformed: {exc}", profile)
 
 
-def _verify_signers(
-    infos: list[a_cms.SignerInfo],
+def verify(
+    data: bytes,
     *,
-    signed_content: bytes,
-    e_type: str,
-    listed_digests: set[str],
-    pool: list[Certificate],
-    intermediates: list[Certificate],
-    roots: list[Certificate],
-    at: dt.datetime | None,
-    crls: Iterable[CertificateRevocationList | bytes],
-    required_key_usage: KeyUsage | Iterable[KeyUsage] | None,
-    require_crl: bool,
-    profile: CMSProfile,
-) -> CMSVerifyResult:
-    results: list[SignerResult] = []
-    for si in infos:
-        results.append(
-            _verify_signer(
-                si,
-                signed_content=signed_content,
-                e_type=e_type,
-                listed_digests=listed_digests,
-                pool=pool,
-                intermediates=intermediates,
-                roots=roots,
-                at=at,
-                crls=crls,
-                required_key_usage=required_key_usage,
-                require_crl=require_crl,
-            )
-        )
+    content: bytes | None = None,
+    trust_roots: Iterable[Certificate | bytes] = (),
+    intermediates: Iterable[Certificate | bytes] = (),
+    certificates: Iterable[Certificate | bytes] = (),
+    at: dt.datetime | None = None,
+    crls: Iterable[CertificateRevocationList | bytes] = (),
+    required_key_usage: KeyUsage | Iterable[KeyUsage] | None = KeyUsage.DIGITAL_SIGNATURE,
+    require_crl: bool = False,
+    max_size: int = MAX_CMS_SIZE,
+) -> bytes:
+    """Accept a SignedData or raise: returns the signed content once every signer verified.
+
+    Raises errors.CMSVerificationError with ``.reason`` (a :class:`CMSReason`) and
+    ``.result`` (the full :class:`CMSValidationResult`) when anything is wrong.
+    Parameters as for :func:`validate`.
+    """
+    result = validate(
+        data,
+        content=content,
+        trust_roots=trust_roots,
+        intermediates=intermediates,
+        certificates=certificates,
+        at=at,
+        crls=crls,
+        required_key_usage=required_key_usage,
+        require_crl=require_crl,
+        max_size=max_size,
+    )
+    result.raise_for_status()
+    assert result.content is not None  # a valid result always carries the signed content
+    return result.content
+
+
+def _verify_signers(
+    infos: list[a_cms.SignerInfo], checks: _Checks, profile: CMSProfile
+) -> CMSValidationResult:
+    results = [_verify_signer(si, checks) for si in infos]
     bad = next((r for r in results if not r.valid), None)
     if bad is None:
-        return CMSVerifyResult(
-            True, CMSReason.OK, "signature(s) valid", signed_content, tuple(results), profile
+        return CMSValidationResult(
+            True,
+            CMSReason.OK,
+            "signature(s) valid",
+            checks.signed_content,
+            tuple(results),
+            profile,
         )
-    idx = results.index(bad)
+    where = f"signer {results.index(bad) + 1} of {len(results)}: " if len(results) > 1 else ""
     chain_reason = bad.chain_result.reason if bad.chain_result is not None else None
-    return CMSVerifyResult(
+    return CMSValidationResult(
         False,
         bad.reason,
-        f"signer {idx}: {bad.message}",
+        f"{where}{bad.message}",
         None,
         tuple(results),
         profile,
         chain_reason,
     )
-
-
-def verify_or_raise(data: bytes, **kwargs: object) -> CMSVerifyResult:
-    """:func:`verify`, raising errors.CMSVerificationError(reason=...) when invalid."""
-    result = verify(data, **kwargs)  # type: ignore[arg-type]
-    result.raise_for_status()
-    return result
 
 
 def _find_signer(sid: a_cms.SignerIdentifier, pool: Sequence[Certificate]) -> Certificate | None:
@@ -587,15 +606,15 @@ def _signature_algorithm(
     oid = si["signature_algorithm"]["algorithm"].dotted
     if not params_absent_or_null(si["signature_algorithm"]["parameters"]):
         raise UnsupportedAlgorithm("signature algorithm parameters must be absent or NULL")
-    if oid == _oids.RSA_ENCRYPTION:
+    if oid == oids.RSA_ENCRYPTION:
         return (
             SignatureAlgorithm.SHA256_RSA
-            if digest_oid == _oids.SHA256
+            if digest_oid == oids.SHA256
             else (SignatureAlgorithm.SM3_RSA)
         )
-    if oid == _oids.SM2_SIGN_LEGACY:
+    if oid == oids.SM2_SIGN_LEGACY:
         return SignatureAlgorithm.SM2_SM3
-    if oid == _oids.EC_PUBLIC_KEY:  # some producers put the key OID here
+    if oid == oids.EC_PUBLIC_KEY:  # some producers put the key OID here
         if cert.key_algorithm is KeyAlgorithm.SM2:
             return SignatureAlgorithm.SM2_SM3
         return SignatureAlgorithm.ECDSA_SHA256
@@ -605,20 +624,7 @@ def _signature_algorithm(
         raise UnsupportedAlgorithm(f"signature algorithm {oid} is not supported") from None
 
 
-def _verify_signer(
-    si: a_cms.SignerInfo,
-    *,
-    signed_content: bytes,
-    e_type: str,
-    listed_digests: set[str],
-    pool: Sequence[Certificate],
-    intermediates: Sequence[Certificate],
-    roots: Sequence[Certificate],
-    at: dt.datetime | None,
-    crls: Iterable[CertificateRevocationList | bytes],
-    required_key_usage: KeyUsage | Iterable[KeyUsage] | None,
-    require_crl: bool,
-) -> SignerResult:
+def _verify_signer(si: a_cms.SignerInfo, checks: _Checks) -> SignerResult:
     digest_oid = ""
     cert: Certificate | None = None
     alg: SignatureAlgorithm | None = None
@@ -631,7 +637,7 @@ def _verify_signer(
 
     try:
         digest_oid = si["digest_algorithm"]["algorithm"].dotted
-        cert = _find_signer(si["sid"], pool)
+        cert = _find_signer(si["sid"], checks.pool)
         if cert is None:
             return result(
                 CMSReason.SIGNER_CERTIFICATE_MISSING,
@@ -656,15 +662,15 @@ def _verify_signer(
                 f"digest algorithm {digest_oid} does not fit {alg.name} "
                 f"(expected {_digest_oid(alg)})",
             )
-        if digest_oid not in listed_digests:
+        if digest_oid not in checks.listed_digests:
             return result(
                 CMSReason.WRONG_DIGEST,
                 "the signer's digest algorithm is not listed in SignedData.digestAlgorithms",
             )
-        digest = _DIGESTS[digest_oid](signed_content)
+        digest = _DIGESTS[digest_oid](checks.signed_content)
         attrs = si["signed_attrs"]
         if isinstance(attrs, a_core.Void):
-            to_verify = signed_content
+            to_verify = checks.signed_content
         else:
             found: dict[str, list[a_core.Asn1Value]] = {}
             for attr in attrs:
@@ -677,18 +683,18 @@ def _verify_signer(
                         CMSReason.MALFORMED, f"signed attribute {oid} must have one value"
                     )
                 found[oid] = values
-            ctype = found.get(_oids.ATTR_CONTENT_TYPE)
-            mdig = found.get(_oids.ATTR_MESSAGE_DIGEST)
+            ctype = found.get(oids.ATTR_CONTENT_TYPE)
+            mdig = found.get(oids.ATTR_MESSAGE_DIGEST)
             if ctype is None or mdig is None:
                 return result(
                     CMSReason.MALFORMED, "signed attributes lack contentType or messageDigest"
                 )
-            if ctype[0].dotted != e_type:
+            if ctype[0].dotted != checks.e_type:
                 return result(
                     CMSReason.CONTENT_TYPE_MISMATCH,
                     "the contentType attribute differs from the encapsulated content type",
                 )
-            stime = found.get(_oids.ATTR_SIGNING_TIME)
+            stime = found.get(oids.ATTR_SIGNING_TIME)
             if stime is not None:
                 signing_time = _as_utc(stime[0].native)
             md = bytes(mdig[0].native)
@@ -717,12 +723,12 @@ def _verify_signer(
         return result(CMSReason.MALFORMED, f"SignerInfo is malformed: {exc}")
     chain = validate_chain(
         cert,
-        intermediates,
-        roots,
-        at=at,
-        crls=crls,
-        required_key_usage=required_key_usage,
-        require_crl=require_crl,
+        checks.intermediates,
+        checks.roots,
+        at=checks.at,
+        crls=checks.crls,
+        required_key_usage=checks.required_key_usage,
+        require_crl=checks.require_crl,
     )
     if not chain.valid:
         return result(

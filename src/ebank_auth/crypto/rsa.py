@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as _padding
 from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 
+from ebank_auth.crypto.algorithms import SignatureAlgorithm
 from ebank_auth.errors import (
     DecryptionError,
     EncodingError,
@@ -163,6 +164,16 @@ class RSAPrivateKey:
             return self._key.sign(bytes(data), _pad(padding, h), h)
         except _CUnsupported as exc:  # pragma: no cover - depends on the OpenSSL build
             raise UnsupportedAlgorithm(str(exc)) from exc
+
+    def sign_with(self, algorithm: SignatureAlgorithm, data: bytes) -> bytes:
+        """:class:`~ebank_auth.crypto.keys.SigningKey`: PKCS#1 v1.5 with SHA-256 or SM3."""
+        if algorithm is SignatureAlgorithm.SHA256_RSA:
+            return self.sign(data, hash=Hash.SHA256, padding=Padding.PKCS1V15)
+        if algorithm is SignatureAlgorithm.SM3_RSA:
+            return self.sign(data, hash=Hash.SM3, padding=Padding.PKCS1V15)
+        raise UnsupportedAlgorithm(
+            f"an RSA key signs with SHA256_RSA or SM3_RSA, not {algorithm.name}"
+        )
 
     def decrypt_oaep(self, data: bytes) -> bytes:
         try:

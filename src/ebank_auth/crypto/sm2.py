@@ -25,6 +25,7 @@ from typing import Any
 from asn1crypto import keys as asn1_keys
 
 from ebank_auth.crypto import _asn1, _backend, _pem, _pkcs8, sm3
+from ebank_auth.crypto.algorithms import SignatureAlgorithm
 from ebank_auth.crypto.backends.pure_sm2 import SM2P256V1, Curve, is_valid_public_point
 from ebank_auth.crypto.backends.pure_sm2_backend import compute_z as _compute_z
 from ebank_auth.errors import (
@@ -33,6 +34,7 @@ from ebank_auth.errors import (
     EncodingError,
     InvalidKey,
     InvalidSignature,
+    UnsupportedAlgorithm,
 )
 
 __all__ = [
@@ -147,7 +149,7 @@ class SM2PublicKey:
     def verify(self, signature: bytes, data: bytes, uid: Uid = DEFAULT_UID) -> None:
         """Verify an SM2-with-SM3 signature over ``data``; raises InvalidSignature."""
         sig = _strict_signature(signature)
-        ok = self._backend.verify(self._h(), sig, _data(data), _uid(uid))
+        ok = self._backend.check(self._h(), sig, _data(data), _uid(uid))
         if not ok:
             raise InvalidSignature()
 
@@ -156,7 +158,7 @@ class SM2PublicKey:
         sig = _strict_signature(signature)
         if not isinstance(e, (bytes, bytearray)) or len(e) != 32:
             raise CryptoError("e must be the 32-byte SM3(Z || M)")
-        if not self._backend.verify_digest(self._h(), sig, bytes(e)):
+        if not self._backend.check_digest(self._h(), sig, bytes(e)):
             raise InvalidSignature()
 
     # ---- encryption
@@ -239,15 +241,23 @@ class SM2PrivateKey:
 
     def sign(self, data: bytes, uid: Uid = DEFAULT_UID) -> bytes:
         """SM2-with-SM3 signature of ``data`` with distinguishing ID ``uid`` (DER)."""
+        _backend.note_signing(self._backend)
         try:
             return bytes(self._backend.sign(self._h(), _data(data), _uid(uid)))
         except ValueError as exc:  # pragma: no cover - backend failure
             raise CryptoError(f"SM2 signing failed: {exc}") from exc
 
+    def sign_with(self, algorithm: SignatureAlgorithm, data: bytes) -> bytes:
+        """:class:`~ebank_auth.crypto.keys.SigningKey`: SM2-with-SM3 with the default ID."""
+        if algorithm is not SignatureAlgorithm.SM2_SM3:
+            raise UnsupportedAlgorithm(f"an SM2 key signs with SM2_SM3 only, not {algorithm.name}")
+        return self.sign(data, uid=DEFAULT_UID)
+
     def sign_digest(self, e: bytes) -> bytes:
         """Sign a precomputed 32-byte e = SM3(Z || M), as SKF tokens do (DER)."""
         if not isinstance(e, (bytes, bytearray)) or len(e) != 32:
             raise CryptoError("e must be the 32-byte SM3(Z || M): use compute_e()")
+        _backend.note_signing(self._backend)
         return bytes(self._backend.sign_digest(self._h(), bytes(e)))
 
     def decrypt(self, ciphertext: bytes, fmt: CipherFormat = CipherFormat.DER) -> bytes:

@@ -10,6 +10,9 @@ import hmac as _stdlib_hmac
 import struct
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes as _hashes
+from cryptography.hazmat.primitives import hmac as _c_hmac
+
 from ebank_auth.crypto import _backend
 from ebank_auth.crypto.backends.pure_sm3 import PureSM3
 from ebank_auth.errors import CryptoError
@@ -19,21 +22,13 @@ __all__ = ["DIGEST_SIZE", "SM3", "digest", "hexdigest", "hmac", "implementation"
 DIGEST_SIZE = 32
 BLOCK_SIZE = 64
 
-try:
-    from cryptography.hazmat.primitives import hashes as _hashes
-    from cryptography.hazmat.primitives import hmac as _c_hmac
-
-    _hashes.Hash(_hashes.SM3()).finalize()
-    _C_OK = True
-except Exception:  # pragma: no cover - depends on the cryptography build
-    _C_OK = False
-
 
 def _use_c() -> bool:
-    return _C_OK and _backend.requested() != "pure"
+    return _backend.use_cryptography("sm3")
 
 
 def implementation() -> str:
+    """``"cryptography"`` or ``"pure"``: which code runs SM3 (see ``crypto._backend``)."""
     return "cryptography" if _use_c() else "pure"
 
 

@@ -6,6 +6,11 @@ or when ``EBANK_AUTH_CRYPTO_BACKEND=pure``.  GCM returns ``ciphertext || 16-byte
 
 from __future__ import annotations
 
+from cryptography.exceptions import InvalidTag as _InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
+from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
+from cryptography.hazmat.primitives.ciphers import modes as _modes
+
 from ebank_auth.crypto import _backend
 from ebank_auth.crypto.backends.pure_sm4 import PureSM4
 from ebank_auth.errors import CryptoError, DecryptionError, InvalidKey
@@ -29,23 +34,13 @@ BLOCK_SIZE = 16
 KEY_SIZE = 16
 TAG_SIZE = 16
 
-try:
-    from cryptography.exceptions import InvalidTag as _InvalidTag
-    from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
-    from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
-    from cryptography.hazmat.primitives.ciphers import modes as _modes
-
-    _Cipher(_algorithms.SM4(b"\x00" * 16), _modes.ECB()).encryptor().update(b"\x00" * 16)
-    _C_OK = True
-except Exception:  # pragma: no cover - depends on the cryptography build
-    _C_OK = False
-
 
 def _use_c() -> bool:
-    return _C_OK and _backend.requested() != "pure"
+    return _backend.use_cryptography("sm4")
 
 
 def implementation() -> str:
+    """``"cryptography"`` or ``"pure"``: which code runs SM4 (see ``crypto._backend``)."""
     return "cryptography" if _use_c() else "pure"
 
 
@@ -146,6 +141,13 @@ decrypt_ctr = encrypt_ctr
 
 
 # ---------------------------------------------------------------- GCM
+_GCM_REFUSED = (
+    "the encrypted data failed its integrity check and was not decrypted: it was altered "
+    "in transit or storage, or the key, nonce or associated data differ from the ones used "
+    "to encrypt it (SM4-GCM authentication tag mismatch)"
+)
+
+
 def _check_nonce(nonce: bytes) -> bytes:
     if not isinstance(nonce, (bytes, bytearray, memoryview)) or not 8 <= len(nonce) <= 128:
         raise CryptoError("SM4-GCM nonce must be 8 to 128 bytes (12 recommended)")
@@ -172,7 +174,10 @@ def decrypt_gcm(key: bytes, nonce: bytes, ct_and_tag: bytes, aad: bytes = b"") -
     key, nonce = _check_key(key), _check_nonce(nonce)
     ct_and_tag = bytes(ct_and_tag)
     if len(ct_and_tag) < TAG_SIZE:
-        raise DecryptionError("SM4-GCM input is shorter than its 16-byte tag")
+        raise DecryptionError(
+            "the encrypted data is too short to be SM4-GCM output (under 16 bytes): "
+            "it was cut off or is not encrypted data"
+        )
     if _use_c():
         ct, tag = ct_and_tag[:-TAG_SIZE], ct_and_tag[-TAG_SIZE:]
         dec = _Cipher(_algorithms.SM4(key), _modes.GCM(nonce, tag)).decryptor()
@@ -181,12 +186,8 @@ def decrypt_gcm(key: bytes, nonce: bytes, ct_and_tag: bytes, aad: bytes = b"") -
         try:
             return dec.update(ct) + dec.finalize()
         except _InvalidTag as exc:
-            raise DecryptionError(
-                "SM4-GCM tag mismatch: wrong key, nonce or associated data, or altered ciphertext"
-            ) from exc
+            raise DecryptionError(_GCM_REFUSED) from exc
     out = PureSM4(key).gcm_decrypt(nonce, ct_and_tag, bytes(aad))
     if out is None:
-        raise DecryptionError(
-            "SM4-GCM tag mismatch: wrong key, nonce or associated data, or altered ciphertext"
-        )
+        raise DecryptionError(_GCM_REFUSED)
     return out

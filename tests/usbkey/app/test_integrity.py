@@ -1,4 +1,4 @@
-"""``verify_installation``: the installed library checked against its wheel RECORD (UK-9, AU-14)."""
+"""``check_installation``: the installed library checked against its wheel RECORD (UK-9, AU-14)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
-from ebank_auth.integrity import IntegrityStatus, verify_distribution, verify_installation
+from ebank_auth.integrity import IntegrityStatus, check_distribution, check_installation
 
 
 def _hash(data: bytes) -> str:
@@ -37,14 +37,14 @@ FILES = {
 
 
 def test_clean_install_ok(tmp_path: Path) -> None:
-    report = verify_distribution(_install(tmp_path, FILES))
+    report = check_distribution(_install(tmp_path, FILES))
     assert report.status is IntegrityStatus.OK and report.checked == 2
 
 
 def test_modified_file_detected(tmp_path: Path) -> None:
     dist = _install(tmp_path, FILES)
     (tmp_path / "ebank_auth/usbkey/session.py").write_bytes(b"def verify(): return 1\n")
-    report = verify_distribution(dist)
+    report = check_distribution(dist)
     assert report.status is IntegrityStatus.TAMPERED
     assert report.modified == ("ebank_auth/usbkey/session.py",)
 
@@ -53,7 +53,7 @@ def test_missing_and_added_files_detected(tmp_path: Path) -> None:
     dist = _install(tmp_path, FILES)
     (tmp_path / "ebank_auth/__init__.py").unlink()
     (tmp_path / "ebank_auth/usbkey/evil.py").write_text("steal()\n")
-    report = verify_distribution(dist)
+    report = check_distribution(dist)
     assert report.status is IntegrityStatus.TAMPERED
     assert report.missing == ("ebank_auth/__init__.py",)
     assert report.unexpected == ("ebank_auth/usbkey/evil.py",)
@@ -64,17 +64,17 @@ def test_bytecode_ignored(tmp_path: Path) -> None:
     cache = tmp_path / "ebank_auth/__pycache__"
     cache.mkdir()
     (cache / "x.cpython-311.pyc").write_bytes(b"\0")
-    assert verify_distribution(dist).ok
+    assert check_distribution(dist).ok
 
 
 def test_no_record_is_unverifiable_never_ok(tmp_path: Path) -> None:
     dist = _install(tmp_path, FILES)
     (tmp_path / "ebank_auth-9.9.dist-info/RECORD").unlink()
-    report = verify_distribution(dist)
+    report = check_distribution(dist)
     assert report.status is IntegrityStatus.UNVERIFIABLE and not report.ok
 
 
 def test_current_install_is_reported() -> None:
-    report = verify_installation()
+    report = check_installation()
     assert report.status in (IntegrityStatus.OK, IntegrityStatus.UNVERIFIABLE)
     assert report.to_json()["status"] == report.status.value

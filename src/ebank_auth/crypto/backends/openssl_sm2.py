@@ -93,6 +93,7 @@ class OpenSSLSM2:
     """SM2 operations on EVP_PKEY handles.  Handles are freed by the garbage collector."""
 
     name = "openssl"
+    constant_time = True  # libcrypto SM2 is constant-time
 
     def __init__(self, ffi: Any, lib: Any, libname: str) -> None:
         self._ffi = ffi
@@ -206,7 +207,7 @@ class OpenSSLSM2:
                 lib.EVP_PKEY_CTX_free(pctx)
             lib.ERR_clear_error()
 
-    def verify(self, pkey: Any, sig: bytes, data: bytes, uid: bytes) -> bool:
+    def check(self, pkey: Any, sig: bytes, data: bytes, uid: bytes) -> bool:
         ffi, lib = self._ffi, self._lib
         mctx = lib.EVP_MD_CTX_new()
         pctx = lib.EVP_PKEY_CTX_new(pkey, ffi.NULL)
@@ -251,7 +252,7 @@ class OpenSSLSM2:
             raise ValueError("libcrypto SM2 digest signing failed")
         return sig
 
-    def verify_digest(self, pkey: Any, sig: bytes, e: bytes) -> bool:
+    def check_digest(self, pkey: Any, sig: bytes, e: bytes) -> bool:
         ffi, lib = self._ffi, self._lib
         pctx = lib.EVP_PKEY_CTX_new(pkey, ffi.NULL)
         try:
@@ -386,5 +387,5 @@ def _prove(backend: OpenSSLSM2) -> None:
     priv = backend.load_private(d, x, y)
     pub = backend.load_public(x, y)
     sig = backend.sign(priv, b"probe", b"1234567812345678")
-    if not backend.verify(pub, sig, b"probe", b"1234567812345678"):
+    if not backend.check(pub, sig, b"probe", b"1234567812345678"):
         raise ValueError("sign/verify self-check failed")

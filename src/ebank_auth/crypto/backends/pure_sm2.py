@@ -251,7 +251,7 @@ def sign_digest(
             return r, s
 
 
-def verify_digest(c: Curve, x: int, y: int, r: int, s: int, e: bytes) -> bool:
+def check_digest(c: Curve, x: int, y: int, r: int, s: int, e: bytes) -> bool:
     n = c.n
     if not (1 <= r < n and 1 <= s < n):
         return False

@@ -21,6 +21,7 @@ def compute_z(curve: Curve, x: int, y: int, uid: bytes) -> bytes:
 
 class PureSM2:
     name = "pure"
+    constant_time = False  # Python big-int arithmetic is not
 
     def __init__(self, curve: Curve = SM2P256V1) -> None:
         self.curve = curve
@@ -40,19 +41,19 @@ class PureSM2:
         e = sm3.digest(compute_z(self.curve, x, y, uid) + data)
         return self.sign_digest(handle, e)
 
-    def verify(self, handle: Any, sig: bytes, data: bytes, uid: bytes) -> bool:
+    def check(self, handle: Any, sig: bytes, data: bytes, uid: bytes) -> bool:
         x, y = handle
         e = sm3.digest(compute_z(self.curve, x, y, uid) + data)
-        return self.verify_digest(handle, sig, e)
+        return self.check_digest(handle, sig, e)
 
     def sign_digest(self, handle: Any, e: bytes) -> bytes:
         r, s = pure_sm2.sign_digest(self.curve, handle[0], e, self.k_source)
         return _asn1.encode_rs(r, s)
 
-    def verify_digest(self, handle: Any, sig: bytes, e: bytes) -> bool:
+    def check_digest(self, handle: Any, sig: bytes, e: bytes) -> bool:
         x, y = handle
         r, s = _asn1.decode_rs(sig)
-        return pure_sm2.verify_digest(self.curve, x, y, r, s, e)
+        return pure_sm2.check_digest(self.curve, x, y, r, s, e)
 
     def encrypt(self, handle: Any, data: bytes) -> bytes:
         x, y = handle

@@ -34,15 +34,24 @@ Quick guide::
     csr.verify()                                       # proof of possession + key validity
     bob_cert = sub.issue_from_csr(csr)
 
-Keys: ``x509.load_private_key(pem, password)`` reads SM2, RSA or P-256 PKCS#8.
+Keys: every signer (CA, CRL, CSR) takes a :class:`~ebank_auth.crypto.keys.SigningKey` —
+a software SM2/RSA/P-256 key or a key on a token.  ``x509.load_private_key(pem, password)``
+(from :mod:`ebank_auth.crypto.keys`) reads SM2, RSA or P-256 PKCS#8.
 """
 
 from __future__ import annotations
 
 from ebank_auth.crypto import _asn1 as _asn1  # registers the GM/T OIDs (names only)
+from ebank_auth.crypto.keys import (
+    KeyAlgorithm,
+    PublicKey,
+    SignatureAlgorithm,
+    SigningKey,
+    load_private_key,
+    load_public_key,
+    private_key_to_pem,
+)
 
-from ._keys import KeyAlgorithm, PrivateKey, PublicKey, SignatureAlgorithm, load_public_key
-from ._private import load_private_key, private_key_to_pem
 from .ca import CertificateAuthority, build_certificate, random_serial
 from .certificate import (
     BasicConstraints,
@@ -80,11 +89,11 @@ __all__ = [
     "FailingCertificate",
     "KeyAlgorithm",
     "KeyUsage",
-    "PrivateKey",
     "PublicKey",
     "RevocationReason",
     "RevokedCertificate",
     "SignatureAlgorithm",
+    "SigningKey",
     "ValidationReason",
     "ValidationResult",
     "build_certificate",

@@ -22,18 +22,18 @@ from typing import Final
 from asn1crypto import keys as a_keys
 from asn1crypto import x509 as a_x509
 
-from ebank_auth.errors import CertificateError, ConfigurationError, EncodingError
-
-from ._keys import (
-    PrivateKey,
+from ebank_auth.crypto._asn1 import algorithm_identifier
+from ebank_auth.crypto.keys import (
     PublicKey,
     SignatureAlgorithm,
-    algorithm_identifier,
+    SigningKey,
+    as_public_key,
     default_signature_algorithm,
     key_identifier,
     public_key_to_spki,
-    sign_data,
 )
+from ebank_auth.errors import CertificateError, ConfigurationError, EncodingError
+
 from .certificate import Certificate, ExtendedKeyUsage, KeyUsage, _as_utc
 from .crl import CertificateRevocationList, RevokedCertificate, build_crl
 from .csr import CertificateSigningRequest
@@ -72,8 +72,8 @@ def _ext(oid_name: str, value: object, critical: bool) -> a_x509.Extension:
 def build_certificate(
     *,
     subject: str | a_x509.Name,
-    public_key: PublicKey | PrivateKey,
-    issuer_key: PrivateKey,
+    public_key: PublicKey | SigningKey,
+    issuer_key: SigningKey,
     issuer: Certificate | None = None,
     serial_number: int | None = None,
     not_before: dt.datetime | None = None,
@@ -101,7 +101,7 @@ def build_certificate(
     if path_length is not None and (path_length < 0 or not is_ca):
         raise ConfigurationError("path_length needs is_ca=True and must be ≥ 0")
     subject_name = build_name(subject)
-    spki_der = public_key_to_spki(public_key)
+    spki_der = public_key_to_spki(as_public_key(public_key))
     spki = a_keys.PublicKeyInfo.load(spki_der)
     nb = _as_utc(not_before) if not_before else _utcnow() - CLOCK_SKEW
     na = _as_utc(not_after) if not_after else nb + dt.timedelta(days=valid_days)
@@ -113,13 +113,13 @@ def build_certificate(
 
     if issuer is None:
         issuer_name = subject_name
-        issuer_spki = public_key_to_spki(issuer_key)
+        issuer_spki = public_key_to_spki(issuer_key.public_key())
         if issuer_spki != spki_der:
             raise ConfigurationError("a self-signed certificate needs the subject's own key")
         issuer_ski = key_identifier(spki_der)
     else:
         issuer_name = issuer.asn1["tbs_certificate"]["subject"]
-        if public_key_to_spki(issuer_key) != issuer.spki_der:
+        if public_key_to_spki(issuer_key.public_key()) != issuer.spki_der:
             raise ConfigurationError("issuer_key does not match the issuer certificate")
         issuer_ski = issuer.subject_key_identifier or key_identifier(issuer.spki_der)
 
@@ -179,7 +179,7 @@ def build_certificate(
         }
     )
     tbs_der = tbs.dump()
-    _, signature = sign_data(issuer_key, tbs_der, alg)
+    signature = issuer_key.sign_with(alg, tbs_der)
     cert = a_x509.Certificate(
         {
             "tbs_certificate": tbs,
@@ -200,11 +200,11 @@ class CertificateAuthority:
     """
 
     certificate: Certificate
-    key: PrivateKey
+    key: SigningKey
     chain: tuple[Certificate, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if public_key_to_spki(self.key) != self.certificate.spki_der:
+        if public_key_to_spki(self.key.public_key()) != self.certificate.spki_der:
             raise ConfigurationError("the CA key does not match the CA certificate")
         if not self.certificate.is_ca:
             raise CertificateError(
@@ -215,7 +215,7 @@ class CertificateAuthority:
     def create_root(
         cls,
         subject: str,
-        key: PrivateKey,
+        key: SigningKey,
         *,
         valid_days: int = 3650,
         path_length: int | None = None,
@@ -226,7 +226,7 @@ class CertificateAuthority:
         """A self-signed root CA (keyCertSign + cRLSign, cA=TRUE)."""
         cert = build_certificate(
             subject=subject,
-            public_key=key,
+            public_key=key.public_key(),
             issuer_key=key,
             is_ca=True,
             path_length=path_length,
@@ -241,7 +241,7 @@ class CertificateAuthority:
     def issue(
         self,
         subject: str,
-        public_key: PublicKey | PrivateKey,
+        public_key: PublicKey | SigningKey,
         *,
         key_usage: Iterable[KeyUsage | str] | None = LEAF_SIGNING_KEY_USAGE,
         extended_key_usage: Iterable[ExtendedKeyUsage | str] | None = None,
@@ -276,7 +276,7 @@ class CertificateAuthority:
     def issue_intermediate(
         self,
         subject: str,
-        public_key: PublicKey | PrivateKey,
+        public_key: PublicKey | SigningKey,
         *,
         valid_days: int = 1825,
         path_length: int | None = 0,
@@ -299,13 +299,15 @@ class CertificateAuthority:
     def create_intermediate(
         self,
         subject: str,
-        key: PrivateKey,
+        key: SigningKey,
         *,
         valid_days: int = 1825,
         path_length: int | None = 0,
     ) -> CertificateAuthority:
         """Issue a subordinate CA for ``key`` and return it as a CertificateAuthority."""
-        cert = self.issue_intermediate(subject, key, valid_days=valid_days, path_length=path_length)
+        cert = self.issue_intermediate(
+            subject, key.public_key(), valid_days=valid_days, path_length=path_length
+        )
         return CertificateAuthority(cert, key, (self.certificate, *self.chain))
 
     def issue_from_csr(

@@ -18,7 +18,16 @@ from typing import Final
 from asn1crypto import core as a_core
 from asn1crypto import x509 as a_x509
 
-from ebank_auth.crypto import sm3
+from ebank_auth.crypto import der, oids, sm3
+from ebank_auth.crypto import der as der_module
+from ebank_auth.crypto._asn1 import parse_signature_algorithm, signature_bits
+from ebank_auth.crypto.keys import (
+    KeyAlgorithm,
+    PublicKey,
+    SignatureAlgorithm,
+    load_public_key,
+    verify_data,
+)
 from ebank_auth.errors import (
     EncodingError,
     InvalidKey,
@@ -26,15 +35,6 @@ from ebank_auth.errors import (
     UnsupportedAlgorithm,
 )
 
-from . import _der, _oids
-from ._keys import (
-    KeyAlgorithm,
-    PublicKey,
-    SignatureAlgorithm,
-    load_public_key,
-    parse_signature_algorithm,
-    verify_data,
-)
 from .names import format_name, name_key
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 PEM_LABELS: Final = ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE")
-_PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
 
 
 class KeyUsage(str, Enum):
@@ -73,7 +72,7 @@ class ExtendedKeyUsage(str, Enum):
     EMAIL_PROTECTION = "1.3.6.1.5.5.7.3.4"
     TIME_STAMPING = "1.3.6.1.5.5.7.3.8"
     OCSP_SIGNING = "1.3.6.1.5.5.7.3.9"
-    ANY = _oids.ANY_EXTENDED_KEY_USAGE
+    ANY = oids.ANY_EXTENDED_KEY_USAGE
 
 
 @dataclass(frozen=True)
@@ -154,11 +153,10 @@ class Certificate:
 
     def __init__(self, der: bytes) -> None:
         """Parse DER bytes; prefer :func:`load_certificate`, which also accepts PEM."""
-        _der.check_der(der, what="certificate", max_size=_der.MAX_CERT_SIZE)
-        try:
-            self._parse(bytes(der))
-        except _PARSE_ERRORS as exc:
-            raise EncodingError(f"certificate is malformed: {exc}") from None
+        der = bytes(der)
+        der_module.check_der(der, what="certificate", max_size=der_module.MAX_CERT_SIZE)
+        with der_module.parsing("certificate"):
+            self._parse(der)
 
     def _parse(self, der: bytes) -> None:
         cert = a_x509.Certificate.load(der, strict=True)
@@ -173,7 +171,7 @@ class Certificate:
             self.signature_algorithm = parse_signature_algorithm(outer_alg)
         except UnsupportedAlgorithm:
             self.signature_algorithm = None
-        self.signature = _signature_bits(cert["signature_value"])
+        self.signature = signature_bits(cert["signature_value"])
         self.version = int(tbs["version"].native[1:]) if tbs["version"].native else 1
         self._subject = None  # formatted on first use (costs more than parsing)
         self._issuer = None
@@ -202,22 +200,22 @@ class Certificate:
             if ext["critical"].native:
                 critical.add(oid)
             value = ext["extn_value"]
-            if oid == _oids.EXT_KEY_USAGE:
+            if oid == oids.EXT_KEY_USAGE:
                 key_usage = frozenset(KeyUsage(n) for n in value.parsed.native)
-            elif oid == _oids.EXT_EXTENDED_KEY_USAGE:
+            elif oid == oids.EXT_EXTENDED_KEY_USAGE:
                 eku = tuple(o.dotted for o in value.parsed)
-            elif oid == _oids.EXT_BASIC_CONSTRAINTS:
+            elif oid == oids.EXT_BASIC_CONSTRAINTS:
                 bcn = value.parsed.native
                 plen = bcn["path_len_constraint"]
                 if plen is not None and plen < 0:
                     raise ValueError("negative pathLenConstraint")
                 bc = BasicConstraints(bool(bcn["ca"]), plen)
-            elif oid == _oids.EXT_SUBJECT_KEY_ID:
+            elif oid == oids.EXT_SUBJECT_KEY_ID:
                 ski = bytes(value.parsed.native)
-            elif oid == _oids.EXT_AUTHORITY_KEY_ID:
+            elif oid == oids.EXT_AUTHORITY_KEY_ID:
                 kid = value.parsed["key_identifier"].native
                 aki = bytes(kid) if kid is not None else None
-            elif oid == _oids.EXT_SUBJECT_ALT_NAME:
+            elif oid == oids.EXT_SUBJECT_ALT_NAME:
                 sans = tuple(
                     f"{gn.name}:{gn.native}" for gn in value.parsed if isinstance(gn.native, str)
                 )
@@ -291,7 +289,7 @@ class Certificate:
 
     def to_pem(self) -> bytes:
         """PEM ``CERTIFICATE`` block."""
-        return _der.to_pem(self.der, "CERTIFICATE")
+        return der.to_pem(self.der, "CERTIFICATE")
 
     # ------------------------------------------------------------------ checking
 
@@ -331,16 +329,16 @@ class Certificate:
 def _spki_key_algorithm(spki: object) -> KeyAlgorithm | None:
     alg = spki["algorithm"]  # type: ignore[index]
     oid = alg["algorithm"].dotted
-    if oid == _oids.RSA_ENCRYPTION:
+    if oid == oids.RSA_ENCRYPTION:
         return KeyAlgorithm.RSA
-    if oid == _oids.SM2_CURVE:
+    if oid == oids.SM2_CURVE:
         return KeyAlgorithm.SM2
-    if oid == _oids.EC_PUBLIC_KEY:
+    if oid == oids.EC_PUBLIC_KEY:
         params = alg["parameters"]
         curve = params.chosen.dotted if params.name == "named" else None
-        if curve == _oids.SM2_CURVE:
+        if curve == oids.SM2_CURVE:
             return KeyAlgorithm.SM2
-        if curve == _oids.P256_CURVE:
+        if curve == oids.P256_CURVE:
             return KeyAlgorithm.EC_P256
     return None
 
@@ -372,15 +370,15 @@ def load_certificate(data: bytes | Certificate) -> Certificate:
     """
     if isinstance(data, Certificate):
         return data
-    return parse_der(_der.der_or_pem(data, PEM_LABELS, "certificate"))
+    return parse_der(der.der_or_pem(data, PEM_LABELS, "certificate"))
 
 
 def load_certificates(data: bytes) -> list[Certificate]:
     """Load every certificate of a PEM bundle (or a single DER certificate)."""
     if not isinstance(data, (bytes, bytearray)):
         raise EncodingError("certificates: expected bytes")
-    if _der.is_pem(bytes(data)):
-        blocks = _der.pem_blocks(bytes(data), PEM_LABELS)
+    if der.is_pem(bytes(data)):
+        blocks = der.pem_blocks(bytes(data), PEM_LABELS)
         if not blocks:
             raise EncodingError("no CERTIFICATE block found in the PEM input")
         return [parse_der(b) for b in blocks]
@@ -396,11 +394,3 @@ def as_certificates(items: Iterable[Certificate | bytes]) -> list[Certificate]:
         else:
             out.extend(load_certificates(item))
     return out
-
-
-def _signature_bits(value: object) -> bytes:
-    """The signature BIT STRING's bytes; refuses unused bits (a malleable encoding)."""
-    contents = bytes(value.contents)  # type: ignore[attr-defined]
-    if not contents or contents[0] != 0:
-        raise ValueError("signature BIT STRING must have no unused bits")
-    return contents[1:]

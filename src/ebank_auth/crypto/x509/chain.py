@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from ebank_auth.crypto import oids
 from ebank_auth.errors import (
     CertificateValidationError,
     EncodingError,
@@ -31,7 +32,6 @@ from ebank_auth.errors import (
     UnsupportedAlgorithm,
 )
 
-from . import _oids
 from .certificate import Certificate, ExtendedKeyUsage, KeyUsage, _as_utc, as_certificates
 from .crl import CertificateRevocationList, load_crl
 
@@ -216,7 +216,7 @@ def _validate_path(
                 path,
                 i,
             )
-        unknown = cert.critical_extensions - _oids.UNDERSTOOD_EXTENSIONS
+        unknown = cert.critical_extensions - oids.UNDERSTOOD_EXTENSIONS
         if unknown:
             return _fail(
                 ValidationReason.UNSUPPORTED_CRITICAL_EXTENSION,
@@ -317,7 +317,7 @@ def _validate_path(
             )
     if required_eku and leaf.extended_key_usage is not None:
         have_eku = set(leaf.extended_key_usage)
-        if _oids.ANY_EXTENDED_KEY_USAGE not in have_eku and not required_eku <= have_eku:
+        if oids.ANY_EXTENDED_KEY_USAGE not in have_eku and not required_eku <= have_eku:
             return _fail(
                 ValidationReason.WRONG_EXTENDED_KEY_USAGE,
                 "extendedKeyUsage lacks " + ", ".join(sorted(required_eku - have_eku)),
@@ -365,7 +365,7 @@ def _check_revocation(
                 path,
                 index,
             )
-        if crl.critical_extensions - {_oids.EXT_CRL_NUMBER, _oids.EXT_AUTHORITY_KEY_ID}:
+        if crl.critical_extensions - {oids.EXT_CRL_NUMBER, oids.EXT_AUTHORITY_KEY_ID}:
             return _fail(
                 ValidationReason.UNSUPPORTED_CRITICAL_EXTENSION,
                 "CRL has an unsupported critical extension",

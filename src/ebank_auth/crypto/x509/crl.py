@@ -11,20 +11,24 @@ from typing import Final
 from asn1crypto import core as a_core
 from asn1crypto import crl as a_crl
 
-from ebank_auth.errors import ConfigurationError, EncodingError, UnsupportedAlgorithm
-
-from . import _der, _oids
-from ._keys import (
-    PrivateKey,
+from ebank_auth.crypto import der as der_module
+from ebank_auth.crypto import oids
+from ebank_auth.crypto._asn1 import (
+    algorithm_identifier,
+    parse_signature_algorithm,
+    signature_bits,
+)
+from ebank_auth.crypto.keys import (
     PublicKey,
     SignatureAlgorithm,
-    algorithm_identifier,
+    SigningKey,
     default_signature_algorithm,
-    parse_signature_algorithm,
+    key_identifier,
     public_key_to_spki,
-    sign_data,
     verify_data,
 )
+from ebank_auth.errors import ConfigurationError, UnsupportedAlgorithm
+
 from .certificate import Certificate, _as_utc
 from .names import format_name, name_key
 
@@ -37,7 +41,6 @@ __all__ = [
 ]
 
 PEM_LABELS: Final = ("X509 CRL",)
-_PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
 
 
 class RevocationReason(str, Enum):
@@ -74,11 +77,10 @@ class CertificateRevocationList:
 
     def __init__(self, der: bytes) -> None:
         """Parse DER; prefer :func:`load_crl`, which also accepts PEM."""
-        _der.check_der(der, what="CRL", max_size=_der.MAX_CRL_SIZE)
-        try:
-            self._parse(bytes(der))
-        except _PARSE_ERRORS as exc:
-            raise EncodingError(f"CRL is malformed: {exc}") from None
+        der = bytes(der)
+        der_module.check_der(der, what="CRL", max_size=der_module.MAX_CRL_SIZE)
+        with der_module.parsing("CRL"):
+            self._parse(der)
 
     def _parse(self, der: bytes) -> None:
         crl = a_crl.CertificateList.load(der, strict=True)
@@ -93,7 +95,7 @@ class CertificateRevocationList:
             self.signature_algorithm = parse_signature_algorithm(crl["signature_algorithm"])
         except UnsupportedAlgorithm:
             self.signature_algorithm = None
-        self.signature: bytes = _signature_bits(crl["signature"])
+        self.signature: bytes = signature_bits(crl["signature"])
         self.issuer: str = format_name(tbs["issuer"])
         self.issuer_key: str = name_key(tbs["issuer"])
         self.this_update: dt.datetime = _as_utc(tbs["this_update"].native)
@@ -107,7 +109,7 @@ class CertificateRevocationList:
             oid = ext["extn_id"].dotted
             if ext["critical"].native:
                 crit.add(oid)
-            if oid == _oids.EXT_CRL_NUMBER:
+            if oid == oids.EXT_CRL_NUMBER:
                 self.crl_number = int(ext["extn_value"].parsed.native)
         self.critical_extensions = frozenset(crit)
         revoked: dict[int, RevokedCertificate] = {}
@@ -117,7 +119,7 @@ class CertificateRevocationList:
             reason: RevocationReason | None = None
             entry_exts = entry["crl_entry_extensions"]
             for ext in () if isinstance(entry_exts, a_core.Void) else entry_exts:
-                if ext["extn_id"].dotted == _oids.EXT_CRL_REASON:
+                if ext["extn_id"].dotted == oids.EXT_CRL_REASON:
                     reason = RevocationReason(ext["extn_value"].parsed.native)
                 elif ext["critical"].native:
                     crit.add(ext["extn_id"].dotted)
@@ -154,7 +156,7 @@ class CertificateRevocationList:
 
     def to_pem(self) -> bytes:
         """PEM ``X509 CRL`` block."""
-        return _der.to_pem(self.der, "X509 CRL")
+        return der_module.to_pem(self.der, "X509 CRL")
 
     def __repr__(self) -> str:
         return f"<CertificateRevocationList issuer={self.issuer!r} entries={len(self.revoked)}>"
@@ -164,7 +166,7 @@ def load_crl(data: bytes | CertificateRevocationList) -> CertificateRevocationLi
     """Load a CRL from PEM or DER; raises errors.EncodingError when malformed."""
     if isinstance(data, CertificateRevocationList):
         return data
-    return CertificateRevocationList(_der.der_or_pem(data, PEM_LABELS, "CRL"))
+    return CertificateRevocationList(der_module.der_or_pem(data, PEM_LABELS, "CRL"))
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -174,7 +176,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def build_crl(
     *,
     issuer: Certificate,
-    issuer_key: PrivateKey,
+    issuer_key: SigningKey,
     revoked: Iterable[int | Certificate | RevokedCertificate] = (),
     this_update: dt.datetime | None = None,
     next_update: dt.datetime | None = None,
@@ -188,10 +190,9 @@ def build_crl(
     RevokedCertificate entries.  ``next_update`` defaults to this_update +
     ``valid_days``; ``crl_number`` defaults to this_update as a Unix time.
     """
-    from ._keys import key_identifier
     from .ca import _time
 
-    if public_key_to_spki(issuer_key) != issuer.spki_der:
+    if public_key_to_spki(issuer_key.public_key()) != issuer.spki_der:
         raise ConfigurationError("issuer_key does not match the CRL issuer certificate")
     tu = (
         _utc(this_update)
@@ -243,16 +244,8 @@ def build_crl(
     if entries:
         tbs_value["revoked_certificates"] = entries
     tbs = a_crl.TbsCertList(tbs_value)
-    _, sig = sign_data(issuer_key, tbs.dump(), alg)
+    sig = issuer_key.sign_with(alg, tbs.dump())
     crl = a_crl.CertificateList(
         {"tbs_cert_list": tbs, "signature_algorithm": algorithm_identifier(alg), "signature": sig}
     )
     return CertificateRevocationList(crl.dump())
-
-
-def _signature_bits(value: object) -> bytes:
-    """The signature BIT STRING's bytes; refuses unused bits (a malleable encoding)."""
-    contents = bytes(value.contents)  # type: ignore[attr-defined]
-    if not contents or contents[0] != 0:
-        raise ValueError("signature BIT STRING must have no unused bits")
-    return contents[1:]

@@ -13,29 +13,30 @@ from asn1crypto import csr as a_csr
 from asn1crypto import keys as a_keys
 from asn1crypto import x509 as a_x509
 
-from ebank_auth.errors import EbankAuthError, EncodingError, InvalidSignature, UnsupportedAlgorithm
-
-from . import _der
-from ._keys import (
-    PrivateKey,
+from ebank_auth.crypto import der as der_module
+from ebank_auth.crypto._asn1 import (
+    algorithm_identifier,
+    parse_signature_algorithm,
+    signature_bits,
+)
+from ebank_auth.crypto.keys import (
     PublicKey,
     SignatureAlgorithm,
-    algorithm_identifier,
+    SigningKey,
     default_signature_algorithm,
     load_public_key,
-    parse_signature_algorithm,
     public_key_to_spki,
-    sign_data,
     validate_public_key,
     verify_data,
 )
+from ebank_auth.errors import EbankAuthError, InvalidSignature, UnsupportedAlgorithm
+
 from .certificate import KeyUsage
 from .names import build_name, format_name
 
 __all__ = ["CertificateSigningRequest", "build_csr", "load_csr"]
 
 PEM_LABELS: Final = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
-_PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
 
 
 class CertificateSigningRequest:
@@ -44,11 +45,10 @@ class CertificateSigningRequest:
 
     def __init__(self, der: bytes) -> None:
         """Parse DER; prefer :func:`load_csr`, which also accepts PEM."""
-        _der.check_der(der, what="CSR", max_size=_der.MAX_CERT_SIZE)
-        try:
-            self._parse(bytes(der))
-        except _PARSE_ERRORS as exc:
-            raise EncodingError(f"CSR is malformed: {exc}") from None
+        der = bytes(der)
+        der_module.check_der(der, what="CSR", max_size=der_module.MAX_CERT_SIZE)
+        with der_module.parsing("CSR"):
+            self._parse(der)
 
     def _parse(self, der: bytes) -> None:
         req = a_csr.CertificationRequest.load(der, strict=True)
@@ -56,7 +56,7 @@ class CertificateSigningRequest:
         self.asn1 = req
         self.der = der
         self.info_der: bytes = info.dump()
-        self.signature: bytes = _signature_bits(req["signature"])
+        self.signature: bytes = signature_bits(req["signature"])
         self.signature_algorithm: SignatureAlgorithm | None
         try:
             self.signature_algorithm = parse_signature_algorithm(req["signature_algorithm"])
@@ -115,7 +115,7 @@ class CertificateSigningRequest:
 
     def to_pem(self) -> bytes:
         """PEM ``CERTIFICATE REQUEST`` block."""
-        return _der.to_pem(self.der, "CERTIFICATE REQUEST")
+        return der_module.to_pem(self.der, "CERTIFICATE REQUEST")
 
     def __repr__(self) -> str:
         return f"<CertificateSigningRequest subject={self.subject!r}>"
@@ -125,12 +125,12 @@ def load_csr(data: bytes | CertificateSigningRequest) -> CertificateSigningReque
     """Load a CSR from PEM or DER; raises errors.EncodingError when malformed."""
     if isinstance(data, CertificateSigningRequest):
         return data
-    return CertificateSigningRequest(_der.der_or_pem(data, PEM_LABELS, "CSR"))
+    return CertificateSigningRequest(der_module.der_or_pem(data, PEM_LABELS, "CSR"))
 
 
 def build_csr(
     subject: str,
-    key: PrivateKey,
+    key: SigningKey,
     *,
     key_usage: Iterable[KeyUsage | str] | None = None,
     signature_algorithm: SignatureAlgorithm | None = None,
@@ -139,7 +139,7 @@ def build_csr(
 
     ``key_usage`` adds an extensionRequest attribute asking for those usages.
     """
-    spki = a_keys.PublicKeyInfo.load(public_key_to_spki(key))
+    spki = a_keys.PublicKeyInfo.load(public_key_to_spki(key.public_key()))
     attrs: list[dict[str, object]] = []
     if key_usage is not None:
         names = {KeyUsage(k).value for k in key_usage}
@@ -166,7 +166,7 @@ def build_csr(
         }
     )
     alg = signature_algorithm or default_signature_algorithm(key)
-    _, sig = sign_data(key, info.dump(), alg)
+    sig = key.sign_with(alg, info.dump())
     req = a_csr.CertificationRequest(
         {
             "certification_request_info": info,
@@ -175,11 +175,3 @@ def build_csr(
         }
     )
     return CertificateSigningRequest(req.dump())
-
-
-def _signature_bits(value: object) -> bytes:
-    """The signature BIT STRING's bytes; refuses unused bits (a malleable encoding)."""
-    contents = bytes(value.contents)  # type: ignore[attr-defined]
-    if not contents or contents[0] != 0:
-        raise ValueError("signature BIT STRING must have no unused bits")
-    return contents[1:]

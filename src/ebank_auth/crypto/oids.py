@@ -1,4 +1,4 @@
-"""Object identifiers used by the PKI code, as dotted strings.
+"""Object identifiers used by the crypto and PKI code, as dotted strings (public).
 
 The code compares OIDs by their dotted form (``ObjectIdentifier.dotted``), so it
 works whether or not these OIDs are registered by name with asn1crypto.

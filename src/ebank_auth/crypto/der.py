@@ -1,8 +1,10 @@
-"""Guards run before any DER reaches asn1crypto: size, nesting depth, PEM armour.
+"""DER and PEM input handling for certificates, CRLs, CSRs and CMS (public).
 
-``check_der`` walks the TLV structure once without recursion, so garbage,
-truncated or deeply nested input fails fast with :class:`EncodingError`
-instead of a dependency's ``ValueError`` or a ``RecursionError``.
+Every parser runs :func:`decode` first (PEM armour, size limit, one well-formed TLV
+tree) and then parses inside :func:`parsing`, which turns any asn1crypto error into
+:class:`~ebank_auth.errors.EncodingError`.  ``check_der`` walks the TLV structure once
+without recursion, so garbage, truncated or deeply nested input fails fast instead of
+raising a dependency's ``ValueError`` or a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,34 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
 
-from ebank_auth.errors import EncodingError
+from ebank_auth.errors import EbankAuthError, EncodingError
+
+__all__ = [
+    "MAX_CERT_SIZE",
+    "MAX_CMS_SIZE",
+    "MAX_CRL_SIZE",
+    "MAX_DEPTH",
+    "PARSE_ERRORS",
+    "check_der",
+    "decode",
+    "der_or_pem",
+    "is_pem",
+    "parsing",
+    "pem_blocks",
+    "to_pem",
+]
 
 MAX_CERT_SIZE = 64 * 1024
 MAX_CRL_SIZE = 16 * 1024 * 1024
 MAX_CMS_SIZE = 64 * 1024 * 1024
 MAX_DEPTH = 32
+
+PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
+"""What asn1crypto raises on malformed input (mapped to EncodingError by :func:`parsing`)."""
 
 _PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)\r?\n?-----END \1-----", re.DOTALL)
 
@@ -159,3 +182,34 @@ def der_or_pem(data: bytes, labels: tuple[str, ...], what: str) -> bytes:
             raise EncodingError(f"{what}: no PEM block labelled {' or '.join(labels)}")
         return blocks[0]
     return data
+
+
+def decode(
+    data: bytes,
+    *,
+    labels: tuple[str, ...],
+    what: str,
+    max_size: int,
+    allow_indefinite: bool = False,
+) -> bytes:
+    """The checked DER of ``data`` (DER, or the first PEM block labelled one of ``labels``).
+
+    Raises EncodingError when the input is not bytes, has no such PEM block, is larger
+    than ``max_size`` or is not exactly one well-formed TLV tree.
+    """
+    der = der_or_pem(data, labels, what)
+    check_der(der, what=what, max_size=max_size, allow_indefinite=allow_indefinite)
+    return der
+
+
+@contextmanager
+def parsing(what: str) -> Iterator[None]:
+    """Map a parser's dependency errors to ``EncodingError("<what> is malformed: ...")``."""
+    try:
+        yield
+    except EbankAuthError:
+        raise
+    except PARSE_ERRORS as exc:
+        raise EncodingError(
+            f"{what} is malformed ({exc}): check that the file is the right one and complete"
+        ) from None
