@@ -95,7 +95,7 @@ def _trust(opts: _Options) -> Any:
         allowlist = Path(env_list)
     if not roots:
         from ebank_auth.usbkey.emulator.daemon import default_state_dir
-        from ebank_auth.usbkey.emulator.factory import (
+        from ebank_auth.usbkey.manufacturer import (
             ALLOWLIST_FILENAME,
             MANUFACTURER_DIRNAME,
             ROOT_CERT_FILENAME,

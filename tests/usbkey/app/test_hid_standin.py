@@ -13,8 +13,9 @@ from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import CallbackDisplay, Decision
 from ebank_auth.usbkey.emulator.hid_standin import HidTokenStandIn
+from ebank_auth.usbkey.hid_framing import HidStatus
 from ebank_auth.usbkey.session import TokenSession
-from ebank_auth.usbkey.transport.hid import HidConnection, HidStatus
+from ebank_auth.usbkey.transport.hid import HidConnection
 
 from .conftest import USER_PIN, trust_for
 

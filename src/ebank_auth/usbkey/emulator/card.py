@@ -1,6 +1,6 @@
 """The software token: the card side of the ebank-auth token application.
 
-:class:`SoftToken` implements :class:`~ebank_auth.usbkey.emulator.card_interface.CardProtocol`
+:class:`SoftToken` implements :class:`~ebank_auth.usbkey.card_interface.CardProtocol`
 (``process_apdu`` bytes in, bytes out), so the same object runs in-process for
 unit tests, behind a real pcscd through vpcd, and behind the HID stand-in.
 The protocol is specified in ``docs/usbkey-protocol.md``.
