@@ -34,7 +34,7 @@ from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
     DEFAULT_LOGIN_CONTAINER,
     Algorithm,
-    KeyUsage,
+    ContainerUsage,
     PinRef,
 )
 
@@ -413,7 +413,7 @@ def key_group() -> None:
 
 
 _ALGS = {"sm2": Algorithm.SM2, "rsa2048": Algorithm.RSA2048}
-_USAGES = {"transaction": KeyUsage.TRANSACTION, "login": KeyUsage.LOGIN}
+_USAGES = {"transaction": ContainerUsage.TRANSACTION, "login": ContainerUsage.LOGIN}
 
 
 def _pem(der: bytes, label: str) -> str:

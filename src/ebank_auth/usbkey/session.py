@@ -30,6 +30,8 @@ from ebank_auth.errors import (
     EbankAuthError,
     EncodingError,
     InvalidSignature,
+    PinIncorrect,
+    PinLocked,
     PinPolicyError,
     SecureChannelError,
     TokenError,
@@ -37,7 +39,7 @@ from ebank_auth.errors import (
 )
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
-from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu, raise_for_status
+from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu, StatusWord, raise_for_status
 from ebank_auth.usbkey.attestation import TrustConfig, verify_device_certificate
 from ebank_auth.usbkey.protocol import (
     AID,
@@ -47,12 +49,12 @@ from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
     MAX_COMMAND_DATA,
     Algorithm,
+    AppStatus,
     ConfirmStep,
+    ContainerUsage,
     DeviceInfo,
     Ins,
-    KeyUsage,
     PinRef,
-    Sw,
     Tag,
     TxFormat,
     check_container_name,
@@ -98,7 +100,7 @@ class PublicKeyInfo:
 
     container: str
     algorithm: Algorithm
-    usage: KeyUsage
+    usage: ContainerUsage
     public_key_der: bytes
 
     def public_key(self) -> TokenPublicKey:
@@ -114,7 +116,7 @@ class PublicKeyInfo:
 class ContainerInfo:
     name: str
     algorithm: Algorithm
-    usage: KeyUsage
+    usage: ContainerUsage
     has_certificate: bool
 
 
@@ -162,23 +164,50 @@ class AttestationReport:
 
 
 _INNER_ERRORS: dict[int, type[TokenError]] = {
-    Sw.CONFIRMATION_REJECTED: ConfirmationRejected,
-    Sw.CONFIRMATION_TIMEOUT: ConfirmationTimeout,
-    Sw.PIN_POLICY: PinPolicyError,
+    AppStatus.CONFIRMATION_REJECTED: ConfirmationRejected,
+    AppStatus.CONFIRMATION_TIMEOUT: ConfirmationTimeout,
+    AppStatus.PIN_POLICY: PinPolicyError,
 }
 
 
 def _raise_inner(sw: int, what: str = "") -> None:
-    if sw == Sw.OK:
+    if sw == StatusWord.SUCCESS:
         return
     cls = _INNER_ERRORS.get(sw)
     if cls is not None:
         raise cls()
-    if sw == Sw.REFERENCED_DATA_NOT_FOUND:
+    if sw == StatusWord.REFERENCED_DATA_NOT_FOUND:
         raise ApduError(sw, f"{what or 'the referenced object'} was not found on the token")
-    if sw == Sw.CONDITIONS_NOT_SATISFIED and what:
+    if sw == StatusWord.CONDITIONS_NOT_SATISFIED and what:
         raise ApduError(sw, f"the token refused: {what}")
     raise_for_status(sw)
+
+
+def _pin_incorrect(ref: PinRef, remaining: int) -> PinIncorrect:
+    if ref is PinRef.USER:
+        return PinIncorrect(remaining)
+    if remaining > 0:
+        return PinIncorrect(
+            remaining,
+            f"wrong admin PIN: {remaining} attempt(s) left; when none are left the admin PIN "
+            "locks for good and the token can no longer be unblocked",
+        )
+    return PinIncorrect(0, _ADMIN_LOCKED)
+
+
+_ADMIN_LOCKED = (
+    "the admin (SO) PIN is locked after too many wrong attempts; this is final: the token can "
+    "no longer be unblocked or re-configured, so ask the bank for a new token"
+)
+
+
+def _pin_locked(ref: PinRef) -> PinLocked:
+    if ref is PinRef.ADMIN:
+        return PinLocked(_ADMIN_LOCKED)
+    return PinLocked(
+        "the user PIN is locked after too many wrong attempts: unblock it with the admin (SO) "
+        "PIN ('ebank-auth token pin unblock') or at the bank counter"
+    )
 
 
 class TokenSession:
@@ -225,7 +254,11 @@ class TokenSession:
     def select(self) -> None:
         """SELECT the ebank-auth application by AID."""
         resp = self.apdu.transmit(CommandApdu(CLA_ISO, Ins.SELECT, 0x04, 0x00, AID, le=_LE))
-        if resp.sw in (Sw.FILE_NOT_FOUND, Sw.INS_NOT_SUPPORTED, Sw.CLA_NOT_SUPPORTED):
+        if resp.sw in (
+            StatusWord.FILE_NOT_FOUND,
+            StatusWord.INS_NOT_SUPPORTED,
+            StatusWord.CLA_NOT_SUPPORTED,
+        ):
             raise ApduError(
                 resp.sw,
                 "the card in the reader has no ebank-auth token application: "
@@ -308,7 +341,7 @@ class TokenSession:
                 sensitive=True,
             )
         )
-        if resp.sw != Sw.OK:
+        if resp.sw != StatusWord.SUCCESS:
             channel.close()
             raise SecureChannelError(
                 f"the token refused the session keys (status {resp.sw:04X}): reconnect it"
@@ -338,10 +371,13 @@ class TokenSession:
         resp = self.apdu.transmit(
             CommandApdu(CLA_SECURE, ins, p1, p2, body, le=_LE, sensitive=True)
         )
-        if resp.sw != Sw.OK:
+        if resp.sw != StatusWord.SUCCESS:
             channel.close()
             self._channel = None
-            if resp.sw in (Sw.SM_INCORRECT, Sw.SM_MISSING):
+            if resp.sw in (
+                StatusWord.SM_DATA_OBJECTS_INCORRECT,
+                StatusWord.SM_DATA_OBJECTS_MISSING,
+            ):
                 raise SecureChannelError(
                     "the token closed the secure channel (counter or integrity check failed): "
                     "open a new session"
@@ -352,11 +388,22 @@ class TokenSession:
         return inner
 
     # PINs ------------------------------------------------------------------------
+    def _pin_command(
+        self, ins: Ins, data: bytes, p2: int, checked: PinRef, *, what: str = ""
+    ) -> None:
+        """Send a PIN command; a wrong or locked PIN error names which PIN (``checked``)."""
+        try:
+            self.transmit_secure(ins, data, p2=p2, what=what)
+        except PinIncorrect as exc:
+            raise _pin_incorrect(checked, exc.remaining) from None
+        except PinLocked:
+            raise _pin_locked(checked) from None
+
     def verify_pin(self, pin: str, ref: PinRef = PinRef.USER) -> None:
-        """Verify a PIN.  Raises PinIncorrect(remaining) or PinLocked."""
+        """Verify a PIN.  Raises PinIncorrect(remaining) or PinLocked (naming which PIN)."""
         buf = bytearray(pin_bytes(pin))
         try:
-            self.transmit_secure(Ins.VERIFY_PIN, bytes(buf), p2=ref)
+            self._pin_command(Ins.VERIFY_PIN, bytes(buf), ref, ref)
         finally:
             buf[:] = bytes(len(buf))
 
@@ -366,15 +413,17 @@ class TokenSession:
         if old == new:
             raise PinPolicyError("the new PIN must differ from the old one")
         data = tlv.build([(Tag.PIN, pin_bytes(old)), (Tag.NEW_PIN, pin_bytes(new))])
-        self.transmit_secure(Ins.CHANGE_PIN, data, p2=ref)
+        self._pin_command(Ins.CHANGE_PIN, data, ref, ref)
 
     def unblock_pin(self, admin_pin: str, new_user_pin: str) -> None:
-        """Reset the user PIN and its counter with the admin (SO) PIN (UK-3)."""
+        """Reset the user PIN and its counter with the admin (SO) PIN (UK-3).
+
+        A wrong admin PIN spends one of the *admin* PIN's tries; a locked admin PIN is final."""
         check_pin_complexity(new_user_pin)
         data = tlv.build(
             [(Tag.ADMIN_PIN, pin_bytes(admin_pin)), (Tag.NEW_PIN, pin_bytes(new_user_pin))]
         )
-        self.transmit_secure(Ins.UNBLOCK_PIN, data, p2=PinRef.USER)
+        self._pin_command(Ins.UNBLOCK_PIN, data, PinRef.USER, PinRef.ADMIN)
 
     def pin_status(self, ref: PinRef = PinRef.USER) -> PinStatus:
         fields = tlv.parse_map(
@@ -402,7 +451,7 @@ class TokenSession:
         self,
         container: str = DEFAULT_CONTAINER,
         algorithm: Algorithm = Algorithm.SM2,
-        usage: KeyUsage = KeyUsage.TRANSACTION,
+        usage: ContainerUsage = ContainerUsage.TRANSACTION,
     ) -> PublicKeyInfo:
         """Generate a key pair on the token (UK-1); returns its public key."""
         name = check_container_name(container)
@@ -433,7 +482,7 @@ class TokenSession:
         )
         try:
             alg = Algorithm(fields[Tag.ALGORITHM][0])
-            usage = KeyUsage(fields[Tag.USAGE][0])
+            usage = ContainerUsage(fields[Tag.USAGE][0])
         except (ValueError, IndexError):
             raise EncodingError("the token reported an unknown key algorithm or usage") from None
         return PublicKeyInfo(name, alg, usage, fields[Tag.PUBLIC_KEY])
@@ -475,7 +524,7 @@ class TokenSession:
                     ContainerInfo(
                         check_container_name(f[Tag.CONTAINER]),
                         Algorithm(f[Tag.ALGORITHM][0]),
-                        KeyUsage(f[Tag.USAGE][0]),
+                        ContainerUsage(f[Tag.USAGE][0]),
                         f[Tag.CERTIFICATE] == b"\x01",
                     )
                 )
