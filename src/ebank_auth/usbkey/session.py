@@ -18,15 +18,12 @@ Failing status words become typed errors from :mod:`ebank_auth.errors`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Union
 
 from ebank_auth.crypto import rsa, sm2, x509
 from ebank_auth.errors import (
     ApduError,
     ConfirmationRejected,
     ConfirmationTimeout,
-    CryptoError,
     EbankAuthError,
     EncodingError,
     InvalidSignature,
@@ -36,6 +33,7 @@ from ebank_auth.errors import (
     SecureChannelError,
     TokenError,
     TokenNotGenuine,
+    UnsupportedAlgorithm,
 )
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
@@ -47,11 +45,13 @@ from ebank_auth.usbkey.protocol import (
     CLA_PROPRIETARY,
     CLA_SECURE,
     DEFAULT_CONTAINER,
+    DEFAULT_LOGIN_CONTAINER,
     MAX_COMMAND_DATA,
     Algorithm,
     AppStatus,
     ConfirmStep,
     ContainerUsage,
+    DeviceCapability,
     DeviceInfo,
     Ins,
     PinRef,
@@ -63,84 +63,22 @@ from ebank_auth.usbkey.protocol import (
     pin_bytes,
 )
 from ebank_auth.usbkey.secure_channel import HostHandshake, SecureChannel
+from ebank_auth.usbkey.token import (
+    AttestationReport,
+    ContainerInfo,
+    PinStatus,
+    PublicKeyInfo,
+    SignResult,
+    Token,
+    TokenPublicKey,
+)
 from ebank_auth.usbkey.transport.base import Connection
 
-__all__ = [
-    "AttestationReport",
-    "ContainerInfo",
-    "PinStatus",
-    "PublicKeyInfo",
-    "SignResult",
-    "TokenPublicKey",
-    "TokenSession",
-]
+__all__ = ["TokenSession", "verify_transaction_signature"]
 
 logger = logging.getLogger("ebank_auth.usbkey.session")
 
-TokenPublicKey = Union[sm2.SM2PublicKey, rsa.RSAPublicKey]  # noqa: UP007 - runtime alias on 3.10
 _LE = 256
-
-
-@dataclass(frozen=True)
-class PinStatus:
-    """Retry counter of one PIN (``ref`` user or admin)."""
-
-    ref: PinRef
-    max_retries: int
-    remaining: int
-
-    @property
-    def locked(self) -> bool:
-        return self.remaining == 0
-
-
-@dataclass(frozen=True)
-class PublicKeyInfo:
-    """A container's public key (SPKI DER), algorithm and usage.  Never a private key."""
-
-    container: str
-    algorithm: Algorithm
-    usage: ContainerUsage
-    public_key_der: bytes
-
-    def public_key(self) -> TokenPublicKey:
-        try:
-            if self.algorithm is Algorithm.SM2:
-                return sm2.load_der_public_key(self.public_key_der)
-            return rsa.load_der_public_key(self.public_key_der)
-        except (CryptoError, EncodingError, ValueError):
-            raise EncodingError("the token returned a malformed public key") from None
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    name: str
-    algorithm: Algorithm
-    usage: ContainerUsage
-    has_certificate: bool
-
-
-@dataclass(frozen=True)
-class SignResult:
-    """Outcome of confirm-and-sign (UK-7, UK-10).
-
-    ``signature`` (SM2: DER SEQUENCE{r, s} over ``signed_bytes`` with the default
-    ID; RSA: PKCS#1 v1.5 SHA-256); ``signed_bytes`` — the canonical transaction
-    the token displayed and signed; ``serial`` — the token's serial, so a server
-    can check serial ↔ certificate ↔ customer; ``display_text`` — what the
-    token's screen showed.
-    """
-
-    signature: bytes
-    signed_bytes: bytes
-    serial: str
-    container: str
-    algorithm: Algorithm
-    display_text: str
-
-    def verify(self, public_key: TokenPublicKey) -> None:
-        """Raise :class:`InvalidSignature` unless ``signature`` is valid over ``signed_bytes``."""
-        verify_transaction_signature(public_key, self.signature, self.signed_bytes)
 
 
 def verify_transaction_signature(public_key: TokenPublicKey, signature: bytes, data: bytes) -> None:
@@ -149,18 +87,6 @@ def verify_transaction_signature(public_key: TokenPublicKey, signature: bytes, d
         public_key.verify(signature, data, uid=sm2.DEFAULT_UID)
     else:
         public_key.verify(signature, data, hash=rsa.Hash.SHA256, padding=rsa.Padding.PKCS1V15)
-
-
-@dataclass(frozen=True)
-class AttestationReport:
-    """Result of the device authenticity check (UK-9)."""
-
-    serial: str
-    genuine: bool
-    device_certificate_subject: str
-    firmware_version: str
-    firmware_hash: str
-    message: str
 
 
 _INNER_ERRORS: dict[int, type[TokenError]] = {
@@ -231,6 +157,19 @@ class TokenSession:
         session.attest()
         session.open_secure_channel()
         return session
+
+    @property
+    def description(self) -> str:
+        """Where the token is (the transport's description)."""
+        return self.connection.description
+
+    @property
+    def can_confirm(self) -> bool:
+        """True when the token reports a display, a button and confirm-and-sign."""
+        need = (
+            DeviceCapability.DISPLAY | DeviceCapability.BUTTON | DeviceCapability.CONFIRM_AND_SIGN
+        )
+        return need in self.device_info().capabilities
 
     def close(self) -> None:
         if self._channel is not None:
@@ -541,7 +480,7 @@ class TokenSession:
         return out
 
     # signing ---------------------------------------------------------------------
-    def sign_digest(self, digest: bytes, container: str = "login") -> bytes:
+    def sign_digest(self, digest: bytes, container: str = DEFAULT_LOGIN_CONTAINER) -> bytes:
         """SKF-style digest signing for login challenges: ``digest`` is e = SM3(Z ‖ M).
 
         Only LOGIN containers accept it; transaction keys sign only through
@@ -559,6 +498,18 @@ class TokenSession:
             required=[Tag.SIGNATURE],
         )
         return fields[Tag.SIGNATURE]
+
+    def sign_message(self, data: bytes, container: str = DEFAULT_LOGIN_CONTAINER) -> bytes:
+        """SM2-sign the whole message ``data`` with a login key (default distinguishing ID).
+
+        The host computes ``e = SM3(Z_A || data)`` from the container's public key and the
+        token signs ``e`` (:meth:`sign_digest`).  Needs the user PIN verified."""
+        key = self.public_key(container).public_key()
+        if not isinstance(key, sm2.SM2PublicKey):
+            raise UnsupportedAlgorithm(
+                f"container {container!r} holds an RSA key: message signing needs an SM2 login key"
+            )
+        return self.sign_digest(sm2.compute_e(key, data, sm2.DEFAULT_UID), container)
 
     def display_transaction(
         self, tx_bytes: bytes, container: str = DEFAULT_CONTAINER, lang: str = "zh"
@@ -651,3 +602,8 @@ class TokenSession:
             ) from None
         algorithm = Algorithm.SM2 if isinstance(key, sm2.SM2PublicKey) else Algorithm.RSA2048
         return SignResult(signature, signed, serial, container, algorithm, text)
+
+
+def _implements_token(session: TokenSession) -> Token:
+    """Never called: mypy checks here that :class:`TokenSession` implements :class:`Token`."""
+    return session
