@@ -39,7 +39,7 @@ from ebank_auth.transaction import Transaction  # noqa: E402
 from ebank_auth.usbkey.attestation import TrustConfig  # noqa: E402
 from ebank_auth.usbkey.emulator.card import SoftToken  # noqa: E402
 from ebank_auth.usbkey.emulator.display import AutoApprove  # noqa: E402
-from ebank_auth.usbkey.protocol import Algorithm, KeyUsage  # noqa: E402
+from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage  # noqa: E402
 from ebank_auth.usbkey.session import TokenSession  # noqa: E402
 from ebank_auth.usbkey.transport.base import Connection  # noqa: E402
 from ebank_auth.usbkey.transport.inprocess import InProcessConnection  # noqa: E402
@@ -81,7 +81,7 @@ def run_path(name: str, connect: Callable[[], Connection], trust: TrustConfig, r
     s.verify_pin(PIN)
     s.generate_key("sign", Algorithm.SM2)
     s.generate_key("rsa", Algorithm.RSA2048)
-    s.generate_key("login", Algorithm.SM2, KeyUsage.LOGIN)
+    s.generate_key("login", Algorithm.SM2, ContainerUsage.LOGIN)
     counter = iter(range(10**9))
     rows = {
         "open session": timed(lambda: TokenSession.open(conn, trust), max(20, rounds // 10)),

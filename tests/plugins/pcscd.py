@@ -53,7 +53,7 @@ from pathlib import Path
 
 import pytest
 
-from ebank_auth.usbkey.emulator.card_interface import CardProtocol
+from ebank_auth.usbkey.card_interface import CardProtocol
 from ebank_auth.usbkey.emulator.netns import connect_in_netns
 from ebank_auth.usbkey.emulator.vpcd import DEFAULT_VPCD_PORT, VpcdLink
 

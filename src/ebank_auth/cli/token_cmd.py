@@ -25,18 +25,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ebank_auth.errors import EbankAuthError, EncodingError, PinPolicyError
+from ebank_auth.errors import ConfigurationError, EbankAuthError, EncodingError, PinPolicyError
 from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
     DEFAULT_LOGIN_CONTAINER,
     Algorithm,
-    KeyUsage,
+    ContainerUsage,
     PinRef,
 )
+
+if TYPE_CHECKING:
+    from ebank_auth.usbkey.attestation import TrustConfig
+    from ebank_auth.usbkey.connect import TransportName
+    from ebank_auth.usbkey.token import Token
 
 __all__ = ["token"]
 
@@ -77,78 +82,41 @@ def _read_secret(file: Path | None, env: str, prompt: str, confirm: bool = False
     return pin
 
 
-def _trust(opts: _Options) -> Any:
-    from ebank_auth.usbkey.attestation import TrustConfig
+def _trust(opts: _Options) -> TrustConfig:
+    """What to trust (library resolution: options, environment, the software token's maker)."""
+    from ebank_auth.usbkey.connect import resolve_trust
 
     if opts.skip_attestation:
         click.echo(
             "warning: token authenticity NOT checked (--insecure-skip-attestation)", err=True
         )
-        return TrustConfig(require_genuine=False)
-    roots = list(opts.trust_roots)
-    env_roots = os.environ.get("EBANK_AUTH_TOKEN_ROOTS")
-    if not roots and env_roots:
-        roots = [Path(p) for p in env_roots.split(os.pathsep) if p]
-    allowlist = opts.allowlist
-    env_list = os.environ.get("EBANK_AUTH_FIRMWARE_ALLOWLIST")
-    if allowlist is None and env_list:
-        allowlist = Path(env_list)
-    if not roots:
-        from ebank_auth.usbkey.emulator.daemon import default_state_dir
-        from ebank_auth.usbkey.emulator.factory import (
-            ALLOWLIST_FILENAME,
-            MANUFACTURER_DIRNAME,
-            ROOT_CERT_FILENAME,
-        )
-
-        maker = (opts.emulator_state or default_state_dir()) / MANUFACTURER_DIRNAME
-        if (maker / ROOT_CERT_FILENAME).exists():
-            roots = [maker / ROOT_CERT_FILENAME]
-            if allowlist is None and (maker / ALLOWLIST_FILENAME).exists():
-                allowlist = maker / ALLOWLIST_FILENAME
-    if not roots:
-        _fail(
-            "no manufacturer root configured, so the token cannot be checked: pass "
-            "--trust-root FILE and --firmware-allowlist FILE (or set EBANK_AUTH_TOKEN_ROOTS)",
-            2,
-        )
     try:
-        return TrustConfig.from_files(roots, allowlist)
-    except EbankAuthError as exc:
+        return resolve_trust(
+            opts.trust_roots,
+            opts.allowlist,
+            software_token_state=opts.emulator_state,
+            require_genuine=not opts.skip_attestation,
+        )
+    except (ConfigurationError, EncodingError) as exc:
         _fail(exc.message, 2)
 
 
-@contextmanager
-def _connection(opts: _Options) -> Iterator[Any]:
-    if opts.hid is not None:
-        from ebank_auth.usbkey.transport.hid import open_hid
-
-        conn: Any = open_hid(opts.hid)
-    else:
-        from ebank_auth.usbkey.transport.pcsc import open_reader
-
-        conn = open_reader(opts.reader)
-    try:
-        yield conn
-    finally:
-        conn.close()
+def _where(opts: _Options) -> tuple[str | None, TransportName]:
+    return (opts.hid, "hid") if opts.hid is not None else (opts.reader, "pcsc")
 
 
 @contextmanager
-def _session(ctx: click.Context) -> Iterator[Any]:
-    """Open the token (select, attestation, secure channel); errors become messages."""
-    from ebank_auth.usbkey.session import TokenSession
+def _session(ctx: click.Context) -> Iterator[Token]:
+    """Open the token (service, reader, card, then trust, attestation, secure channel);
+    errors become messages."""
+    from ebank_auth.usbkey.connect import open_token
 
     opts: _Options = ctx.obj
-    trust = _trust(opts)
+    reader, transport = _where(opts)
     try:
-        with _connection(opts) as conn:
-            session = TokenSession.open(conn, trust)
-            try:
-                yield session
-            finally:
-                session.close()
-    except EncodingError as exc:
+        with open_token(reader, transport=transport, trust=lambda: _trust(opts)) as session:
+            yield session
+    except (EncodingError, ConfigurationError) as exc:
         _fail(exc.message, 2)
     except EbankAuthError as exc:
         _fail(exc.message, 1)
@@ -187,7 +155,7 @@ def _pin_options(func: F) -> F:
     return func
 
 
-def _verify_user(session: Any, pin_file: Path | None) -> None:
+def _verify_user(session: Token, pin_file: Path | None) -> None:
     pin = _read_secret(pin_file, "EBANK_AUTH_PIN", "User PIN")
     session.verify_pin(pin)
 
@@ -265,7 +233,7 @@ def info_cmd(ctx: click.Context, as_json: bool) -> None:
         user = s.pin_status(PinRef.USER)
         admin = s.pin_status(PinRef.ADMIN)
         containers = s.list_containers()
-    doc = {
+    doc: dict[str, Any] = {
         "serial": info.serial,
         "label": info.label,
         "manufacturer": info.manufacturer,
@@ -413,7 +381,7 @@ def key_group() -> None:
 
 
 _ALGS = {"sm2": Algorithm.SM2, "rsa2048": Algorithm.RSA2048}
-_USAGES = {"transaction": KeyUsage.TRANSACTION, "login": KeyUsage.LOGIN}
+_USAGES = {"transaction": ContainerUsage.TRANSACTION, "login": ContainerUsage.LOGIN}
 
 
 def _pem(der: bytes, label: str) -> str:
@@ -623,14 +591,16 @@ def conformance_cmd(
         )
     user = _read_secret(pin_file, "EBANK_AUTH_PIN", "User PIN")
     admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
-    trust = _trust(opts)
 
     def prompt(message: str) -> None:
         click.echo(f">> {message}", err=True)
 
+    from ebank_auth.usbkey.connect import open_connection
+
+    reader, transport = _where(opts)
     try:
-        with _connection(opts) as conn:
-            report = run_conformance(conn, trust, user, admin, prompt=prompt)
+        with open_connection(reader, transport=transport) as conn:
+            report = run_conformance(conn, _trust(opts), user, admin, prompt=prompt)
     except EbankAuthError as exc:
         _fail(exc.message, 1)
     if as_json:

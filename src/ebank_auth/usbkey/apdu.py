@@ -120,6 +120,11 @@ class StatusWord(IntEnum):
     NO_PRECISE_DIAGNOSIS = 0x6F00
 
     @staticmethod
+    def verify_failed(remaining: int) -> int:
+        """``63Cx``: wrong PIN, ``x`` tries left (0 means the PIN is now locked)."""
+        return 0x63C0 | max(0, min(remaining, 15))
+
+    @staticmethod
     def describe(sw: int) -> str:
         """A short human description of any status word (family members included)."""
         if sw >> 8 == 0x61:
@@ -146,9 +151,46 @@ def error_for_status(sw: int) -> TokenError | None:
         return SecurityStatusNotSatisfied()
     if sw in (StatusWord.SM_DATA_OBJECTS_MISSING, StatusWord.SM_DATA_OBJECTS_INCORRECT):
         return SecureChannelError()
-    return ApduError(
-        sw, f"token refused the command: status word {sw:04X} ({StatusWord.describe(sw)})"
-    )
+    meaning = _USER_MEANING.get(sw)
+    if meaning is None:
+        meaning = (
+            f"the token refused the command ({StatusWord.describe(sw)}): check that it is the "
+            "right token and that this program supports it, then retry"
+        )
+    return ApduError(sw, f"{meaning} [status {sw:04X}]")
+
+
+#: What a failing status word means for the user, and what to do (the hex code is appended).
+_USER_MEANING: dict[int, str] = {
+    StatusWord.WRONG_LENGTH: "the token rejected the length of a command: this program and the "
+    "token disagree on the protocol; update the program or use a supported token",
+    StatusWord.WRONG_DATA: "the token rejected the data of a command as malformed: check the "
+    "input (container name, certificate, transaction) and retry",
+    StatusWord.INCORRECT_P1P2: "the token rejected a command parameter: update the program or "
+    "use a supported token",
+    StatusWord.WRONG_P1P2: "the token rejected a command parameter: update the program or use a "
+    "supported token",
+    StatusWord.INS_NOT_SUPPORTED: "the token does not support this command: use a token that "
+    "runs the ebank-auth application, or update its firmware",
+    StatusWord.CLA_NOT_SUPPORTED: "the token does not speak this command class: is it the right "
+    "token?",
+    StatusWord.FUNCTION_NOT_SUPPORTED: "the token does not offer this function (e.g. this key "
+    "algorithm): choose another algorithm or token",
+    StatusWord.FILE_NOT_FOUND: "the token has no ebank-auth application: is it the right token?",
+    StatusWord.REFERENCED_DATA_NOT_FOUND: "the key container or object does not exist on the "
+    "token: generate the key or import the certificate first",
+    StatusWord.CONDITIONS_NOT_SATISFIED: "the token refused the command in its current state "
+    "(e.g. wrong key usage or nothing displayed yet): check the order of the steps",
+    StatusWord.NOT_ENOUGH_MEMORY: "the token's memory is full: delete unused containers",
+    StatusWord.MEMORY_FAILURE: "the token's memory failed: the token may be damaged; contact the "
+    "bank",
+    StatusWord.REFERENCE_DATA_NOT_USABLE: "the PIN or key on the token cannot be used in its "
+    "current state: check the token with 'ebank-auth token info'",
+    StatusWord.COMMAND_NOT_ALLOWED: "the token does not allow this command now: verify the PIN "
+    "or open a new session",
+    StatusWord.NO_PRECISE_DIAGNOSIS: "the token failed without saying why: unplug and re-insert "
+    "it and retry",
+}
 
 
 def raise_for_status(sw: int) -> None:

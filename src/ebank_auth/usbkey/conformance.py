@@ -40,19 +40,18 @@ from ebank_auth.errors import (
 )
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
-from ebank_auth.usbkey.apdu import CommandApdu, ResponseApdu
+from ebank_auth.usbkey.apdu import CommandApdu, ResponseApdu, StatusWord
 from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.protocol import (
     CLA_PROPRIETARY,
     CLA_SECURE,
     MAX_RETRY_LIMIT,
     Algorithm,
-    Capability,
     ConfirmStep,
+    ContainerUsage,
+    DeviceCapability,
     Ins,
-    KeyUsage,
     PinRef,
-    Sw,
     Tag,
     check_pin_complexity,
 )
@@ -328,10 +327,14 @@ class _Runner:
         _expect(apdu[0] & 0xEF == CLA_SECURE, "the PIN was not sent inside the secure channel")
         _expect(self.user_pin.encode() not in apdu, "the PIN is visible in the APDU")
         resp = ResponseApdu.parse(self.rec.inner.transmit(apdu))
-        _expect(resp.sw != Sw.OK, "replaying the PIN APDU in the same session was accepted")
+        _expect(
+            resp.sw != StatusWord.SUCCESS, "replaying the PIN APDU in the same session was accepted"
+        )
         self.reopen()
         resp2 = ResponseApdu.parse(self.rec.inner.transmit(apdu))
-        _expect(resp2.sw != Sw.OK, "replaying the PIN APDU in a new session was accepted")
+        _expect(
+            resp2.sw != StatusWord.SUCCESS, "replaying the PIN APDU in a new session was accepted"
+        )
         self.reopen()  # the token closes a channel that saw a bad counter
         with _raises(SecurityStatusNotSatisfied, "key generation after the replay"):
             self.s.generate_key(CONTAINER, Algorithm.SM2)
@@ -344,7 +347,7 @@ class _Runner:
 
     def keys(self) -> str:
         self.s.verify_pin(self.user_pin)
-        info = self.s.generate_key(CONTAINER, Algorithm.SM2, KeyUsage.TRANSACTION)
+        info = self.s.generate_key(CONTAINER, Algorithm.SM2, ContainerUsage.TRANSACTION)
         again = self.s.public_key(CONTAINER)
         _expect(again.public_key_der == info.public_key_der, "exported public key differs")
         key = info.public_key()
@@ -359,7 +362,7 @@ class _Runner:
             resp = ResponseApdu.parse(
                 self.rec.inner.transmit(CommandApdu(CLA_PROPRIETARY, ins, 0, 0).encode())
             )
-            if resp.sw != Sw.INS_NOT_SUPPORTED or resp.data:
+            if resp.sw != StatusWord.INS_NOT_SUPPORTED or resp.data:
                 undocumented.append(f"{ins:02X}->{resp.sw:04X}")
             try:
                 body = self._secure_raw(ins)
@@ -368,7 +371,7 @@ class _Runner:
                 self.reopen()
                 self.s.verify_pin(self.user_pin)
                 continue
-            if body != (b"", Sw.INS_NOT_SUPPORTED):
+            if body != (b"", StatusWord.INS_NOT_SUPPORTED):
                 undocumented.append(f"84 {ins:02X}->{body[1]:04X}")
         _expect(not undocumented, "undocumented instructions answer: " + ", ".join(undocumented))
         return (
@@ -385,7 +388,7 @@ class _Runner:
         resp = ResponseApdu.parse(
             self.rec.inner.transmit(CommandApdu(CLA_SECURE, ins, 0, 0, body, le=256).encode())
         )
-        if resp.sw != Sw.OK:
+        if resp.sw != StatusWord.SUCCESS:
             raise SecureChannelError()
         return channel.unwrap_response(header, resp.data, ctr)
 
@@ -415,7 +418,7 @@ class _Runner:
         _expect(result.serial == self.s.device_info().serial, "result serial differs")
         detail = "SM2 signature over the displayed bytes verifies with the exported public key "
         detail += "and certificate, and fails for other bytes"
-        if Capability.RSA2048 in self.s.device_info().capabilities:
+        if DeviceCapability.RSA2048 in self.s.device_info().capabilities:
             info = self.s.generate_key(RSA_CONTAINER, Algorithm.RSA2048)
             rkey = info.public_key()
             _expect(isinstance(rkey, rsa.RSAPublicKey), "not an RSA key")
@@ -468,21 +471,21 @@ class _Runner:
             if resp.sw != want:
                 problems.append(f"{what}: {resp.sw:04X} (want {want:04X})")
 
-        raw(bytes((CLA_PROPRIETARY, 0x7E, 0, 0)), Sw.INS_NOT_SUPPORTED, "unknown INS")
-        raw(bytes((0xA0, Ins.GET_DEVICE_INFO, 0, 0)), Sw.CLA_NOT_SUPPORTED, "unknown CLA")
+        raw(bytes((CLA_PROPRIETARY, 0x7E, 0, 0)), StatusWord.INS_NOT_SUPPORTED, "unknown INS")
+        raw(bytes((0xA0, Ins.GET_DEVICE_INFO, 0, 0)), StatusWord.CLA_NOT_SUPPORTED, "unknown CLA")
         raw(
             bytes((CLA_PROPRIETARY, Ins.GET_DEVICE_INFO, 0, 0, 5, 1, 2)),
-            Sw.WRONG_LENGTH,
+            StatusWord.WRONG_LENGTH,
             "Lc larger than the data",
         )
         raw(
             bytes((CLA_PROPRIETARY, Ins.GET_DEVICE_INFO, 0, 0, 0, 0x20, 0)) + bytes(0x2000),
-            Sw.WRONG_LENGTH,
+            StatusWord.WRONG_LENGTH,
             "oversize data",
         )
         raw(
             bytes((CLA_PROPRIETARY, Ins.VERIFY_PIN, 0, 1, 6)) + b"000000",
-            Sw.SM_MISSING,
+            StatusWord.SM_DATA_OBJECTS_MISSING,
             "plain PIN",
         )
         for body, what in (
@@ -495,7 +498,7 @@ class _Runner:
                 self.s.transmit_secure(Ins.GET_PUBLIC_KEY, body)
                 problems.append(f"{what}: accepted")
             except ApduError as exc:
-                if exc.sw != Sw.WRONG_DATA:
+                if exc.sw != StatusWord.WRONG_DATA:
                     problems.append(f"{what}: {exc.sw:04X} (want 6A80)")
         self.s.verify_pin(self.user_pin)
         after = self.s.pin_status()

@@ -37,13 +37,13 @@ __all__ = [
     "MIN_PIN_LENGTH",
     "PROTOCOL_VERSION",
     "Algorithm",
-    "Capability",
+    "AppStatus",
     "ConfirmStep",
+    "ContainerUsage",
+    "DeviceCapability",
     "DeviceInfo",
     "Ins",
-    "KeyUsage",
     "PinRef",
-    "Sw",
     "Tag",
     "TxFormat",
     "check_container_name",
@@ -112,34 +112,16 @@ INS_PLAIN_ALLOWED: Final = frozenset(
 )
 
 
-class Sw(IntEnum):
-    """Status words this application returns (ISO 7816-4 plus four proprietary ``69Fx``)."""
+class AppStatus(IntEnum):
+    """The proprietary status words of this application (``69Fx``).
 
-    OK = 0x9000
-    WRONG_LENGTH = 0x6700
-    SECURITY_STATUS_NOT_SATISFIED = 0x6982
-    PIN_BLOCKED = 0x6983
-    CONDITIONS_NOT_SATISFIED = 0x6985
-    SM_MISSING = 0x6987
-    SM_INCORRECT = 0x6988
-    CONFIRMATION_REJECTED = 0x69F1
-    CONFIRMATION_TIMEOUT = 0x69F2
-    PIN_POLICY = 0x69F3
-    WRONG_DATA = 0x6A80
-    FUNC_NOT_SUPPORTED = 0x6A81
-    FILE_NOT_FOUND = 0x6A82
-    NOT_ENOUGH_MEMORY = 0x6A84
-    WRONG_P1P2 = 0x6A86
-    REFERENCED_DATA_NOT_FOUND = 0x6A88
-    INS_NOT_SUPPORTED = 0x6D00
-    CLA_NOT_SUPPORTED = 0x6E00
-    MEMORY_FAILURE = 0x6581
-    UNKNOWN = 0x6F00
+    Every other status word the token returns is an ISO 7816-4 one from the single table
+    :class:`ebank_auth.usbkey.apdu.StatusWord` (e.g. ``6A86`` ``INCORRECT_P1P2``).
+    """
 
-    @staticmethod
-    def wrong_pin(remaining: int) -> int:
-        """``63Cx``: wrong PIN, ``x`` tries left (0 means the PIN is now locked)."""
-        return 0x63C0 | max(0, min(remaining, 15))
+    CONFIRMATION_REJECTED = 0x69F1  # the customer pressed reject on the token
+    CONFIRMATION_TIMEOUT = 0x69F2  # nobody pressed the button in time
+    PIN_POLICY = 0x69F3  # the new PIN breaks the complexity rules (UK-4)
 
 
 class Tag(IntEnum):
@@ -194,7 +176,7 @@ class Algorithm(IntEnum):
     RSA2048 = 0x02
 
 
-class KeyUsage(IntEnum):
+class ContainerUsage(IntEnum):
     """What a container's key may do.
 
     ``TRANSACTION`` keys sign only through confirm-and-sign (display + button), so
@@ -220,7 +202,7 @@ class ConfirmStep(IntEnum):
     CANCEL = 0x02  # forget the pending transaction
 
 
-class Capability(IntFlag):
+class DeviceCapability(IntFlag):
     """Bit field in the device information."""
 
     SM2 = 0x0001
@@ -302,7 +284,7 @@ class DeviceInfo:
     manufacturer: str
     firmware_version: str
     firmware_hash: bytes  # SM3 of the firmware image (32 bytes)
-    capabilities: Capability
+    capabilities: DeviceCapability
     protocol_version: int
     raw: bytes = b""
 
@@ -360,7 +342,7 @@ class DeviceInfo:
             manufacturer=manufacturer,
             firmware_version=version,
             firmware_hash=fields[Tag.FIRMWARE_HASH],
-            capabilities=Capability(int.from_bytes(fields[Tag.CAPABILITIES], "big")),
+            capabilities=DeviceCapability(int.from_bytes(fields[Tag.CAPABILITIES], "big")),
             protocol_version=fields[Tag.PROTOCOL_VERSION][0],
             raw=bytes(data),
         )

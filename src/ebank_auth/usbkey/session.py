@@ -18,27 +18,27 @@ Failing status words become typed errors from :mod:`ebank_auth.errors`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Union
 
 from ebank_auth.confirmation import verify_confirmation
-from ebank_auth.crypto import rsa, sm2, x509
+from ebank_auth.crypto import sm2, x509
 from ebank_auth.errors import (
     ApduError,
     ConfirmationRejected,
     ConfirmationTimeout,
-    CryptoError,
     EbankAuthError,
     EncodingError,
     InvalidSignature,
+    PinIncorrect,
+    PinLocked,
     PinPolicyError,
     SecureChannelError,
     TokenError,
     TokenNotGenuine,
+    UnsupportedAlgorithm,
 )
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
-from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu, raise_for_status
+from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu, StatusWord, raise_for_status
 from ebank_auth.usbkey.attestation import TrustConfig, verify_device_certificate
 from ebank_auth.usbkey.protocol import (
     AID,
@@ -46,14 +46,16 @@ from ebank_auth.usbkey.protocol import (
     CLA_PROPRIETARY,
     CLA_SECURE,
     DEFAULT_CONTAINER,
+    DEFAULT_LOGIN_CONTAINER,
     MAX_COMMAND_DATA,
     Algorithm,
+    AppStatus,
     ConfirmStep,
+    ContainerUsage,
+    DeviceCapability,
     DeviceInfo,
     Ins,
-    KeyUsage,
     PinRef,
-    Sw,
     Tag,
     TxFormat,
     check_container_name,
@@ -62,117 +64,69 @@ from ebank_auth.usbkey.protocol import (
     pin_bytes,
 )
 from ebank_auth.usbkey.secure_channel import HostHandshake, SecureChannel
+from ebank_auth.usbkey.token import (
+    AttestationReport,
+    ContainerInfo,
+    PinStatus,
+    PublicKeyInfo,
+    SignResult,
+    Token,
+    TokenPublicKey,
+)
 from ebank_auth.usbkey.transport.base import Connection
 
-__all__ = [
-    "AttestationReport",
-    "ContainerInfo",
-    "PinStatus",
-    "PublicKeyInfo",
-    "SignResult",
-    "TokenPublicKey",
-    "TokenSession",
-]
+__all__ = ["TokenSession"]
 
 logger = logging.getLogger("ebank_auth.usbkey.session")
 
-TokenPublicKey = Union[sm2.SM2PublicKey, rsa.RSAPublicKey]  # noqa: UP007 - runtime alias on 3.10
 _LE = 256
 
 
-@dataclass(frozen=True)
-class PinStatus:
-    """Retry counter of one PIN (``ref`` user or admin)."""
-
-    ref: PinRef
-    max_retries: int
-    remaining: int
-
-    @property
-    def locked(self) -> bool:
-        return self.remaining == 0
-
-
-@dataclass(frozen=True)
-class PublicKeyInfo:
-    """A container's public key (SPKI DER), algorithm and usage.  Never a private key."""
-
-    container: str
-    algorithm: Algorithm
-    usage: KeyUsage
-    public_key_der: bytes
-
-    def public_key(self) -> TokenPublicKey:
-        try:
-            if self.algorithm is Algorithm.SM2:
-                return sm2.load_der_public_key(self.public_key_der)
-            return rsa.load_der_public_key(self.public_key_der)
-        except (CryptoError, EncodingError, ValueError):
-            raise EncodingError("the token returned a malformed public key") from None
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    name: str
-    algorithm: Algorithm
-    usage: KeyUsage
-    has_certificate: bool
-
-
-@dataclass(frozen=True)
-class SignResult:
-    """Outcome of confirm-and-sign (UK-7, UK-10).
-
-    ``signature`` (SM2: DER SEQUENCE{r, s} over ``signed_bytes`` with the default
-    ID; RSA: PKCS#1 v1.5 SHA-256); ``signed_bytes`` — the canonical transaction
-    the token displayed and signed; ``serial`` — the token's serial, so a server
-    can check serial ↔ certificate ↔ customer; ``display_text`` — what the
-    token's screen showed.
-    """
-
-    signature: bytes
-    signed_bytes: bytes
-    serial: str
-    container: str
-    algorithm: Algorithm
-    display_text: str
-
-    def verify(self, public_key: TokenPublicKey) -> None:
-        """Raise :class:`InvalidSignature` unless ``signature`` is valid over ``signed_bytes``
-        (see :func:`ebank_auth.confirmation.verify_confirmation`)."""
-        verify_confirmation(public_key, self.signature, self.signed_bytes)
-
-
-@dataclass(frozen=True)
-class AttestationReport:
-    """Result of the device authenticity check (UK-9)."""
-
-    serial: str
-    genuine: bool
-    device_certificate_subject: str
-    firmware_version: str
-    firmware_hash: str
-    message: str
-
-
 _INNER_ERRORS: dict[int, type[TokenError]] = {
-    Sw.CONFIRMATION_REJECTED: ConfirmationRejected,
-    Sw.CONFIRMATION_TIMEOUT: ConfirmationTimeout,
-    Sw.PIN_POLICY: PinPolicyError,
+    AppStatus.CONFIRMATION_REJECTED: ConfirmationRejected,
+    AppStatus.CONFIRMATION_TIMEOUT: ConfirmationTimeout,
+    AppStatus.PIN_POLICY: PinPolicyError,
 }
 
 
 def _raise_inner(sw: int, what: str = "") -> None:
-    if sw == Sw.OK:
+    if sw == StatusWord.SUCCESS:
         return
     cls = _INNER_ERRORS.get(sw)
     if cls is not None:
         raise cls()
-    if sw == Sw.REFERENCED_DATA_NOT_FOUND:
+    if sw == StatusWord.REFERENCED_DATA_NOT_FOUND:
         raise ApduError(sw, f"{what or 'the referenced object'} was not found on the token")
-    if sw == Sw.CONDITIONS_NOT_SATISFIED and what:
+    if sw == StatusWord.CONDITIONS_NOT_SATISFIED and what:
         raise ApduError(sw, f"the token refused: {what}")
     raise_for_status(sw)
+
+
+def _pin_incorrect(ref: PinRef, remaining: int) -> PinIncorrect:
+    if ref is PinRef.USER:
+        return PinIncorrect(remaining)
+    if remaining > 0:
+        return PinIncorrect(
+            remaining,
+            f"wrong admin PIN: {remaining} attempt(s) left; when none are left the admin PIN "
+            "locks for good and the token can no longer be unblocked",
+        )
+    return PinIncorrect(0, _ADMIN_LOCKED)
+
+
+_ADMIN_LOCKED = (
+    "the admin (SO) PIN is locked after too many wrong attempts; this is final: the token can "
+    "no longer be unblocked or re-configured, so ask the bank for a new token"
+)
+
+
+def _pin_locked(ref: PinRef) -> PinLocked:
+    if ref is PinRef.ADMIN:
+        return PinLocked(_ADMIN_LOCKED)
+    return PinLocked(
+        "the user PIN is locked after too many wrong attempts: unblock it with the admin (SO) "
+        "PIN ('ebank-auth token pin unblock') or at the bank counter"
+    )
 
 
 class TokenSession:
@@ -197,6 +151,19 @@ class TokenSession:
         session.open_secure_channel()
         return session
 
+    @property
+    def description(self) -> str:
+        """Where the token is (the transport's description)."""
+        return self.connection.description
+
+    @property
+    def can_confirm(self) -> bool:
+        """True when the token reports a display, a button and confirm-and-sign."""
+        need = (
+            DeviceCapability.DISPLAY | DeviceCapability.BUTTON | DeviceCapability.CONFIRM_AND_SIGN
+        )
+        return need in self.device_info().capabilities
+
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
@@ -219,7 +186,11 @@ class TokenSession:
     def select(self) -> None:
         """SELECT the ebank-auth application by AID."""
         resp = self.apdu.transmit(CommandApdu(CLA_ISO, Ins.SELECT, 0x04, 0x00, AID, le=_LE))
-        if resp.sw in (Sw.FILE_NOT_FOUND, Sw.INS_NOT_SUPPORTED, Sw.CLA_NOT_SUPPORTED):
+        if resp.sw in (
+            StatusWord.FILE_NOT_FOUND,
+            StatusWord.INS_NOT_SUPPORTED,
+            StatusWord.CLA_NOT_SUPPORTED,
+        ):
             raise ApduError(
                 resp.sw,
                 "the card in the reader has no ebank-auth token application: "
@@ -302,7 +273,7 @@ class TokenSession:
                 sensitive=True,
             )
         )
-        if resp.sw != Sw.OK:
+        if resp.sw != StatusWord.SUCCESS:
             channel.close()
             raise SecureChannelError(
                 f"the token refused the session keys (status {resp.sw:04X}): reconnect it"
@@ -332,10 +303,13 @@ class TokenSession:
         resp = self.apdu.transmit(
             CommandApdu(CLA_SECURE, ins, p1, p2, body, le=_LE, sensitive=True)
         )
-        if resp.sw != Sw.OK:
+        if resp.sw != StatusWord.SUCCESS:
             channel.close()
             self._channel = None
-            if resp.sw in (Sw.SM_INCORRECT, Sw.SM_MISSING):
+            if resp.sw in (
+                StatusWord.SM_DATA_OBJECTS_INCORRECT,
+                StatusWord.SM_DATA_OBJECTS_MISSING,
+            ):
                 raise SecureChannelError(
                     "the token closed the secure channel (counter or integrity check failed): "
                     "open a new session"
@@ -346,11 +320,22 @@ class TokenSession:
         return inner
 
     # PINs ------------------------------------------------------------------------
+    def _pin_command(
+        self, ins: Ins, data: bytes, p2: int, checked: PinRef, *, what: str = ""
+    ) -> None:
+        """Send a PIN command; a wrong or locked PIN error names which PIN (``checked``)."""
+        try:
+            self.transmit_secure(ins, data, p2=p2, what=what)
+        except PinIncorrect as exc:
+            raise _pin_incorrect(checked, exc.remaining) from None
+        except PinLocked:
+            raise _pin_locked(checked) from None
+
     def verify_pin(self, pin: str, ref: PinRef = PinRef.USER) -> None:
-        """Verify a PIN.  Raises PinIncorrect(remaining) or PinLocked."""
+        """Verify a PIN.  Raises PinIncorrect(remaining) or PinLocked (naming which PIN)."""
         buf = bytearray(pin_bytes(pin))
         try:
-            self.transmit_secure(Ins.VERIFY_PIN, bytes(buf), p2=ref)
+            self._pin_command(Ins.VERIFY_PIN, bytes(buf), ref, ref)
         finally:
             buf[:] = bytes(len(buf))
 
@@ -360,15 +345,17 @@ class TokenSession:
         if old == new:
             raise PinPolicyError("the new PIN must differ from the old one")
         data = tlv.build([(Tag.PIN, pin_bytes(old)), (Tag.NEW_PIN, pin_bytes(new))])
-        self.transmit_secure(Ins.CHANGE_PIN, data, p2=ref)
+        self._pin_command(Ins.CHANGE_PIN, data, ref, ref)
 
     def unblock_pin(self, admin_pin: str, new_user_pin: str) -> None:
-        """Reset the user PIN and its counter with the admin (SO) PIN (UK-3)."""
+        """Reset the user PIN and its counter with the admin (SO) PIN (UK-3).
+
+        A wrong admin PIN spends one of the *admin* PIN's tries; a locked admin PIN is final."""
         check_pin_complexity(new_user_pin)
         data = tlv.build(
             [(Tag.ADMIN_PIN, pin_bytes(admin_pin)), (Tag.NEW_PIN, pin_bytes(new_user_pin))]
         )
-        self.transmit_secure(Ins.UNBLOCK_PIN, data, p2=PinRef.USER)
+        self._pin_command(Ins.UNBLOCK_PIN, data, PinRef.USER, PinRef.ADMIN)
 
     def pin_status(self, ref: PinRef = PinRef.USER) -> PinStatus:
         fields = tlv.parse_map(
@@ -396,7 +383,7 @@ class TokenSession:
         self,
         container: str = DEFAULT_CONTAINER,
         algorithm: Algorithm = Algorithm.SM2,
-        usage: KeyUsage = KeyUsage.TRANSACTION,
+        usage: ContainerUsage = ContainerUsage.TRANSACTION,
     ) -> PublicKeyInfo:
         """Generate a key pair on the token (UK-1); returns its public key."""
         name = check_container_name(container)
@@ -427,7 +414,7 @@ class TokenSession:
         )
         try:
             alg = Algorithm(fields[Tag.ALGORITHM][0])
-            usage = KeyUsage(fields[Tag.USAGE][0])
+            usage = ContainerUsage(fields[Tag.USAGE][0])
         except (ValueError, IndexError):
             raise EncodingError("the token reported an unknown key algorithm or usage") from None
         return PublicKeyInfo(name, alg, usage, fields[Tag.PUBLIC_KEY])
@@ -469,7 +456,7 @@ class TokenSession:
                     ContainerInfo(
                         check_container_name(f[Tag.CONTAINER]),
                         Algorithm(f[Tag.ALGORITHM][0]),
-                        KeyUsage(f[Tag.USAGE][0]),
+                        ContainerUsage(f[Tag.USAGE][0]),
                         f[Tag.CERTIFICATE] == b"\x01",
                     )
                 )
@@ -486,7 +473,7 @@ class TokenSession:
         return out
 
     # signing ---------------------------------------------------------------------
-    def sign_digest(self, digest: bytes, container: str = "login") -> bytes:
+    def sign_digest(self, digest: bytes, container: str = DEFAULT_LOGIN_CONTAINER) -> bytes:
         """SKF-style digest signing for login challenges: ``digest`` is e = SM3(Z ‖ M).
 
         Only LOGIN containers accept it; transaction keys sign only through
@@ -504,6 +491,18 @@ class TokenSession:
             required=[Tag.SIGNATURE],
         )
         return fields[Tag.SIGNATURE]
+
+    def sign_message(self, data: bytes, container: str = DEFAULT_LOGIN_CONTAINER) -> bytes:
+        """SM2-sign the whole message ``data`` with a login key (default distinguishing ID).
+
+        The host computes ``e = SM3(Z_A || data)`` from the container's public key and the
+        token signs ``e`` (:meth:`sign_digest`).  Needs the user PIN verified."""
+        key = self.public_key(container).public_key()
+        if not isinstance(key, sm2.SM2PublicKey):
+            raise UnsupportedAlgorithm(
+                f"container {container!r} holds an RSA key: message signing needs an SM2 login key"
+            )
+        return self.sign_digest(sm2.compute_e(key, data, sm2.DEFAULT_UID), container)
 
     def display_transaction(
         self, tx_bytes: bytes, container: str = DEFAULT_CONTAINER, lang: str = "zh"
@@ -596,3 +595,8 @@ class TokenSession:
             ) from None
         algorithm = Algorithm.SM2 if isinstance(key, sm2.SM2PublicKey) else Algorithm.RSA2048
         return SignResult(signature, signed, serial, container, algorithm, text)
+
+
+def _implements_token(session: TokenSession) -> Token:
+    """Never called: mypy checks here that :class:`TokenSession` implements :class:`Token`."""
+    return session

@@ -8,10 +8,11 @@ import pytest
 
 from ebank_auth.crypto import sm2, x509
 from ebank_auth.errors import TokenNotGenuine
-from ebank_auth.usbkey.attestation import FirmwareAllowList, FirmwareEntry, TrustConfig
+from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import AutoApprove
 from ebank_auth.usbkey.emulator.factory import Manufacturer
+from ebank_auth.usbkey.manufacturer import FirmwareAllowList, FirmwareEntry
 from ebank_auth.usbkey.session import TokenSession
 from ebank_auth.usbkey.transport.inprocess import InProcessConnection
 

@@ -18,16 +18,17 @@ from ebank_auth.errors import (
 )
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
+from ebank_auth.usbkey.apdu import StatusWord
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import (
     AutoApprove,
     AutoReject,
     CallbackDisplay,
-    Decision,
+    DisplayChoice,
     NoButton,
     ReadingUser,
 )
-from ebank_auth.usbkey.protocol import ConfirmStep, Ins, Sw, Tag
+from ebank_auth.usbkey.protocol import ConfirmStep, Ins, Tag
 from ebank_auth.usbkey.session import TokenSession
 from transaction.strategies import transactions
 
@@ -73,7 +74,7 @@ def test_host_altering_after_display_is_refused(tx: Transaction, altered: Transa
         return
     with pytest.raises(ApduError) as exc:
         s.sign_displayed(altered.encode())
-    assert exc.value.sw == Sw.CONDITIONS_NOT_SATISFIED
+    assert exc.value.sw == StatusWord.CONDITIONS_NOT_SATISFIED
     # the displayed one is gone too: the host must start again
     with pytest.raises(ApduError):
         s.sign_displayed(tx.encode())
@@ -94,7 +95,7 @@ def test_truncated_or_flipped_transaction_refused(data: st.DataObject) -> None:
     except Exception:
         with pytest.raises(ApduError) as exc:
             s.display_transaction(bytes(raw))
-        assert exc.value.sw in (Sw.WRONG_DATA, Sw.WRONG_LENGTH)
+        assert exc.value.sw in (StatusWord.WRONG_DATA, StatusWord.WRONG_LENGTH)
     else:  # a flip that still decodes is another valid transaction: shown as such
         assert s.display_transaction(bytes(raw)) == Transaction.decode(bytes(raw)).display_text()
         s.cancel_confirmation()
@@ -106,7 +107,7 @@ def test_unknown_format_refused(signer: TokenSession, make_tx: Callable[..., Tra
     )
     with pytest.raises(ApduError) as exc:
         signer.transmit_secure(Ins.CONFIRM_AND_SIGN, body, p1=ConfirmStep.DISPLAY)
-    assert exc.value.sw == Sw.FUNC_NOT_SUPPORTED
+    assert exc.value.sw == StatusWord.FUNCTION_NOT_SUPPORTED
 
 
 def test_sign_without_display_refused(
@@ -114,7 +115,7 @@ def test_sign_without_display_refused(
 ) -> None:
     with pytest.raises(ApduError) as exc:
         signer.sign_displayed(make_tx().encode())
-    assert exc.value.sw == Sw.CONDITIONS_NOT_SATISFIED
+    assert exc.value.sw == StatusWord.CONDITIONS_NOT_SATISFIED
 
 
 @pytest.mark.parametrize(
@@ -147,11 +148,11 @@ def test_reading_user_rejects_marked_transactions(make_tx: Callable[..., Transac
 def test_callback_hook_sees_the_text_and_fails_closed(make_tx: Callable[..., Transaction]) -> None:
     seen: list[str] = []
 
-    def approve_small(text: str, timeout: float) -> Decision:
+    def approve_small(text: str, timeout: float) -> DisplayChoice:
         seen.append(text)
         if "999" in text:
             raise RuntimeError("broken hook")
-        return Decision.APPROVE
+        return DisplayChoice.APPROVE
 
     token = SoftToken(None, CallbackDisplay(approve_small))
     s = open_session(token)
@@ -174,10 +175,10 @@ def test_confirmation_needs_pin(session: TokenSession, make_tx: Callable[..., Tr
 def test_login_key_cannot_confirm_and_sign(
     session: TokenSession, make_tx: Callable[..., Transaction]
 ) -> None:
-    from ebank_auth.usbkey.protocol import Algorithm, KeyUsage
+    from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage
 
     session.verify_pin(USER_PIN)
-    session.generate_key("login", Algorithm.SM2, KeyUsage.LOGIN)
+    session.generate_key("login", Algorithm.SM2, ContainerUsage.LOGIN)
     with pytest.raises(ApduError) as exc:
         session.display_transaction(make_tx().encode(), "login")
-    assert exc.value.sw == Sw.CONDITIONS_NOT_SATISFIED
+    assert exc.value.sw == StatusWord.CONDITIONS_NOT_SATISFIED

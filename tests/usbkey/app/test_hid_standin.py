@@ -11,10 +11,11 @@ from collections.abc import Callable
 from ebank_auth.crypto import sm2
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey.emulator.card import SoftToken
-from ebank_auth.usbkey.emulator.display import CallbackDisplay, Decision
+from ebank_auth.usbkey.emulator.display import CallbackDisplay, DisplayChoice
 from ebank_auth.usbkey.emulator.hid_standin import HidTokenStandIn
+from ebank_auth.usbkey.hid_framing import HidStatus
 from ebank_auth.usbkey.session import TokenSession
-from ebank_auth.usbkey.transport.hid import HidConnection, HidStatus
+from ebank_auth.usbkey.transport.hid import HidConnection
 
 from .conftest import USER_PIN, trust_for
 
@@ -24,9 +25,9 @@ def test_confirm_and_sign_over_hid_reports_waiting_for_button(
 ) -> None:
     holder: dict[str, HidTokenStandIn] = {}
 
-    def button(text: str, timeout: float) -> Decision:
+    def button(text: str, timeout: float) -> DisplayChoice:
         holder["dev"].report_status(HidStatus.WAITING_FOR_BUTTON)
-        return Decision.APPROVE
+        return DisplayChoice.APPROVE
 
     token = SoftToken(None, CallbackDisplay(button))
     dev = HidTokenStandIn(token)

@@ -6,7 +6,7 @@ import pytest
 
 from ebank_auth.errors import EncodingError, PinPolicyError
 from ebank_auth.usbkey.protocol import (
-    Capability,
+    DeviceCapability,
     DeviceInfo,
     check_container_name,
     check_pin_complexity,
@@ -39,9 +39,9 @@ def test_weak_pins_refused(pin: str) -> None:
 
 
 def test_device_info_round_trip() -> None:
-    info = DeviceInfo("EBK01", "label", "maker", "1.0.0", bytes(32), Capability.SM2, 1)
+    info = DeviceInfo("EBK01", "label", "maker", "1.0.0", bytes(32), DeviceCapability.SM2, 1)
     back = DeviceInfo.decode(info.encode())
-    assert back.serial == "EBK01" and back.capabilities == Capability.SM2
+    assert back.serial == "EBK01" and back.capabilities == DeviceCapability.SM2
     assert back.raw == info.encode()
     with pytest.raises(EncodingError):
         DeviceInfo.decode(info.encode()[:-1])

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebank_auth.errors import SecureChannelError, SecurityStatusNotSatisfied
-from ebank_auth.usbkey.apdu import ResponseApdu
+from ebank_auth.usbkey.apdu import ResponseApdu, StatusWord
 from ebank_auth.usbkey.conformance import RecordingConnection
 from ebank_auth.usbkey.emulator.card import SoftToken
-from ebank_auth.usbkey.protocol import CLA_PROPRIETARY, CLA_SECURE, Ins, Sw
+from ebank_auth.usbkey.protocol import CLA_PROPRIETARY, CLA_SECURE, Ins
 from ebank_auth.usbkey.session import TokenSession
 from ebank_auth.usbkey.transport.inprocess import InProcessConnection
 
@@ -37,7 +37,7 @@ def test_pin_is_encrypted_on_the_wire(token: SoftToken) -> None:
 def test_plain_pin_verify_refused(token: SoftToken) -> None:
     s, rec = _recorded(token)
     raw = bytes((CLA_PROPRIETARY, Ins.VERIFY_PIN, 0, 1, 6)) + USER_PIN.encode()
-    assert ResponseApdu.parse(rec.inner.transmit(raw)).sw == Sw.SM_MISSING
+    assert ResponseApdu.parse(rec.inner.transmit(raw)).sw == StatusWord.SM_DATA_OBJECTS_MISSING
     with pytest.raises(SecurityStatusNotSatisfied):
         s.generate_key()
 
@@ -46,7 +46,7 @@ def test_replay_in_same_session_refused(token: SoftToken) -> None:
     s, rec = _recorded(token)
     s.verify_pin(USER_PIN)
     (apdu,) = _verify_apdus(rec)
-    assert ResponseApdu.parse(rec.inner.transmit(apdu)).sw == Sw.SM_INCORRECT
+    assert ResponseApdu.parse(rec.inner.transmit(apdu)).sw == StatusWord.SM_DATA_OBJECTS_INCORRECT
     # the token closed the channel and forgot the PIN
     with pytest.raises(SecureChannelError):
         s.generate_key()
@@ -61,7 +61,7 @@ def test_replay_into_new_session_refused(token: SoftToken) -> None:
     s.verify_pin(USER_PIN)
     (apdu,) = _verify_apdus(rec)
     s.open_secure_channel()  # a new session: new keys, counter 0, no PIN verified
-    assert ResponseApdu.parse(rec.inner.transmit(apdu)).sw == Sw.SM_INCORRECT
+    assert ResponseApdu.parse(rec.inner.transmit(apdu)).sw == StatusWord.SM_DATA_OBJECTS_INCORRECT
     s.open_secure_channel()
     with pytest.raises(SecurityStatusNotSatisfied):
         s.generate_key()
@@ -75,9 +75,9 @@ def test_reordered_commands_refused(token: SoftToken) -> None:
     first, _ = channel.wrap_command(header, b"")
     second, _ = channel.wrap_command(header, b"")
     sw = ResponseApdu.parse(rec.inner.transmit(header + bytes((len(second),)) + second)).sw
-    assert sw == Sw.SM_INCORRECT
+    assert sw == StatusWord.SM_DATA_OBJECTS_INCORRECT
     sw = ResponseApdu.parse(rec.inner.transmit(header + bytes((len(first),)) + first)).sw
-    assert sw == Sw.SM_INCORRECT  # channel closed after the first failure
+    assert sw == StatusWord.SM_DATA_OBJECTS_INCORRECT  # channel closed after the first failure
 
 
 @settings(max_examples=25, deadline=None)
@@ -95,7 +95,7 @@ def test_tampered_command_refused(position: int, flip: int) -> None:
     position = min(position, len(apdu) - 1)
     apdu[position] ^= flip
     resp = ResponseApdu.parse(rec.inner.transmit(bytes(apdu)))
-    assert resp.sw != Sw.OK or position < 4
+    assert resp.sw != StatusWord.SUCCESS or position < 4
     assert token.state.user_pin.remaining == token.state.user_pin.max_retries
 
 

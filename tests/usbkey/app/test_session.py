@@ -15,10 +15,11 @@ from ebank_auth.errors import (
     SecurityStatusNotSatisfied,
 )
 from ebank_auth.transaction import Transaction
+from ebank_auth.usbkey.apdu import StatusWord
 from ebank_auth.usbkey.conformance import RecordingConnection
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import AutoApprove
-from ebank_auth.usbkey.protocol import Algorithm, KeyUsage, PinRef, Sw
+from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage, PinRef
 from ebank_auth.usbkey.session import TokenSession
 from ebank_auth.usbkey.transport.inprocess import InProcessConnection
 
@@ -65,7 +66,7 @@ def test_certificate_import_export(signer: TokenSession) -> None:
     other = ca.issue("CN=Mallory", sm2.generate_private_key().public_key())
     with pytest.raises(ApduError) as exc:
         signer.import_certificate(other.to_der())
-    assert exc.value.sw == Sw.WRONG_DATA
+    assert exc.value.sw == StatusWord.WRONG_DATA
     assert signer.export_certificate() == cert.to_der()
 
 
@@ -78,7 +79,7 @@ def test_missing_container_is_reported(session: TokenSession) -> None:
 
 def test_login_digest_signing(session: TokenSession) -> None:
     session.verify_pin(USER_PIN)
-    info = session.generate_key("login", Algorithm.SM2, KeyUsage.LOGIN)
+    info = session.generate_key("login", Algorithm.SM2, ContainerUsage.LOGIN)
     pub = info.public_key()
     assert isinstance(pub, sm2.SM2PublicKey)
     challenge = b"login challenge 42"
@@ -92,7 +93,7 @@ def test_transaction_key_refuses_raw_digest(
 ) -> None:
     with pytest.raises(ApduError) as exc:
         signer.sign_digest(sm3.digest(make_tx().encode()), "sign")
-    assert exc.value.sw == Sw.CONDITIONS_NOT_SATISFIED
+    assert exc.value.sw == StatusWord.CONDITIONS_NOT_SATISFIED
 
 
 def test_rsa_2048_confirm_and_sign(
@@ -156,7 +157,7 @@ def test_retry_limit_above_ten_refused_by_the_token(session: TokenSession) -> No
         session.transmit_secure(
             Ins.SET_RETRY_LIMIT, tlv.build([(Tag.MAX_RETRIES, b"\x0b")]), p2=PinRef.USER
         )
-    assert exc.value.sw == Sw.WRONG_DATA
+    assert exc.value.sw == StatusWord.WRONG_DATA
     assert session.pin_status().max_retries <= 10
 
 

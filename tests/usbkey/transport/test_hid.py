@@ -20,17 +20,17 @@ import ebank_auth
 from ebank_auth.errors import HidError
 from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu
 from ebank_auth.usbkey.emulator.hid_standin import HidTokenStandIn
-from ebank_auth.usbkey.transport.hid import (
+from ebank_auth.usbkey.hid_framing import (
     BROADCAST_CID,
     HEADER_SIZE,
     PAYLOAD_PER_REPORT,
     REPORT_SIZE,
     HidCommand,
-    HidConnection,
     HidStatus,
     MessageAssembler,
     encode_message,
 )
+from ebank_auth.usbkey.transport.hid import HidConnection
 from usbkey.transport.cards import INS_ECHO, TEST_AID, TestCard
 
 

@@ -1,6 +1,6 @@
 """The software token: the card side of the ebank-auth token application.
 
-:class:`SoftToken` implements :class:`~ebank_auth.usbkey.emulator.card_interface.CardProtocol`
+:class:`SoftToken` implements :class:`~ebank_auth.usbkey.card_interface.CardProtocol`
 (``process_apdu`` bytes in, bytes out), so the same object runs in-process for
 unit tests, behind a real pcscd through vpcd, and behind the HID stand-in.
 The protocol is specified in ``docs/usbkey-protocol.md``.
@@ -32,8 +32,8 @@ from ebank_auth.crypto import rsa, sm2, sm3, x509
 from ebank_auth.errors import EbankAuthError, EncodingError, PinPolicyError, StoreError
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
-from ebank_auth.usbkey.apdu import CommandApdu
-from ebank_auth.usbkey.emulator.display import ConfirmationDevice, Decision, ReadingUser
+from ebank_auth.usbkey.apdu import CommandApdu, StatusWord
+from ebank_auth.usbkey.emulator.display import ConfirmationDevice, DisplayChoice, ReadingUser
 from ebank_auth.usbkey.emulator.factory import MANUFACTURER_NAME, Manufacturer
 from ebank_auth.usbkey.emulator.state import ContainerRecord, PinRecord, StateFile, TokenState
 from ebank_auth.usbkey.protocol import (
@@ -51,13 +51,13 @@ from ebank_auth.usbkey.protocol import (
     MAX_TRANSACTION_BYTES,
     PROTOCOL_VERSION,
     Algorithm,
-    Capability,
+    AppStatus,
     ConfirmStep,
+    ContainerUsage,
+    DeviceCapability,
     DeviceInfo,
     Ins,
-    KeyUsage,
     PinRef,
-    Sw,
     Tag,
     TxFormat,
     check_container_name,
@@ -177,13 +177,13 @@ class SoftToken:
             manufacturer=MANUFACTURER_NAME,
             firmware_version=self.firmware_version,
             firmware_hash=self.firmware_hash,
-            capabilities=Capability.SM2
-            | Capability.RSA2048
-            | Capability.DISPLAY
-            | Capability.BUTTON
-            | Capability.SECURE_CHANNEL
-            | Capability.CONFIRM_AND_SIGN
-            | Capability.ATTESTATION,
+            capabilities=DeviceCapability.SM2
+            | DeviceCapability.RSA2048
+            | DeviceCapability.DISPLAY
+            | DeviceCapability.BUTTON
+            | DeviceCapability.SECURE_CHANNEL
+            | DeviceCapability.CONFIRM_AND_SIGN
+            | DeviceCapability.ATTESTATION,
             protocol_version=PROTOCOL_VERSION,
         )
         self._info_bytes = self._info.encode()
@@ -268,10 +268,10 @@ class SoftToken:
             data, sw = self._process(bytes(apdu))
         except StoreError:
             logger.error("token state could not be written: command refused")
-            data, sw = b"", Sw.MEMORY_FAILURE
+            data, sw = b"", StatusWord.MEMORY_FAILURE
         except Exception:  # a card never crashes the reader: answer 6F00
             logger.exception("software token internal error")
-            data, sw = b"", Sw.UNKNOWN
+            data, sw = b"", StatusWord.NO_PRECISE_DIAGNOSIS
         return data + int(sw).to_bytes(2, "big")
 
     # ------------------------------------------------------------------ framing
@@ -280,7 +280,7 @@ class SoftToken:
             cmd = CommandApdu.parse(raw)
         except EncodingError:
             self._chain = None
-            return b"", Sw.WRONG_LENGTH
+            return b"", StatusWord.WRONG_LENGTH
         if cmd.ins == Ins.GET_RESPONSE and cmd.cla & ~CLA_CHAINING_BIT & 0xFF in (
             CLA_ISO,
             CLA_PROPRIETARY,
@@ -292,90 +292,92 @@ class SoftToken:
         if cmd.cla & CLA_CHAINING_BIT:
             if self._chain is not None and self._chain[0] != header:
                 self._chain = None
-                return b"", 0x6883  # last command of chain expected
+                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
             if self._chain is None:
                 self._chain = (header, bytearray())
             self._chain[1].extend(cmd.data)
             if len(self._chain[1]) > _MAX_WRAPPED:
                 self._chain = None
-                return b"", Sw.WRONG_LENGTH
-            return b"", Sw.OK
+                return b"", StatusWord.WRONG_LENGTH
+            return b"", StatusWord.SUCCESS
         body = cmd.data
         if self._chain is not None:
             chained_header, buf = self._chain
             self._chain = None
             if chained_header != header:
-                return b"", 0x6883
+                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
             body = bytes(buf) + body
         if len(body) > _MAX_WRAPPED:
-            return b"", Sw.WRONG_LENGTH
+            return b"", StatusWord.WRONG_LENGTH
         data, sw = self._dispatch_outer(header, body)
         limit = cmd.le if cmd.le is not None and cmd.le > _RESPONSE_CHUNK else _RESPONSE_CHUNK
         if len(data) > limit:
             self._out = data[limit:]
             remaining = len(self._out)
-            return data[:limit], 0x6100 | (remaining if remaining < 256 else 0)
+            return data[:limit], StatusWord.BYTES_REMAINING_FAMILY | (
+                remaining if remaining < 256 else 0
+            )
         return data, sw
 
     def _get_response(self, cmd: CommandApdu) -> tuple[bytes, int]:
         if not self._out:
-            return b"", Sw.CONDITIONS_NOT_SATISFIED
+            return b"", StatusWord.CONDITIONS_NOT_SATISFIED
         n = cmd.le or _RESPONSE_CHUNK
         chunk, self._out = self._out[:n], self._out[n:]
         if self._out:
             remaining = len(self._out)
-            return chunk, 0x6100 | (remaining if remaining < 256 else 0)
-        return chunk, Sw.OK
+            return chunk, StatusWord.BYTES_REMAINING_FAMILY | (remaining if remaining < 256 else 0)
+        return chunk, StatusWord.SUCCESS
 
     def _dispatch_outer(self, header: bytes, body: bytes) -> tuple[bytes, int]:
         cla, ins, p1, p2 = header
         if cla == CLA_ISO:
             if ins == Ins.SELECT:
                 return self._select(p1, p2, body)
-            return b"", Sw.INS_NOT_SUPPORTED
+            return b"", StatusWord.INS_NOT_SUPPORTED
         if cla not in (CLA_PROPRIETARY, CLA_SECURE):
-            return b"", Sw.CLA_NOT_SUPPORTED
+            return b"", StatusWord.CLA_NOT_SUPPORTED
         if not self._selected:
-            return b"", Sw.CONDITIONS_NOT_SATISFIED
+            return b"", StatusWord.CONDITIONS_NOT_SATISFIED
         try:
             known = Ins(ins)
         except ValueError:
             known = None
         if cla == CLA_PROPRIETARY:
             if known is None:
-                return b"", Sw.INS_NOT_SUPPORTED
+                return b"", StatusWord.INS_NOT_SUPPORTED
             if known not in INS_PLAIN_ALLOWED:
-                return b"", Sw.SM_MISSING
+                return b"", StatusWord.SM_DATA_OBJECTS_MISSING
             return self._run(known, p1, p2, body)
         # CLA 84: secure messaging
         if self._channel is None:
-            return b"", Sw.SM_INCORRECT
+            return b"", StatusWord.SM_DATA_OBJECTS_INCORRECT
         try:
             plain, ctr = self._channel.unwrap_command(header, body)
         except EbankAuthError:
             self._end_session()
-            return b"", Sw.SM_INCORRECT
+            return b"", StatusWord.SM_DATA_OBJECTS_INCORRECT
         if known is None:
-            data, sw = b"", int(Sw.INS_NOT_SUPPORTED)
+            data, sw = b"", int(StatusWord.INS_NOT_SUPPORTED)
         elif known in (Ins.OPEN_SECURE_CHANNEL, Ins.ESTABLISH_KEYS, Ins.SELECT):
-            data, sw = b"", int(Sw.CONDITIONS_NOT_SATISFIED)
+            data, sw = b"", int(StatusWord.CONDITIONS_NOT_SATISFIED)
         else:
             data, sw = self._run(known, p1, p2, plain)
         channel = self._channel
         if channel is None or not channel.open:
-            return b"", Sw.SM_INCORRECT
-        return channel.wrap_response(header, data, sw, ctr), Sw.OK
+            return b"", StatusWord.SM_DATA_OBJECTS_INCORRECT
+        return channel.wrap_response(header, data, sw, ctr), StatusWord.SUCCESS
 
     def _run(self, ins: Ins, p1: int, p2: int, data: bytes) -> tuple[bytes, int]:
         handler = _HANDLERS.get(ins)
         if handler is None:
-            return b"", Sw.INS_NOT_SUPPORTED
+            return b"", StatusWord.INS_NOT_SUPPORTED
         try:
-            return handler(self, p1, p2, data), Sw.OK
+            return handler(self, p1, p2, data), StatusWord.SUCCESS
         except _Refuse as refusal:
             return b"", refusal.sw
         except EncodingError:
-            return b"", Sw.WRONG_DATA
+            return b"", StatusWord.WRONG_DATA
 
     # ------------------------------------------------------------------ helpers
     def _save(self, new: TokenState) -> None:
@@ -390,26 +392,26 @@ class SoftToken:
     @staticmethod
     def _p1p2(p1: int, p2: int, allowed_p2: tuple[int, ...] = (0,)) -> None:
         if p1 != 0 or p2 not in allowed_p2:
-            raise _Refuse(Sw.WRONG_P1P2)
+            raise _Refuse(StatusWord.INCORRECT_P1P2)
 
     def _require_user(self) -> None:
         if self._state.user_pin.locked:
-            raise _Refuse(Sw.PIN_BLOCKED)
+            raise _Refuse(StatusWord.AUTH_METHOD_BLOCKED)
         if not self._user_verified:
-            raise _Refuse(Sw.SECURITY_STATUS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
 
     def _container(self, name_bytes: bytes) -> tuple[str, ContainerRecord]:
         name = check_container_name(name_bytes)
         rec = self._state.containers.get(name)
         if rec is None:
-            raise _Refuse(Sw.REFERENCED_DATA_NOT_FOUND)
+            raise _Refuse(StatusWord.REFERENCED_DATA_NOT_FOUND)
         return name, rec
 
     def _check_pin(self, ref: PinRef, pin: bytes) -> None:
         """Anti-tearing PIN check: decrement + persist, compare, reset only on success."""
         rec = self._state.user_pin if ref is PinRef.USER else self._state.admin_pin
         if rec.locked:
-            raise _Refuse(Sw.PIN_BLOCKED)
+            raise _Refuse(StatusWord.AUTH_METHOD_BLOCKED)
         new = self._state.copy()
         new_rec = new.user_pin if ref is PinRef.USER else new.admin_pin
         new_rec.remaining -= 1
@@ -420,7 +422,7 @@ class SoftToken:
                 self._user_verified = False
             else:
                 self._admin_verified = False
-            raise _Refuse(Sw.wrong_pin(new_rec.remaining))
+            raise _Refuse(StatusWord.verify_failed(new_rec.remaining))
         reset = self._state.copy()
         (reset.user_pin if ref is PinRef.USER else reset.admin_pin).remaining = new_rec.max_retries
         self._save(reset)
@@ -444,23 +446,23 @@ class SoftToken:
         try:
             return PinRef(p2)
         except ValueError:
-            raise _Refuse(Sw.WRONG_P1P2) from None
+            raise _Refuse(StatusWord.INCORRECT_P1P2) from None
 
     @staticmethod
     def _new_pin_ok(pin: bytes) -> None:
         try:
             check_pin_complexity(pin.decode("ascii"))
         except (UnicodeDecodeError, PinPolicyError):
-            raise _Refuse(Sw.PIN_POLICY) from None
+            raise _Refuse(AppStatus.PIN_POLICY) from None
 
     # ------------------------------------------------------------------ commands
     def _select(self, p1: int, p2: int, data: bytes) -> tuple[bytes, int]:
         if p1 != 0x04:
-            return b"", Sw.WRONG_P1P2
+            return b"", StatusWord.INCORRECT_P1P2
         if not hmac.compare_digest(data, AID):
             self._selected = False
             self._end_session()
-            return b"", Sw.FILE_NOT_FOUND
+            return b"", StatusWord.FILE_NOT_FOUND
         self._end_session()
         self._selected = True
         fci = tlv.build(
@@ -469,25 +471,25 @@ class SoftToken:
                 (Tag.SERIAL, self._state.serial.encode("ascii")),
             ]
         )
-        return fci, Sw.OK
+        return fci, StatusWord.SUCCESS
 
     def _get_device_info(self, p1: int, p2: int, data: bytes) -> bytes:
         self._p1p2(p1, p2)
         if data:
-            raise _Refuse(Sw.WRONG_LENGTH)
+            raise _Refuse(StatusWord.WRONG_LENGTH)
         return self._info_bytes
 
     def _get_device_cert(self, p1: int, p2: int, data: bytes) -> bytes:
         self._p1p2(p1, p2)
         if data:
-            raise _Refuse(Sw.WRONG_LENGTH)
+            raise _Refuse(StatusWord.WRONG_LENGTH)
         return self._state.device_cert_der
 
     def _open_secure_channel(self, p1: int, p2: int, data: bytes) -> bytes:
         self._p1p2(p1, p2)
         fields = tlv.parse_map(data, allowed=[Tag.HOST_NONCE], required=[Tag.HOST_NONCE])
         if len(fields[Tag.HOST_NONCE]) != 16:
-            raise _Refuse(Sw.WRONG_DATA)
+            raise _Refuse(StatusWord.WRONG_DATA)
         self._end_session()  # a new session starts with no PIN verified
         self._handshake = TokenHandshake(self._device_key, self._info_bytes, fields[Tag.HOST_NONCE])
         hs = self._handshake
@@ -504,28 +506,28 @@ class SoftToken:
         fields = tlv.parse_map(data, allowed=[Tag.KEY_CIPHERTEXT], required=[Tag.KEY_CIPHERTEXT])
         hs, self._handshake = self._handshake, None
         if hs is None:
-            raise _Refuse(Sw.CONDITIONS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         try:
             channel, confirmation = hs.complete(fields[Tag.KEY_CIPHERTEXT])
         except EbankAuthError:
-            raise _Refuse(Sw.SM_INCORRECT) from None
+            raise _Refuse(StatusWord.SM_DATA_OBJECTS_INCORRECT) from None
         self._channel = channel
         return tlv.build([(Tag.KEY_CONFIRMATION, confirmation)])
 
     def _verify_pin(self, p1: int, p2: int, data: bytes) -> bytes:
         if p1 != 0:
-            raise _Refuse(Sw.WRONG_P1P2)
+            raise _Refuse(StatusWord.INCORRECT_P1P2)
         ref = self._pin_ref(p2)
         if not data:  # ISO: empty VERIFY asks for the status without spending a try
             rec = self._state.user_pin if ref is PinRef.USER else self._state.admin_pin
             if rec.locked:
-                raise _Refuse(Sw.PIN_BLOCKED)
+                raise _Refuse(StatusWord.AUTH_METHOD_BLOCKED)
             verified = self._user_verified if ref is PinRef.USER else self._admin_verified
             if verified:
                 return b""
-            raise _Refuse(Sw.wrong_pin(rec.remaining))
+            raise _Refuse(StatusWord.verify_failed(rec.remaining))
         if len(data) > MAX_PIN_LENGTH:
-            raise _Refuse(Sw.WRONG_LENGTH)
+            raise _Refuse(StatusWord.WRONG_LENGTH)
         self._check_pin(ref, data)
         if ref is PinRef.USER:
             self._user_verified = True
@@ -535,7 +537,7 @@ class SoftToken:
 
     def _change_pin(self, p1: int, p2: int, data: bytes) -> bytes:
         if p1 != 0:
-            raise _Refuse(Sw.WRONG_P1P2)
+            raise _Refuse(StatusWord.INCORRECT_P1P2)
         ref = self._pin_ref(p2)
         fields = tlv.parse_map(
             data, allowed=[Tag.PIN, Tag.NEW_PIN], required=[Tag.PIN, Tag.NEW_PIN], max_value=64
@@ -544,7 +546,7 @@ class SoftToken:
         self._check_pin(ref, old)
         self._new_pin_ok(new_pin)
         if hmac.compare_digest(old, new_pin):
-            raise _Refuse(Sw.PIN_POLICY)
+            raise _Refuse(AppStatus.PIN_POLICY)
         new = self._state.copy()
         (new.user_pin if ref is PinRef.USER else new.admin_pin).set_pin(new_pin)
         self._save(new)
@@ -574,7 +576,7 @@ class SoftToken:
 
     def _pin_info(self, p1: int, p2: int, data: bytes) -> bytes:
         if p1 != 0 or data:
-            raise _Refuse(Sw.WRONG_P1P2 if p1 else Sw.WRONG_LENGTH)
+            raise _Refuse(StatusWord.INCORRECT_P1P2 if p1 else StatusWord.WRONG_LENGTH)
         ref = self._pin_ref(p2)
         rec = self._state.user_pin if ref is PinRef.USER else self._state.admin_pin
         return tlv.build(
@@ -583,20 +585,20 @@ class SoftToken:
 
     def _set_retry_limit(self, p1: int, p2: int, data: bytes) -> bytes:
         if p1 != 0:
-            raise _Refuse(Sw.WRONG_P1P2)
+            raise _Refuse(StatusWord.INCORRECT_P1P2)
         ref = self._pin_ref(p2)
         fields = tlv.parse_map(data, allowed=[Tag.MAX_RETRIES], required=[Tag.MAX_RETRIES])
         value = fields[Tag.MAX_RETRIES]
         if len(value) != 1:
-            raise _Refuse(Sw.WRONG_DATA)
+            raise _Refuse(StatusWord.WRONG_DATA)
         try:
             limit = check_retry_limit(value[0])
         except PinPolicyError:
-            raise _Refuse(Sw.WRONG_DATA) from None
+            raise _Refuse(StatusWord.WRONG_DATA) from None
         if self._state.admin_pin.locked:
-            raise _Refuse(Sw.PIN_BLOCKED)
+            raise _Refuse(StatusWord.AUTH_METHOD_BLOCKED)
         if not self._admin_verified:
-            raise _Refuse(Sw.SECURITY_STATUS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
         new = self._state.copy()
         rec = new.user_pin if ref is PinRef.USER else new.admin_pin
         rec.max_retries = limit
@@ -623,12 +625,12 @@ class SoftToken:
             if len(fields[Tag.ALGORITHM]) != 1 or len(fields.get(Tag.USAGE, b"\x01")) != 1:
                 raise ValueError
             alg = Algorithm(fields[Tag.ALGORITHM][0])
-            usage = KeyUsage(fields.get(Tag.USAGE, b"\x01")[0])
+            usage = ContainerUsage(fields.get(Tag.USAGE, b"\x01")[0])
         except ValueError:
-            raise _Refuse(Sw.FUNC_NOT_SUPPORTED) from None
+            raise _Refuse(StatusWord.FUNCTION_NOT_SUPPORTED) from None
         self._require_user()
         if name not in self._state.containers and len(self._state.containers) >= MAX_CONTAINERS:
-            raise _Refuse(Sw.NOT_ENOUGH_MEMORY)
+            raise _Refuse(StatusWord.NOT_ENOUGH_MEMORY)
         if alg is Algorithm.SM2:
             sm2_key = sm2.generate_private_key()
             pem, pub = sm2_key.to_pem(), sm2_key.public_key().to_der()
@@ -665,9 +667,9 @@ class SoftToken:
         try:
             cert = x509.load_certificate(fields[Tag.CERTIFICATE])
         except EbankAuthError:
-            raise _Refuse(Sw.WRONG_DATA) from None
+            raise _Refuse(StatusWord.WRONG_DATA) from None
         if not hmac.compare_digest(cert.spki_der, rec.public_key_der):
-            raise _Refuse(Sw.WRONG_DATA)  # certificate is for another key
+            raise _Refuse(StatusWord.WRONG_DATA)  # certificate is for another key
         self._require_user()
         new = self._state.copy()
         new.containers[name].certificate_der = cert.to_der()
@@ -679,13 +681,13 @@ class SoftToken:
         fields = tlv.parse_map(data, allowed=[Tag.CONTAINER], required=[Tag.CONTAINER])
         _, rec = self._container(fields[Tag.CONTAINER])
         if rec.certificate_der is None:
-            raise _Refuse(Sw.REFERENCED_DATA_NOT_FOUND)
+            raise _Refuse(StatusWord.REFERENCED_DATA_NOT_FOUND)
         return tlv.build([(Tag.CERTIFICATE, rec.certificate_der)])
 
     def _list_containers(self, p1: int, p2: int, data: bytes) -> bytes:
         self._p1p2(p1, p2)
         if data:
-            raise _Refuse(Sw.WRONG_LENGTH)
+            raise _Refuse(StatusWord.WRONG_LENGTH)
         items = []
         for name, rec in sorted(self._state.containers.items()):
             entry = tlv.build(
@@ -704,7 +706,7 @@ class SoftToken:
         fields = tlv.parse_map(data, allowed=[Tag.LENGTH], required=[Tag.LENGTH])
         value = fields[Tag.LENGTH]
         if len(value) != 1 or not 1 <= value[0] <= 255:
-            raise _Refuse(Sw.WRONG_DATA)
+            raise _Refuse(StatusWord.WRONG_DATA)
         return secrets.token_bytes(value[0])
 
     def _sign_digest(self, p1: int, p2: int, data: bytes) -> bytes:
@@ -715,12 +717,12 @@ class SoftToken:
         _, rec = self._container(fields[Tag.CONTAINER])
         digest = fields[Tag.DIGEST]
         if len(digest) != 32:
-            raise _Refuse(Sw.WRONG_DATA)
-        if rec.usage is not KeyUsage.LOGIN:
+            raise _Refuse(StatusWord.WRONG_DATA)
+        if rec.usage is not ContainerUsage.LOGIN:
             # a transaction key signs only what was displayed and confirmed (UK-7)
-            raise _Refuse(Sw.CONDITIONS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         if rec.algorithm is not Algorithm.SM2:
-            raise _Refuse(Sw.FUNC_NOT_SUPPORTED)
+            raise _Refuse(StatusWord.FUNCTION_NOT_SUPPORTED)
         self._require_user()
         key = self._sm2_key(fields[Tag.CONTAINER].decode("ascii"), rec)
         return tlv.build([(Tag.SIGNATURE, key.sign_digest(digest))])
@@ -729,13 +731,13 @@ class SoftToken:
         try:
             step = ConfirmStep(p1)
         except ValueError:
-            raise _Refuse(Sw.WRONG_P1P2) from None
+            raise _Refuse(StatusWord.INCORRECT_P1P2) from None
         if step is ConfirmStep.CANCEL:
             self._p1p2(0, p2)
             self._drop_pending()
             return b""
         if p2 not in (0, 1):
-            raise _Refuse(Sw.WRONG_P1P2)
+            raise _Refuse(StatusWord.INCORRECT_P1P2)
         fields = tlv.parse_map(
             data,
             allowed=[Tag.CONTAINER, Tag.FORMAT, Tag.TRANSACTION],
@@ -744,17 +746,19 @@ class SoftToken:
         name, rec = self._container(fields[Tag.CONTAINER])
         fmt_raw, tx_bytes = fields[Tag.FORMAT], fields[Tag.TRANSACTION]
         if len(fmt_raw) != 1:
-            raise _Refuse(Sw.WRONG_DATA)
+            raise _Refuse(StatusWord.WRONG_DATA)
         if step is ConfirmStep.SIGN:
             return self._confirm_sign_step(name, rec, fmt_raw[0], tx_bytes)
         try:
             fmt = TxFormat(fmt_raw[0])
         except ValueError:
-            raise _Refuse(Sw.FUNC_NOT_SUPPORTED) from None  # unknown format: refuse (UK-7)
+            raise _Refuse(
+                StatusWord.FUNCTION_NOT_SUPPORTED
+            ) from None  # unknown format: refuse (UK-7)
         if len(tx_bytes) > MAX_TRANSACTION_BYTES:
-            raise _Refuse(Sw.WRONG_LENGTH)
-        if rec.usage is not KeyUsage.TRANSACTION:
-            raise _Refuse(Sw.CONDITIONS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.WRONG_LENGTH)
+        if rec.usage is not ContainerUsage.TRANSACTION:
+            raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         tx = Transaction.decode(tx_bytes)  # EncodingError -> 6A80
         text = tx.display_text("en" if p2 == 1 else "zh")
         self._require_user()
@@ -774,7 +778,7 @@ class SoftToken:
     ) -> bytes:
         pending = self._pending
         if pending is None:
-            raise _Refuse(Sw.CONDITIONS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         same = (
             pending.container == name
             and pending.fmt == fmt
@@ -782,14 +786,14 @@ class SoftToken:
         )
         if not same:  # the host changed the transaction after it was displayed
             self._drop_pending()
-            raise _Refuse(Sw.CONDITIONS_NOT_SATISFIED)
+            raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         self._require_user()
         decision = self.display.wait_button(pending.text, self.confirm_timeout)
         self._drop_pending()
-        if decision is Decision.REJECT:
-            raise _Refuse(Sw.CONFIRMATION_REJECTED)
-        if decision is not Decision.APPROVE:
-            raise _Refuse(Sw.CONFIRMATION_TIMEOUT)
+        if decision is DisplayChoice.REJECT:
+            raise _Refuse(AppStatus.CONFIRMATION_REJECTED)
+        if decision is not DisplayChoice.APPROVE:
+            raise _Refuse(AppStatus.CONFIRMATION_TIMEOUT)
         signed = pending.data  # exactly the bytes that were displayed
         if rec.algorithm is Algorithm.SM2:
             key = self._sm2_key(name, rec)

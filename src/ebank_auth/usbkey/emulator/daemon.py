@@ -37,7 +37,7 @@ from typing import Any
 
 from ebank_auth.errors import ConfigurationError, TokenError
 from ebank_auth.paths import token_state_dir
-from ebank_auth.usbkey.emulator.card_interface import CardProtocol
+from ebank_auth.usbkey.card_interface import CardProtocol
 from ebank_auth.usbkey.emulator.vpcd import DEFAULT_VPCD_PORT, VpcdLink
 
 __all__ = [

@@ -28,14 +28,14 @@ __all__ = [
     "AutoReject",
     "CallbackDisplay",
     "ConfirmationDevice",
-    "Decision",
+    "DisplayChoice",
     "NoButton",
     "ReadingUser",
     "TerminalDisplay",
 ]
 
 
-class Decision(Enum):
+class DisplayChoice(Enum):
     """What the customer did on the token."""
 
     APPROVE = "approve"
@@ -60,7 +60,7 @@ class ConfirmationDevice(ABC):
         """Draw the screen (backends with a real output override this)."""
 
     @abstractmethod
-    def wait_button(self, text: str, timeout: float) -> Decision:
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
         """Wait at most ``timeout`` seconds for the customer's decision about ``text``."""
 
     def clear(self) -> None:  # noqa: B027 - optional hook
@@ -70,22 +70,22 @@ class ConfirmationDevice(ABC):
 class AutoApprove(ConfirmationDevice):
     """Presses "approve" at once (tests, benchmarks)."""
 
-    def wait_button(self, text: str, timeout: float) -> Decision:
-        return Decision.APPROVE
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
+        return DisplayChoice.APPROVE
 
 
 class AutoReject(ConfirmationDevice):
     """Presses "reject" at once (tests)."""
 
-    def wait_button(self, text: str, timeout: float) -> Decision:
-        return Decision.REJECT
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
+        return DisplayChoice.REJECT
 
 
 class NoButton(ConfirmationDevice):
     """Nobody presses anything: every confirmation times out (without sleeping)."""
 
-    def wait_button(self, text: str, timeout: float) -> Decision:
-        return Decision.TIMEOUT
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
+        return DisplayChoice.TIMEOUT
 
 
 class ReadingUser(ConfirmationDevice):
@@ -100,23 +100,23 @@ class ReadingUser(ConfirmationDevice):
         super().__init__()
         self.reject_marker = reject_marker
 
-    def wait_button(self, text: str, timeout: float) -> Decision:
-        return Decision.REJECT if self.reject_marker in text else Decision.APPROVE
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
+        return DisplayChoice.REJECT if self.reject_marker in text else DisplayChoice.APPROVE
 
 
 class CallbackDisplay(ConfirmationDevice):
-    """Delegates the decision to ``callback(text, timeout) -> Decision`` (bank app, GUI)."""
+    """Delegates the decision to ``callback(text, timeout) -> DisplayChoice`` (bank app, GUI)."""
 
-    def __init__(self, callback: Callable[[str, float], Decision]) -> None:
+    def __init__(self, callback: Callable[[str, float], DisplayChoice]) -> None:
         super().__init__()
         self._callback = callback
 
-    def wait_button(self, text: str, timeout: float) -> Decision:
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
         try:
             decision = self._callback(text, timeout)
         except Exception:  # a broken hook must never approve: fail closed
-            return Decision.REJECT
-        return decision if isinstance(decision, Decision) else Decision.REJECT
+            return DisplayChoice.REJECT
+        return decision if isinstance(decision, DisplayChoice) else DisplayChoice.REJECT
 
 
 class TerminalDisplay(ConfirmationDevice):
@@ -139,7 +139,7 @@ class TerminalDisplay(ConfirmationDevice):
         self._output.write("└" + "─" * width + "┘\n")
         self._output.flush()
 
-    def wait_button(self, text: str, timeout: float) -> Decision:
+    def wait_button(self, text: str, timeout: float) -> DisplayChoice:
         self._output.write("Press the token button: approve? [y/N] ")
         self._output.flush()
         result: list[str | None] = []
@@ -155,6 +155,6 @@ class TerminalDisplay(ConfirmationDevice):
         reader.join(timeout)
         if not result or result[0] in (None, ""):
             self._output.write("\n(no answer: timed out)\n")
-            return Decision.TIMEOUT
+            return DisplayChoice.TIMEOUT
         answer = (result[0] or "").strip().lower()
-        return Decision.APPROVE if answer in ("y", "yes") else Decision.REJECT
+        return DisplayChoice.APPROVE if answer in ("y", "yes") else DisplayChoice.REJECT

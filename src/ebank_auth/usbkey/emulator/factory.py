@@ -21,22 +21,18 @@ from pathlib import Path
 from typing import Final
 
 from ebank_auth.crypto import sm2, x509
-from ebank_auth.usbkey.attestation import FirmwareAllowList, FirmwareEntry
+from ebank_auth.usbkey.manufacturer import (
+    ALLOWLIST_FILENAME,
+    MANUFACTURER_DIRNAME,
+    ROOT_CERT_FILENAME,
+    ROOT_KEY_FILENAME,
+    FirmwareAllowList,
+    FirmwareEntry,
+)
 
-__all__ = [
-    "ALLOWLIST_FILENAME",
-    "MANUFACTURER_DIRNAME",
-    "MANUFACTURER_NAME",
-    "ROOT_CERT_FILENAME",
-    "ROOT_KEY_FILENAME",
-    "Manufacturer",
-]
+__all__ = ["MANUFACTURER_NAME", "Manufacturer"]
 
 MANUFACTURER_NAME: Final = "ebank-auth Test Token Manufacturer"
-MANUFACTURER_DIRNAME: Final = "manufacturer"
-ROOT_CERT_FILENAME: Final = "root.pem"
-ROOT_KEY_FILENAME: Final = "root-key.pem"
-ALLOWLIST_FILENAME: Final = "firmware-allowlist.json"
 
 _memory_lock = threading.Lock()
 _memory_manufacturer: Manufacturer | None = None

@@ -19,13 +19,13 @@ import struct
 import threading
 
 from ebank_auth.errors import HidError
-from ebank_auth.usbkey.emulator.card_interface import CardProtocol
-from ebank_auth.usbkey.transport.hid import (
+from ebank_auth.usbkey.card_interface import CardProtocol
+from ebank_auth.usbkey.hid_framing import (
     BROADCAST_CID,
     FRAMING_VERSION,
     NONCE_SIZE,
     REPORT_SIZE,
-    Capability,
+    HidCapability,
     HidCommand,
     HidErrorCode,
     HidMessage,
@@ -48,7 +48,7 @@ class HidTokenStandIn:
         card: CardProtocol,
         *,
         keepalive_interval: float = 0.05,
-        capabilities: int = Capability.KEEPALIVE | Capability.CANCEL | Capability.BUTTON,
+        capabilities: int = HidCapability.KEEPALIVE | HidCapability.CANCEL | HidCapability.BUTTON,
     ) -> None:
         self.card = card
         self.keepalive_interval = keepalive_interval

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ebank_auth.errors import ConfigurationError, EncodingError, PinPolicyError, StoreError
-from ebank_auth.usbkey.protocol import Algorithm, KeyUsage, check_retry_limit
+from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage, check_retry_limit
 
 __all__ = [
     "STATE_FILENAME",
@@ -132,7 +132,7 @@ class ContainerRecord:
     """One key pair (private key PEM, never leaves the token) and its certificate."""
 
     algorithm: Algorithm
-    usage: KeyUsage
+    usage: ContainerUsage
     private_key_pem: bytes
     public_key_der: bytes
     certificate_der: bytes | None = None
@@ -152,7 +152,7 @@ class ContainerRecord:
             raise EncodingError(f"token state: {what} must be an object")
         try:
             alg = Algorithm(_int(d.get("algorithm"), f"{what}.algorithm"))
-            usage = KeyUsage(_int(d.get("usage"), f"{what}.usage"))
+            usage = ContainerUsage(_int(d.get("usage"), f"{what}.usage"))
         except ValueError:
             raise EncodingError(f"token state: {what} has an unknown algorithm or usage") from None
         cert = d.get("certificate_der")

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from enum import IntEnum
 
-from ebank_auth.usbkey.emulator.card_interface import CardProtocol
+from ebank_auth.usbkey.card_interface import CardProtocol
 
 __all__ = ["DEFAULT_VPCD_PORT", "VpcdControl", "VpcdLink"]
 

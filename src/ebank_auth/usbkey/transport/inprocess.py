@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from ebank_auth.errors import CardNotPresent
-from ebank_auth.usbkey.emulator.card_interface import CardProtocol
+from ebank_auth.usbkey.card_interface import CardProtocol
 from ebank_auth.usbkey.transport.base import Connection
 
 __all__ = ["InProcessConnection"]
