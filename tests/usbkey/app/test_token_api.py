@@ -163,3 +163,23 @@ def test_first_run_cli_names_the_real_cause(pcscd_vpcd: PcscdVpcd, tmp_path: Pat
     with pcscd_vpcd.inserted(soft, reader=0):
         no_trust = _first_run(pcscd_vpcd, home)
     assert "no manufacturer root" in no_trust.stderr, no_trust.stderr
+
+
+def test_a_key_on_the_token_signs_a_csr_and_cms_like_a_software_key(session: TokenSession) -> None:
+    """The seam end to end: a login key that never leaves the token signs a PKCS#10 request (proof
+    of possession), a CA issues from it, and the same key signs a CMS message that verifies to
+    that CA — the same calls that sign with a software key."""
+    from ebank_auth.crypto import cms, x509
+
+    session.verify_pin(USER_PIN)
+    session.generate_key("login", usage=ContainerUsage.LOGIN)
+    key = TokenSigningKey(session, "login")
+    csr = x509.build_csr("CN=张三,O=Demo Bank customers,C=CN", key)
+    csr.verify()  # the proof of possession was made on the token
+    loaded = x509.load_csr(csr.to_der())
+    loaded.verify()
+    ca = x509.CertificateAuthority.create_root("CN=Demo Bank Root,C=CN", sm2.generate_private_key())
+    leaf = ca.issue_from_csr(loaded)
+    assert leaf.spki_der == session.public_key("login").public_key_der
+    signed = cms.sign(b"login challenge 7f3a9c", cms.Signer(key, leaf))
+    assert cms.verify(signed, trust_roots=[ca.certificate]) == b"login challenge 7f3a9c"
