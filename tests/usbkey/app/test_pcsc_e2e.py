@@ -120,7 +120,9 @@ def test_cli_workflow(
     assert doc["serial"] == token.serial and doc["genuine"] is True
 
     pub = tmp_path / "pub.pem"
-    gen = cli(pcscd_vpcd, state, "key", "generate", "--alg", "sm2", "--pub-out", str(pub))
+    gen = cli(
+        pcscd_vpcd, state, "key", "generate", "--algorithm", "sm2", "--public-key-out", str(pub)
+    )
     assert gen.returncode == 0, gen.stderr
 
     txf = tmp_path / "tx.json"
@@ -253,7 +255,9 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
         assert wait_for_card(pcscd_vpcd.readers[1], 30)
         reader = ("--reader", pcscd_vpcd.readers[1])
         pub = tmp_path / "pub.pem"
-        gen = run("token", *reader, "key", "generate", "--alg", "sm2", "--pub-out", str(pub))
+        gen = run(
+            "token", *reader, "key", "generate", "--algorithm", "sm2", "--public-key-out", str(pub)
+        )
         assert gen.returncode == 0, gen.stderr
         txf = tmp_path / "tx.json"
         txf.write_text(
@@ -284,7 +288,15 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
         )
         assert res.returncode == 0, res.stderr
         ok = run(
-            "crypto", "sm2", "verify", "--pub", str(pub), "--in", str(signed), "--sig", str(sig)
+            "crypto",
+            "sm2",
+            "verify",
+            "--public-key",
+            str(pub),
+            "--in",
+            str(signed),
+            "--signature",
+            str(sig),
         )
         assert ok.returncode == 0 and "valid" in ok.stdout, ok.stdout + ok.stderr
     finally:
