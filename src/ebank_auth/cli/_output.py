@@ -157,6 +157,30 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         return _guarded(ctx, lambda: super(Group, self).invoke(ctx))
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """A group without its own examples shows the first example of each sub-command."""
+        if self.epilog is not None:
+            super().format_epilog(ctx, formatter)
+            return
+        picked = _first_examples(self, ctx)
+        if picked:
+            formatter.write_paragraph()
+            formatter.write_text(examples(*picked))
+
+
+def _first_examples(command: click.Command, ctx: click.Context) -> list[str]:
+    lines = (command.epilog or "").splitlines()
+    first = next((ln.strip() for ln in lines if ln.startswith("  ")), None)
+    if first is not None:
+        return [first]
+    picked: list[str] = []
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                picked += _first_examples(sub, ctx)
+    return picked
+
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:

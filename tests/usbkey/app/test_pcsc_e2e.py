@@ -211,13 +211,13 @@ def test_cli_not_genuine(
 def test_cli_no_card_and_no_pcscd(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
     SoftToken(tmp_path / "t")
     empty = cli(pcscd_vpcd, tmp_path / "t", "--reader", pcscd_vpcd.readers[1], "info")
-    assert empty.returncode == 1 and "insert the token" in empty.stderr, empty.stderr
+    assert empty.returncode == 3 and "insert the token" in empty.stderr, empty.stderr
     missing = cli(pcscd_vpcd, tmp_path / "t", "conformance", "--reader", "No Such Reader", "--yes")
-    assert missing.returncode == 1 and "no reader named" in missing.stderr, missing.stderr
+    assert missing.returncode == 3 and "no reader named" in missing.stderr, missing.stderr
     nopcscd = cli(
         pcscd_vpcd, tmp_path / "t", "info", PCSCLITE_CSOCK_NAME=str(tmp_path / "nothing.comm")
     )
-    assert nopcscd.returncode == 1 and "pcscd" in nopcscd.stderr, nopcscd.stderr
+    assert nopcscd.returncode == 3 and "pcscd" in nopcscd.stderr, nopcscd.stderr
 
 
 def test_cli_pin_never_on_the_command_line(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ def test_cli_pin_never_on_the_command_line(pcscd_vpcd: PcscdVpcd, tmp_path: Path
 def test_cli_reader_busy(inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd) -> None:
     with open_reader(pcscd_vpcd.readers[0]):  # exclusive, as a bank client plug-in would
         res = cli(pcscd_vpcd, inserted[1], "info")
-    assert res.returncode == 1 and "exclusively" in res.stderr, res.stdout + res.stderr
+    assert res.returncode == 3 and "exclusively" in res.stderr, res.stdout + res.stderr
 
 
 def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
