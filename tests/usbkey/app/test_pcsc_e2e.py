@@ -149,6 +149,7 @@ def test_cli_workflow(
         str(sig),
         "--signed-out",
         str(signed),
+        "--json",
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
