@@ -6,37 +6,49 @@ Every error derives from :class:`EbankAuthError`.  Messages say what went wrong
 Areas have their own branch so callers can catch broadly or precisely::
 
     EbankAuthError
-    ├── ConfigurationError            bad setting, value outside the bounds the standards allow
+    ├── InvalidInput                  the caller's input or setting is unusable: fix it
+    │   ├── ConfigurationError        bad setting, value outside the bounds the standards allow
+    │   ├── EncodingError             malformed DER / PEM / TLV / JSON input
+    │   │   └── InvalidTransaction
+    │   ├── InvalidKey, UnsupportedAlgorithm, BackendUnavailable   (also CryptoError)
+    │   ├── PolicyFileError           (also PolicyError)
+    │   └── PinPolicyError, PasswordPolicyError   a new secret breaks the rules
+    ├── ServiceUnavailable            something the operation needs is down: retry later
+    │   ├── StoreUnavailable          (also StoreError) database / Redis unreachable
+    │   ├── PcscUnavailable, ReaderNotFound, CardNotPresent, ReaderBusy, HidError
+    │   │                             (also TransportError)
+    │   └── DeliveryError             (also OtpError) SMS/voice gateway
     ├── CryptoError
     │   ├── InvalidSignature
-    │   ├── InvalidKey
-    │   ├── DecryptionError
-    │   ├── UnsupportedAlgorithm
-    │   └── BackendUnavailable
-    ├── EncodingError                 malformed DER / PEM / TLV / JSON input
+    │   └── DecryptionError
     ├── CertificateError
     │   ├── CertificateValidationError  (carries a machine-readable reason)
     │   └── CMSError
     ├── StoreError
-    │   ├── StoreUnavailable           backend down: callers must fail closed
     │   └── ConflictError
     ├── TokenError                     USB Key / V盾
     │   ├── TransportError
-    │   │   ├── PcscUnavailable, ReaderNotFound, CardNotPresent, ReaderBusy, HidError
     │   ├── ApduError (sw)
-    │   ├── PinIncorrect (remaining), PinLocked, PinPolicyError
+    │   ├── PinIncorrect (remaining), PinLocked
     │   ├── SecurityStatusNotSatisfied, ConfirmationRejected, ConfirmationTimeout
     │   ├── TokenNotGenuine, SecureChannelError
     ├── OtpError
     │   ├── CodeInvalid, CodeExpired, CodeAlreadyUsed, CodeAttemptsExceeded,
-    │   ├── RateLimited, DeliveryError, ReplayDetected
+    │   ├── RateLimited, ReplayDetected
     ├── SoftKeyboardError
     ├── PasswordError
-    │   ├── PasswordPolicyError, PasswordIncorrect, PasswordChangeRequired
+    │   ├── PasswordIncorrect, PasswordChangeRequired
     ├── PolicyError
-    │   ├── PolicyFileError, AccessDenied, AccountLocked, DuplicateTransaction
+    │   ├── AccessDenied, AccountLocked, DuplicateTransaction
     └── AuditError
         └── AuditIntegrityError
+
+Three cross-cutting bases sort every error by *what the caller should do*, and the
+``ebank-auth`` exit codes follow them (see ``docs/exit-codes.md``):
+
+* :class:`InvalidInput` -- fix the input or the setting (exit code 2);
+* :class:`ServiceUnavailable` -- a service is down, nothing was decided (exit code 3);
+* every other error is a refusal: the answer is no (exit code 1).
 """
 
 from __future__ import annotations
@@ -68,6 +80,7 @@ __all__ = [
     "EbankAuthError",
     "EncodingError",
     "HidError",
+    "InvalidInput",
     "InvalidKey",
     "InvalidSignature",
     "InvalidTransaction",
@@ -88,6 +101,7 @@ __all__ = [
     "ReplayDetected",
     "SecureChannelError",
     "SecurityStatusNotSatisfied",
+    "ServiceUnavailable",
     "SoftKeyboardError",
     "StoreError",
     "StoreUnavailable",
@@ -111,7 +125,22 @@ class EbankAuthError(Exception):
         return str(self.args[0]) if self.args else self.default_message
 
 
-class ConfigurationError(EbankAuthError):
+class InvalidInput(EbankAuthError):
+    """The caller's input (a file, an option, a setting) is unusable: fix it and try again."""
+
+    default_message = "the input is not usable: check the value named in the message"
+
+
+class ServiceUnavailable(EbankAuthError):
+    """A service the operation needs (PC/SC, reader, token, database, Redis, gateway) is down.
+
+    Nothing was decided: callers must fail closed and may retry later.
+    """
+
+    default_message = "a service needed for this operation is unavailable: check it and retry"
+
+
+class ConfigurationError(InvalidInput):
     default_message = "invalid configuration: check the setting named in the message"
 
 
@@ -129,7 +158,7 @@ class InvalidSignature(CryptoError):
     )
 
 
-class InvalidKey(CryptoError):
+class InvalidKey(CryptoError, InvalidInput):
     default_message = "key is malformed or unsuitable: supply a valid key of the expected type"
 
 
@@ -140,18 +169,18 @@ class DecryptionError(CryptoError):
     )
 
 
-class UnsupportedAlgorithm(CryptoError):
+class UnsupportedAlgorithm(CryptoError, InvalidInput):
     default_message = "algorithm or parameter not supported: use SM2/SM3/SM4 or RSA-2048+"
 
 
-class BackendUnavailable(CryptoError):
+class BackendUnavailable(CryptoError, InvalidInput):
     default_message = (
         "the requested crypto backend is not available on this machine: "
         "unset EBANK_AUTH_CRYPTO_BACKEND or choose 'pure'"
     )
 
 
-class EncodingError(EbankAuthError):
+class EncodingError(InvalidInput):
     default_message = "input is not well-formed (DER, PEM, TLV or JSON): check the file or bytes"
 
 
@@ -200,7 +229,7 @@ class StoreError(EbankAuthError):
     default_message = "state store error"
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, ServiceUnavailable):
     default_message = (
         "state store unreachable: the operation was refused (fail closed); "
         "check the database/Redis connection"
@@ -222,28 +251,28 @@ class TransportError(TokenError):
     default_message = "could not talk to the token: check the reader and the connection"
 
 
-class PcscUnavailable(TransportError):
+class PcscUnavailable(TransportError, ServiceUnavailable):
     default_message = (
         "PC/SC service not running: start pcscd (e.g. 'pcscd' or 'systemctl start pcscd')"
     )
 
 
-class ReaderNotFound(TransportError):
+class ReaderNotFound(TransportError, ServiceUnavailable):
     default_message = "no smart-card reader found: plug in the token or start the software token"
 
 
-class CardNotPresent(TransportError):
+class CardNotPresent(TransportError, ServiceUnavailable):
     default_message = "no token in the reader: insert the token and try again"
 
 
-class ReaderBusy(TransportError):
+class ReaderBusy(TransportError, ServiceUnavailable):
     default_message = (
         "the reader is held exclusively by another program: close the other program "
         "(browser plug-in, bank client) and try again"
     )
 
 
-class HidError(TransportError):
+class HidError(TransportError, ServiceUnavailable):
     default_message = "HID token communication failed: unplug and re-insert the token"
 
 
@@ -275,7 +304,7 @@ class PinLocked(TokenError):
     )
 
 
-class PinPolicyError(TokenError):
+class PinPolicyError(TokenError, InvalidInput):
     default_message = (
         "the new PIN does not meet the complexity rules: choose a longer, non-trivial PIN"
     )
@@ -333,7 +362,7 @@ class RateLimited(OtpError):
         self.retry_after = retry_after
 
 
-class DeliveryError(OtpError):
+class DeliveryError(OtpError, ServiceUnavailable):
     default_message = (
         "the code could not be delivered: check the registered phone number or gateway"
     )
@@ -357,7 +386,7 @@ class PasswordError(EbankAuthError):
     default_message = "password error"
 
 
-class PasswordPolicyError(PasswordError):
+class PasswordPolicyError(PasswordError, InvalidInput):
     default_message = "the password does not meet the complexity rules"
 
 
@@ -376,7 +405,7 @@ class PolicyError(EbankAuthError):
     default_message = "policy error"
 
 
-class PolicyFileError(PolicyError):
+class PolicyFileError(PolicyError, InvalidInput):
     default_message = "the policy file is invalid: fix the entry named in the message"
 
 

@@ -39,7 +39,7 @@ def test_keygen_sign_verify(tmp_path: Path) -> None:
     k, p = tmp_path / "k.pem", tmp_path / "p.pem"
     msg, sig = tmp_path / "m", tmp_path / "s.der"
     msg.write_bytes(b"pay 1.00")
-    assert run("crypto", "sm2", "keygen", "--out", str(k), "--pub", str(p))[0] == 0
+    assert run("crypto", "sm2", "keygen", "--out", str(k), "--public-key-out", str(p))[0] == 0
     assert k.stat().st_mode & 0o777 == 0o600
     assert (
         run(
@@ -62,32 +62,43 @@ def test_keygen_sign_verify(tmp_path: Path) -> None:
         "crypto",
         "sm2",
         "verify",
-        "--pub",
+        "--public-key",
         str(p),
         "--uid",
         "ALICE",
         "--in",
         str(msg),
-        "--sig",
+        "--signature",
         str(sig),
     )
     assert code == 0 and "valid" in out
     # wrong uid, tampered message: exit 1
     assert (
-        run("crypto", "sm2", "verify", "--pub", str(p), "--in", str(msg), "--sig", str(sig))[0] == 1
+        run(
+            "crypto",
+            "sm2",
+            "verify",
+            "--public-key",
+            str(p),
+            "--in",
+            str(msg),
+            "--signature",
+            str(sig),
+        )[0]
+        == 1
     )
     msg.write_bytes(b"pay 9.00")
     code, out = run(
         "crypto",
         "sm2",
         "verify",
-        "--pub",
+        "--public-key",
         str(p),
         "--uid",
         "ALICE",
         "--in",
         str(msg),
-        "--sig",
+        "--signature",
         str(sig),
     )
     assert code == 1 and "INVALID" in out
@@ -95,8 +106,8 @@ def test_keygen_sign_verify(tmp_path: Path) -> None:
 
 def test_input_errors_exit_2(tmp_path: Path) -> None:
     (tmp_path / "junk").write_bytes(b"junk")
-    assert run("crypto", "sm2", "verify", "--pub", str(tmp_path / "junk"), "--in", str(tmp_path / "junk"),
-               "--sig", str(tmp_path / "junk"))[0] == 2  # fmt: skip
+    assert run("crypto", "sm2", "verify", "--public-key", str(tmp_path / "junk"), "--in", str(tmp_path / "junk"),
+               "--signature", str(tmp_path / "junk"))[0] == 2  # fmt: skip
     assert run("crypto", "sm2", "sign", "--key", str(tmp_path / "missing"), "--in", str(tmp_path / "junk"),
                "--out", str(tmp_path / "o"))[0] == 2  # fmt: skip
     assert run("crypto", "sm2", "verify")[0] == 2  # missing options: click usage error

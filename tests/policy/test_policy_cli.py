@@ -30,7 +30,7 @@ def test_check_default_and_file(tmp_path: Path) -> None:
     code, _, err = run("policy", "check", str(p))
     assert code == 1 and f"error: {p}:" in err and "lockout.max_failures" in err
     code, _, err = run("policy", "check", str(tmp_path / "missing.toml"))
-    assert code == 1 and "cannot read" in err
+    assert code == 2 and "No such file" in err  # unreadable input, not an invalid policy
 
 
 def test_explain() -> None:
@@ -41,14 +41,14 @@ def test_explain() -> None:
         "device_status": "trusted",
         "presented": ["password"],
     }
-    code, out, _ = run("policy", "explain", "default", "--context", json.dumps(ctx))
+    code, out, _ = run("policy", "explain", "default", "--context", json.dumps(ctx), "--json")
     assert code == 1
     data = json.loads(out)
     assert data["outcome"] == "step_up" and "night-login-code" in data["fired"]
     assert data["missing"] == [["sms_code", "voice_code"]]
     assert data["context"]["local_time"].endswith("+08:00")
     ctx["presented"] = ["password", "sms_code"]
-    code, out, _ = run("policy", "explain", "default", "--context", json.dumps(ctx))
+    code, out, _ = run("policy", "explain", "default", "--context", json.dumps(ctx), "--json")
     assert code == 0 and json.loads(out)["outcome"] == "allow"
 
 
@@ -59,7 +59,7 @@ def test_explain_bad_context(tmp_path: Path) -> None:
     assert code == 2 and "operation" in err
     f = tmp_path / "c.json"
     f.write_text('{"user": "c1", "operation": "transfer", "amount": "100"}', encoding="utf-8")
-    code, out, _ = run("policy", "explain", "default", "--context", f"@{f}")
+    code, out, _ = run("policy", "explain", "default", "--context", f"@{f}", "--json")
     assert code == 1 and "tier-1-small" in json.loads(out)["fired"]
 
 

@@ -1,3 +1,6 @@
+"""``python -m ebank_auth.cli``: the same as ``python -m ebank_auth``."""
+
 from ebank_auth.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -4,28 +4,33 @@ A CA directory holds ``ca.pem`` (its certificate), ``ca.key.pem`` (its private
 key, mode 0600, encrypted when --password-env is given), ``chain.pem`` (the CA
 certificates above it, for intermediates) and ``revoked.txt`` (hex serials).
 For tests and demos: a production CA keeps its key in an HSM.
+Exit codes as every command (see :mod:`ebank_auth.cli`).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from ebank_auth.crypto import rsa, sm2, x509
 from ebank_auth.crypto.keys import SoftwareKey
-from ebank_auth.errors import ConfigurationError
+from ebank_auth.errors import ConfigurationError, EncodingError
 
-from .cert_cmd import (
-    USAGE_CHOICES,
-    handle_errors,
-    load_key,
-    password_from_env,
-    read_file,
-    write_output,
-    write_secret,
-)
+from ._files import password_from_env, read_input, write_output, write_secret
+from ._output import Group, emit, examples, json_option
+from .cert_cmd import USAGE_CHOICES, load_key
+
+read_file = read_input
+
+
+def _emit_pem(pem: bytes, out: str | None, as_json: bool, doc: dict[str, object]) -> None:
+    if as_json:
+        if out not in (None, "-"):
+            write_output(pem, out)
+        emit({**doc, "out": out, "pem": pem.decode()})
+        return
+    write_output(pem, out)
 
 
 def _new_key(algorithm: str) -> SoftwareKey:
@@ -59,19 +64,25 @@ def _load_ca(directory: str, password_env: str | None) -> x509.CertificateAuthor
     return x509.CertificateAuthority(cert, key, chain)
 
 
-@click.group()
+@click.group(cls=Group)
 def ca() -> None:
     """Run a small test CA in a directory (SM2 or RSA)."""
 
 
-@ca.command("init")
+@ca.command(
+    "init",
+    epilog=examples(
+        'ebank-auth ca init ./rootca --subject "CN=Test Root,O=Bank,C=CN"',
+        "ebank-auth ca init ./rsaca --subject CN=RSA-Root --algorithm rsa --days 365",
+    ),
+)
 @click.argument("directory")
 @click.option("--subject", required=True, help='Root DN, e.g. "CN=Test Root,O=Bank,C=CN".')
 @click.option("--algorithm", type=click.Choice(["sm2", "rsa"]), default="sm2", show_default=True)
 @click.option("--days", default=3650, show_default=True, type=int)
 @click.option("--path-length", default=None, type=int, help="pathLenConstraint (default none).")
 @click.option("--password-env", default=None, help="Env variable with a password for the key.")
-@handle_errors
+@json_option
 def init(
     directory: str,
     subject: str,
@@ -79,6 +90,7 @@ def init(
     days: int,
     path_length: int | None,
     password_env: str | None,
+    as_json: bool,
 ) -> None:
     """Create a root CA (new key + self-signed certificate) in DIRECTORY."""
     key = _new_key(algorithm)
@@ -86,10 +98,16 @@ def init(
         subject, key, valid_days=days, path_length=path_length
     )
     _save_ca(Path(directory), root, key, password_from_env(password_env))
-    click.echo(f"root CA {root.certificate.subject} created in {directory}")
+    emit(
+        {"directory": directory, "subject": str(root.certificate.subject)},
+        f"root CA {root.certificate.subject} created in {directory}",
+    )
 
 
-@ca.command("intermediate")
+@ca.command(
+    "intermediate",
+    epilog=examples('ebank-auth ca intermediate ./rootca ./subca --subject "CN=Test Sub CA,C=CN"'),
+)
 @click.argument("directory")
 @click.argument("new_directory")
 @click.option("--subject", required=True)
@@ -97,7 +115,7 @@ def init(
 @click.option("--days", default=1825, show_default=True, type=int)
 @click.option("--path-length", default=0, show_default=True, type=int)
 @click.option("--password-env", default=None, help="Env variable with the CA keys' password.")
-@handle_errors
+@json_option
 def intermediate(
     directory: str,
     new_directory: str,
@@ -106,16 +124,26 @@ def intermediate(
     days: int,
     path_length: int,
     password_env: str | None,
+    as_json: bool,
 ) -> None:
     """Create a subordinate CA signed by the CA in DIRECTORY, stored in NEW_DIRECTORY."""
     parent = _load_ca(directory, password_env)
     key = _new_key(algorithm)
     sub = parent.create_intermediate(subject, key, valid_days=days, path_length=path_length)
     _save_ca(Path(new_directory), sub, key, password_from_env(password_env))
-    click.echo(f"intermediate CA {sub.certificate.subject} created in {new_directory}")
+    emit(
+        {"directory": new_directory, "subject": str(sub.certificate.subject)},
+        f"intermediate CA {sub.certificate.subject} created in {new_directory}",
+    )
 
 
-@ca.command("issue")
+@ca.command(
+    "issue",
+    epilog=examples(
+        "ebank-auth ca issue ./rootca --csr alice.csr --out alice.pem",
+        "ebank-auth ca issue ./rootca --public-key pub.pem --subject CN=Bob --out bob.pem",
+    ),
+)
 @click.argument("directory")
 @click.option("--csr", "csr_file", default=None, help="PKCS#10 request to certify.")
 @click.option("--public-key", "pub_file", default=None, help="Public key PEM (instead of a CSR).")
@@ -130,8 +158,8 @@ def intermediate(
 @click.option("--eku", "ekus", multiple=True, help="Extended key usage OID(s).")
 @click.option("--days", default=365, show_default=True, type=int)
 @click.option("--out", default=None, help="Certificate output file (default stdout).")
-@click.option("--password-env", default=None)
-@handle_errors
+@click.option("--password-env", default=None, help="Env variable with the CA key's password.")
+@json_option
 def issue(
     directory: str,
     csr_file: str | None,
@@ -142,6 +170,7 @@ def issue(
     days: int,
     out: str | None,
     password_env: str | None,
+    as_json: bool,
 ) -> None:
     """Issue an end-entity certificate from a CSR (proof of possession checked) or a key."""
     authority = _load_ca(directory, password_env)
@@ -173,14 +202,22 @@ def issue(
             extended_key_usage=list(ekus) or None,
             valid_days=days,
         )
-    write_output(cert.to_pem(), out)
+    _emit_pem(
+        cert.to_pem(),
+        out,
+        as_json,
+        {"subject": str(cert.subject), "serial": f"{cert.serial_number:x}"},
+    )
 
 
-@ca.command("revoke")
+@ca.command(
+    "revoke",
+    epilog=examples("ebank-auth ca revoke ./rootca alice.pem && ebank-auth ca crl ./rootca"),
+)
 @click.argument("directory")
 @click.argument("certificate")
-@handle_errors
-def revoke(directory: str, certificate: str) -> None:
+@json_option
+def revoke(directory: str, certificate: str, as_json: bool) -> None:
     """Record CERTIFICATE as revoked (listed by the next ``ca crl``)."""
     cert = x509.load_certificate(read_file(certificate))
     d = Path(directory)
@@ -189,16 +226,18 @@ def revoke(directory: str, certificate: str) -> None:
         raise ConfigurationError("this certificate was not issued by the CA in " + directory)
     with (d / "revoked.txt").open("a", encoding="ascii") as fh:
         fh.write(f"{cert.serial_number:x}\n")
-    click.echo(f"revoked serial {cert.serial_number:x}")
+    emit({"serial": f"{cert.serial_number:x}"}, f"revoked serial {cert.serial_number:x}")
 
 
-@ca.command("crl")
+@ca.command("crl", epilog=examples("ebank-auth ca crl ./rootca --days 7 --out root.crl"))
 @click.argument("directory")
 @click.option("--days", default=7, show_default=True, type=int, help="nextUpdate in days.")
-@click.option("--out", default=None)
-@click.option("--password-env", default=None)
-@handle_errors
-def crl(directory: str, days: int, out: str | None, password_env: str | None) -> None:
+@click.option("--out", default=None, help="CRL output file (default stdout).")
+@click.option("--password-env", default=None, help="Env variable with the CA key's password.")
+@json_option
+def crl(
+    directory: str, days: int, out: str | None, password_env: str | None, as_json: bool
+) -> None:
     """Sign a CRL listing every serial in revoked.txt."""
     authority = _load_ca(directory, password_env)
     serials = []
@@ -206,7 +245,8 @@ def crl(directory: str, days: int, out: str | None, password_env: str | None) ->
         try:
             serials.append(int(line, 16))
         except ValueError:
-            click.echo(f"error: bad serial {line!r} in revoked.txt", err=True)
-            sys.exit(2)
+            raise EncodingError(
+                f"bad serial {line!r} in {directory}/revoked.txt: fix or remove that line"
+            ) from None
     lst = authority.issue_crl(serials, valid_days=days)
-    write_output(lst.to_pem(), out)
+    _emit_pem(lst.to_pem(), out, as_json, {"revoked": len(serials)})

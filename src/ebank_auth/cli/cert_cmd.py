@@ -1,77 +1,26 @@
 """``ebank-auth cert``: show, verify and request X.509 certificates.
 
-Exit codes: 0 valid/ok, 1 refused (the reason is printed), 2 usage or input error.
+Exit codes as every command (see :mod:`ebank_auth.cli`): 0 valid/ok, 1 refused
+(the reason is printed), 2 usage or unreadable/malformed input.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sys
-from collections.abc import Callable
-from functools import wraps
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from ebank_auth.crypto import x509
 from ebank_auth.crypto.keys import SoftwareKey
-from ebank_auth.errors import EbankAuthError
+from ebank_auth.errors import CertificateValidationError, EbankAuthError
 
-F = TypeVar("F", bound=Callable[..., Any])
+from ._files import password_from_env, read_input, write_output
+from ._output import Group, emit, examples, json_option, verdict
 
 USAGE_CHOICES = [k.value for k in x509.KeyUsage]
 
-
-def handle_errors(func: F) -> F:
-    """Turn library errors into ``error: <msg>`` and exit code 2."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EbankAuthError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except OSError as exc:
-            click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def read_file(path: str) -> bytes:
-    """Read a file, or stdin for ``-``."""
-    if path == "-":
-        return sys.stdin.buffer.read()
-    return Path(path).read_bytes()
-
-
-def write_output(data: bytes, out: str | None) -> None:
-    """Write to ``out`` (created with mode 0644) or to stdout."""
-    if out is None or out == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        Path(out).write_bytes(data)
-
-
-def write_secret(data: bytes, path: Path) -> None:
-    """Write a private key file readable by the owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
-def password_from_env(name: str | None) -> bytes | None:
-    """The password held in environment variable ``name`` (never taken on the command line)."""
-    if not name:
-        return None
-    value = os.environ.get(name)
-    if value is None:
-        raise click.UsageError(f"environment variable {name} is not set")
-    return value.encode()
+read_file = read_input
 
 
 def load_key(path: str, password_env: str | None) -> SoftwareKey:
@@ -137,41 +86,87 @@ def describe_certificate(cert: x509.Certificate) -> list[str]:
     return lines
 
 
-@click.group()
+def certificate_document(cert: x509.Certificate) -> dict[str, Any]:
+    """The fields of a certificate for ``--json``."""
+    bc = cert.basic_constraints
+    return {
+        "subject": str(cert.subject),
+        "issuer": str(cert.issuer),
+        "serial": f"{cert.serial_number:x}",
+        "version": cert.version,
+        "not_before": cert.not_before.isoformat(),
+        "not_after": cert.not_after.isoformat(),
+        "public_key": cert.key_algorithm.value if cert.key_algorithm else None,
+        "signature_algorithm": (
+            cert.signature_algorithm.name if cert.signature_algorithm else None
+        ),
+        "key_usage": (
+            sorted(k.value for k in cert.key_usage) if cert.key_usage is not None else None
+        ),
+        "extended_key_usage": list(cert.extended_key_usage or []),
+        "basic_constraints": (
+            {"ca": bc.ca, "path_length": bc.path_length} if bc is not None else None
+        ),
+        "subject_alt_names": list(cert.subject_alt_names or []),
+        "sm3_fingerprint": cert.fingerprint("sm3"),
+        "sha256_fingerprint": cert.fingerprint("sha256"),
+    }
+
+
+@click.group(cls=Group)
 def cert() -> None:
     """Show, verify and request X.509 certificates (SM2, RSA, P-256)."""
 
 
-@cert.command("show")
+@cert.command(
+    "show",
+    epilog=examples("ebank-auth cert show leaf.pem", "ebank-auth cert show ca.crl --json"),
+)
 @click.argument("file")
-@handle_errors
-def show(file: str) -> None:
+@json_option
+def show(file: str, as_json: bool) -> None:
     """Print the fields of a certificate, CSR or CRL (PEM or DER)."""
     data = read_file(file)
     kind = _guess_kind(data)
     if kind == "csr":
         csr = x509.load_csr(data)
-        click.echo(f"certificate request\nsubject:    {csr.subject}")
         alg = csr.signature_algorithm.name if csr.signature_algorithm else "unsupported"
-        click.echo(f"signature:  {alg}")
-        click.echo("proof of possession: " + ("ok" if csr.is_valid() else "FAILED"))
+        pop = csr.is_valid()
+        emit(
+            {"kind": "csr", "subject": str(csr.subject), "signature_algorithm": alg,
+             "proof_of_possession": pop},
+            [f"certificate request\nsubject:    {csr.subject}", f"signature:  {alg}",
+             "proof of possession: " + ("ok" if pop else "FAILED")],
+        )  # fmt: skip
         return
     if kind == "crl":
         crl = x509.load_crl(data)
-        click.echo(f"certificate revocation list\nissuer:      {crl.issuer}")
-        click.echo(f"this update: {crl.this_update.isoformat()}")
-        nu = crl.next_update.isoformat() if crl.next_update else "(absent)"
-        click.echo(f"next update: {nu}")
-        click.echo(f"crl number:  {crl.crl_number}")
-        for entry in crl.revoked.values():
-            why = f" {entry.reason.value}" if entry.reason else ""
-            when = entry.revocation_date.isoformat()
-            click.echo(f"revoked:     {entry.serial_number:x} {when}{why}")
+        nu = crl.next_update.isoformat() if crl.next_update else None
+        revoked = [
+            {"serial": f"{e.serial_number:x}", "date": e.revocation_date.isoformat(),
+             "reason": e.reason.value if e.reason else None}
+            for e in crl.revoked.values()
+        ]  # fmt: skip
+        lines = [
+            f"certificate revocation list\nissuer:      {crl.issuer}",
+            f"this update: {crl.this_update.isoformat()}",
+            f"next update: {nu or '(absent)'}",
+            f"crl number:  {crl.crl_number}",
+        ]
+        for r in revoked:
+            why = f" {r['reason']}" if r["reason"] else ""
+            lines.append(f"revoked:     {r['serial']} {r['date']}{why}")
+        emit(
+            {"kind": "crl", "issuer": str(crl.issuer), "this_update": crl.this_update.isoformat(),
+             "next_update": nu, "crl_number": crl.crl_number, "revoked": revoked},
+            lines,
+        )  # fmt: skip
         return
-    for i, c in enumerate(x509.load_certificates(data)):
-        if i:
-            click.echo("")
-        click.echo("\n".join(describe_certificate(c)))
+    certs = x509.load_certificates(data)
+    emit(
+        {"kind": "certificate", "certificates": [certificate_document(c) for c in certs]},
+        "\n\n".join("\n".join(describe_certificate(c)) for c in certs),
+    )
 
 
 def _guess_kind(data: bytes) -> str:
@@ -190,7 +185,14 @@ def _guess_kind(data: bytes) -> str:
     return "cert"
 
 
-@cert.command("verify")
+@cert.command(
+    "verify",
+    epilog=examples(
+        "ebank-auth cert verify leaf.pem --chain sub.pem --trust root.pem",
+        "ebank-auth cert verify leaf.pem --trust root.pem --crl root.crl --require-crl --json",
+        "ebank-auth cert verify leaf.pem --trust root.pem --at 2030-01-01T00:00:00Z",
+    ),
+)
 @click.argument("leaf")
 @click.option("--chain", "chain", multiple=True, help="Intermediate certificate file(s).")
 @click.option("--trust", "trust", multiple=True, required=True, help="Trusted root file(s).")
@@ -204,7 +206,7 @@ def _guess_kind(data: bytes) -> str:
     help="Key usage the leaf must have (e.g. digital_signature).",
 )
 @click.option("--require-crl", is_flag=True, help="Refuse certificates without a CRL.")
-@handle_errors
+@json_option
 def verify(
     leaf: str,
     chain: tuple[str, ...],
@@ -213,6 +215,7 @@ def verify(
     at: str | None,
     usages: tuple[str, ...],
     require_crl: bool,
+    as_json: bool,
 ) -> None:
     """Validate LEAF up to a trusted root; exit 0 valid, 1 invalid (reason printed)."""
     leaf_cert = x509.load_certificate(read_file(leaf))
@@ -226,39 +229,63 @@ def verify(
         require_crl=require_crl,
     )
     if result.valid:
-        click.echo("OK: certificate path is valid")
-        for i, c in enumerate(result.chain):
-            click.echo(f"  {i}: {c.subject}")
-        sys.exit(0)
-    click.echo(f"INVALID: {result.reason.value}: {result.message}")
-    sys.exit(1)
+        lines = ["OK: certificate path is valid"]
+        lines += [f"  {i}: {c.subject}" for i, c in enumerate(result.chain)]
+        verdict(True, {"valid": True, "chain": [str(c.subject) for c in result.chain]}, lines)
+    reason = result.reason.value
+    verdict(
+        False,
+        {"valid": False, "reason": reason},
+        f"INVALID: {reason}: {result.message}",
+        error=CertificateValidationError(result.message, reason=result.reason),
+    )
 
 
-@cert.command("csr")
+@cert.command(
+    "csr",
+    epilog=examples(
+        'ebank-auth cert csr --key key.pem --subject "CN=Alice,O=Bank,C=CN" --out alice.csr',
+        "ebank-auth cert csr --key key.pem --subject CN=Alice --usage digital_signature",
+    ),
+)
 @click.option("--key", "key_file", required=True, help="Private key (PEM/DER PKCS#8).")
 @click.option("--subject", required=True, help='Subject DN, e.g. "CN=Alice,O=Bank,C=CN".')
 @click.option("--password-env", default=None, help="Environment variable holding the key password.")
 @click.option("--usage", "usages", multiple=True, type=click.Choice(USAGE_CHOICES))
 @click.option("--out", default=None, help="Output file (default stdout).")
-@handle_errors
+@json_option
 def csr(
-    key_file: str, subject: str, password_env: str | None, usages: tuple[str, ...], out: str | None
+    key_file: str,
+    subject: str,
+    password_env: str | None,
+    usages: tuple[str, ...],
+    out: str | None,
+    as_json: bool,
 ) -> None:
     """Make a PKCS#10 certificate signing request signed by KEY."""
     key = load_key(key_file, password_env)
     req = x509.build_csr(subject, key, key_usage=list(usages) or None)
+    if as_json:
+        if out not in (None, "-"):
+            write_output(req.to_pem(), out)
+        emit({"subject": str(req.subject), "out": out, "pem": req.to_pem().decode()})
+        return
     write_output(req.to_pem(), out)
 
 
-@cert.command("check-csr")
+@cert.command(
+    "check-csr",
+    epilog=examples(
+        "ebank-auth cert check-csr alice.csr", "ebank-auth cert check-csr alice.csr --json"
+    ),
+)
 @click.argument("file")
-@handle_errors
-def check_csr(file: str) -> None:
+@json_option
+def check_csr(file: str, as_json: bool) -> None:
     """Check a CSR's proof of possession and public key (exit 0 ok, 1 refused)."""
     req = x509.load_csr(read_file(file))
     try:
         req.verify()
     except EbankAuthError as exc:
-        click.echo(f"INVALID: {exc}")
-        sys.exit(1)
-    click.echo(f"OK: {req.subject}")
+        verdict(False, {"valid": False, "subject": str(req.subject)}, f"INVALID: {exc}", error=exc)
+    verdict(True, {"valid": True, "subject": str(req.subject)}, f"OK: {req.subject}")

@@ -1,26 +1,37 @@
 """``ebank-auth cms``: sign and verify CMS SignedData (RFC 5652 / GM/T 0010).
 
-Exit codes: 0 valid, 1 refused (the reason is printed), 2 usage or input error.
+Exit codes as every command (see :mod:`ebank_auth.cli`): 0 valid, 1 refused
+(the reason is printed), 2 usage or input error -- a SignedData that is not
+well-formed DER/PEM is an input error, not a refusal.
 """
 
 from __future__ import annotations
-
-import sys
 
 import click
 
 from ebank_auth.crypto import cms as cms_mod
 from ebank_auth.crypto import der, x509
+from ebank_auth.errors import CMSVerificationError, EncodingError
 
-from .cert_cmd import handle_errors, load_certs, load_key, parse_time, read_file, write_output
+from ._files import read_input, write_output
+from ._output import Group, emit, examples, json_option, verdict
+from .cert_cmd import load_certs, load_key, parse_time
+
+read_file = read_input
 
 
-@click.group()
+@click.group(cls=Group)
 def cms() -> None:
     """Sign and verify CMS SignedData (SM2 with SM3, RSA with SHA-256)."""
 
 
-@cms.command("sign")
+@cms.command(
+    "sign",
+    epilog=examples(
+        "ebank-auth cms sign --key key.pem --cert alice.pem --in tx.json --out tx.p7s",
+        "ebank-auth cms sign --key key.pem --cert alice.pem --in tx.json --detached --pem",
+    ),
+)
 @click.option("--key", "key_file", required=True, help="Signer private key.")
 @click.option("--cert", "cert_file", required=True, help="Signer certificate.")
 @click.option("--chain", "chain", multiple=True, help="CA certificates to embed.")
@@ -34,8 +45,8 @@ def cms() -> None:
     show_default=True,
 )
 @click.option("--pem", "as_pem", is_flag=True, help="PEM output (label CMS) instead of DER.")
-@click.option("--password-env", default=None)
-@handle_errors
+@click.option("--password-env", default=None, metavar="VAR", help="Key password from $VAR.")
+@json_option
 def sign(
     key_file: str,
     cert_file: str,
@@ -46,6 +57,7 @@ def sign(
     profile: str,
     as_pem: bool,
     password_env: str | None,
+    as_json: bool,
 ) -> None:
     """Sign content into a CMS SignedData."""
     key = load_key(key_file, password_env)
@@ -55,19 +67,31 @@ def sign(
     signed = cms_mod.sign(
         read_file(in_file), signer, detached=detached, profile=cms_mod.CMSProfile(profile)
     )
-    write_output(der.to_pem(signed, "CMS") if as_pem else signed, out)
+    data = der.to_pem(signed, "CMS") if as_pem else signed
+    if as_json:
+        if out not in (None, "-"):
+            write_output(data, out)
+        emit({"out": out, "pem": der.to_pem(signed, "CMS").decode(), "detached": detached})
+        return
+    write_output(data, out)
 
 
-@cms.command("verify")
+@cms.command(
+    "verify",
+    epilog=examples(
+        "ebank-auth cms verify tx.p7s --trust root.pem --out-content tx.json",
+        "ebank-auth cms verify tx.p7s --content tx.json --trust root.pem --json",
+    ),
+)
 @click.argument("file")
 @click.option("--trust", "trust", multiple=True, required=True, help="Trusted root file(s).")
 @click.option("--content", "content_file", default=None, help="Detached content file.")
 @click.option("--chain", "chain", multiple=True, help="Extra intermediate certificates.")
 @click.option("--certs", "certs", multiple=True, help="Signer certificates not embedded.")
-@click.option("--crl", "crls", multiple=True)
+@click.option("--crl", "crls", multiple=True, help="CRL file(s) to check revocation.")
 @click.option("--at", default=None, help="Validation time (ISO 8601, default now).")
 @click.option("--out-content", default=None, help="Write the verified content here.")
-@handle_errors
+@json_option
 def verify(
     file: str,
     trust: tuple[str, ...],
@@ -77,6 +101,7 @@ def verify(
     crls: tuple[str, ...],
     at: str | None,
     out_content: str | None,
+    as_json: bool,
 ) -> None:
     """Verify a SignedData: exit 0 valid, 1 invalid (reason printed)."""
     result = cms_mod.validate(
@@ -89,14 +114,29 @@ def verify(
         at=parse_time(at),
     )
     if not result.valid:
+        if result.reason is cms_mod.CMSReason.MALFORMED:
+            raise EncodingError(f"{file} is not a CMS SignedData: {result.message}")
         extra = f" (chain: {result.chain_reason.value})" if result.chain_reason else ""
-        click.echo(f"INVALID: {result.reason.value}{extra}: {result.message}")
-        sys.exit(1)
-    profile = result.profile.value if result.profile else "?"
-    click.echo(f"OK: {len(result.signers)} signer(s) valid, profile {profile}")
-    for s in result.signers:
-        when = s.signing_time.isoformat() if s.signing_time else "-"
-        subject = s.certificate.subject if s.certificate else "?"
-        click.echo(f"  signer: {subject} (signing time {when})")
+        verdict(
+            False,
+            {"valid": False, "reason": result.reason.value,
+             "chain_reason": result.chain_reason.value if result.chain_reason else None},
+            f"INVALID: {result.reason.value}{extra}: {result.message}",
+            error=CMSVerificationError(result.message, reason=result.reason, result=result),
+        )  # fmt: skip
     if out_content and result.content is not None:
         write_output(result.content, out_content)
+    profile = result.profile.value if result.profile else None
+    signers = [
+        {
+            "subject": str(s.certificate.subject) if s.certificate else None,
+            "signing_time": s.signing_time.isoformat() if s.signing_time else None,
+        }
+        for s in result.signers
+    ]
+    lines = [f"OK: {len(signers)} signer(s) valid, profile {profile or '?'}"]
+    lines += [
+        f"  signer: {s['subject'] or '?'} (signing time {s['signing_time'] or '-'})"
+        for s in signers
+    ]
+    verdict(True, {"valid": True, "profile": profile, "signers": signers}, lines)

@@ -1,55 +1,24 @@
 """``ebank-auth crypto``: SM2 keys and signatures, SM3 digests.
 
-Exit codes: 0 success/valid, 1 signature invalid, 2 usage or input error.
+Exit codes as every command (see :mod:`ebank_auth.cli`): a signature that does
+not verify -- or is not a well-formed SM2 signature -- exits 1; an unreadable or
+malformed key file exits 2.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
 from ebank_auth.crypto import sm2, sm3
-from ebank_auth.errors import EbankAuthError, InvalidSignature
+from ebank_auth.errors import InvalidSignature
+
+from ._files import password_from_env, read_input, write_output, write_secret
+from ._output import Group, emit, examples, info, json_option, verdict
 
 
-def _read(path: str) -> bytes:
-    try:
-        return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        click.echo(f"error: cannot read {path}: {exc.strerror}", err=True)
-        sys.exit(2)
-
-
-def _write(path: str, data: bytes, secret: bool = False) -> None:
-    try:
-        if path == "-":
-            sys.stdout.buffer.write(data)
-            return
-        if secret:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-        else:
-            Path(path).write_bytes(data)
-    except OSError as exc:
-        click.echo(f"error: cannot write {path}: {exc.strerror}", err=True)
-        sys.exit(2)
-
-
-def _password(env: str | None) -> str | None:
-    if env is None:
-        return None
-    value = os.environ.get(env)
-    if value is None:
-        click.echo(f"error: environment variable {env} is not set", err=True)
-        sys.exit(2)
-    return value
-
-
-@click.group("crypto")
+@click.group("crypto", cls=Group)
 def crypto() -> None:
     """National-algorithm primitives: SM2 keys/signatures, SM3 digests."""
 
@@ -59,26 +28,52 @@ def sm2_group() -> None:
     """SM2 keys, signatures (SM2-with-SM3 and a distinguishing ID)."""
 
 
-@sm2_group.command("keygen")
+@sm2_group.command(
+    "keygen",
+    epilog=examples(
+        "ebank-auth crypto sm2 keygen --out key.pem --public-key-out pub.pem",
+        "KEYPASS=secret ebank-auth crypto sm2 keygen --out key.pem --password-env KEYPASS",
+    ),
+)
 @click.option("--out", "out", required=True, help="Private key file (PKCS#8 PEM, mode 0600).")
-@click.option("--pub", "pub", default=None, help="Also write the public key (SPKI PEM) here.")
+@click.option("--public-key-out", default=None, help="Also write the public key (SPKI PEM) here.")
 @click.option(
     "--password-env", default=None, metavar="VAR", help="Encrypt the key with the password in $VAR."
 )
-def keygen(out: str, pub: str | None, password_env: str | None) -> None:
+@json_option
+def keygen(out: str, public_key_out: str | None, password_env: str | None, as_json: bool) -> None:
     """Generate an SM2 key pair."""
-    try:
-        key = sm2.generate_private_key()
-        _write(out, key.to_pem(_password(password_env)), secret=True)
-        if pub:
-            _write(pub, key.public_key().to_pem())
-    except EbankAuthError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"wrote private key {out}" + (f" and public key {pub}" if pub else ""), err=True)
+    key = sm2.generate_private_key()
+    write_secret(key.to_pem(password_from_env(password_env)), out)
+    pub = key.public_key().to_pem()
+    if public_key_out:
+        write_output(pub, public_key_out)
+    emit(
+        {"private_key": out, "public_key": public_key_out, "public_key_pem": pub.decode()},
+        None,
+    )
+    if not as_json:
+        info(
+            f"wrote private key {out}"
+            + (f" and public key {public_key_out}" if public_key_out else "")
+        )
 
 
-@sm2_group.command("sign")
+def _load_private(path: str, password_env: str | None) -> sm2.SM2PrivateKey:
+    raw = read_input(path)
+    pw = password_from_env(password_env)
+    if b"-----BEGIN" in raw:
+        return sm2.load_pem_private_key(raw, pw)
+    return sm2.load_der_private_key(raw, pw)
+
+
+@sm2_group.command(
+    "sign",
+    epilog=examples(
+        "ebank-auth crypto sm2 sign --key key.pem --in tx.json --out tx.sig",
+        "echo -n hello | ebank-auth crypto sm2 sign --key key.pem --in - --out - | xxd",
+    ),
+)
 @click.option("--key", "key_path", required=True, help="SM2 private key (PEM or DER).")
 @click.option(
     "--uid", default=sm2.DEFAULT_UID.decode(), show_default=True, help="Distinguishing ID."
@@ -88,62 +83,59 @@ def keygen(out: str, pub: str | None, password_env: str | None) -> None:
     "--out", "out", required=True, help="Signature file (DER SEQUENCE{r,s}; '-' for stdout)."
 )
 @click.option("--password-env", default=None, metavar="VAR", help="Key password from $VAR.")
-def sign(key_path: str, uid: str, in_path: str, out: str, password_env: str | None) -> None:
-    """Sign a file with SM2-with-SM3."""
-    raw = _read(key_path)
-    try:
-        pw = _password(password_env)
-        key = (
-            sm2.load_pem_private_key(raw, pw)
-            if b"-----BEGIN" in raw
-            else sm2.load_der_private_key(raw, pw)
-        )
-        sig = key.sign(_read(in_path), uid=uid.encode())
-    except EbankAuthError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    _write(out, sig)
+@json_option
+def sign(
+    key_path: str, uid: str, in_path: str, out: str, password_env: str | None, as_json: bool
+) -> None:
+    """Sign a file with SM2-with-SM3 (with --json and --out -: the signature in hex)."""
+    key = _load_private(key_path, password_env)
+    sig = key.sign(read_input(in_path), uid=uid.encode())
+    if as_json:
+        if out != "-":
+            write_output(sig, out)
+        emit({"signature": sig.hex(), "out": None if out == "-" else out})
+        return
+    write_output(sig, out)
 
 
-@sm2_group.command("verify")
-@click.option("--pub", "pub_path", required=True, help="SM2 public key (PEM or DER SPKI).")
+@sm2_group.command(
+    "verify",
+    epilog=examples(
+        "ebank-auth crypto sm2 verify --public-key pub.pem --in tx.json --signature tx.sig",
+        "ebank-auth crypto sm2 verify --public-key pub.pem --in tx.json --signature tx.sig --json",
+    ),
+)
+@click.option("--public-key", "pub_path", required=True, help="SM2 public key (PEM or DER SPKI).")
 @click.option(
     "--uid", default=sm2.DEFAULT_UID.decode(), show_default=True, help="Distinguishing ID."
 )
 @click.option("--in", "in_path", required=True, help="Signed file ('-' for stdin).")
-@click.option("--sig", "sig_path", required=True, help="Signature file (DER).")
-def verify(pub_path: str, uid: str, in_path: str, sig_path: str) -> None:
-    """Verify an SM2 signature: exit 0 valid, 1 invalid, 2 input error."""
-    raw = _read(pub_path)
+@click.option("--signature", "sig_path", required=True, help="Signature file (DER).")
+@json_option
+def verify(pub_path: str, uid: str, in_path: str, sig_path: str, as_json: bool) -> None:
+    """Verify an SM2 signature: exit 0 valid, 1 invalid, 2 unreadable key or file."""
+    raw = read_input(pub_path)
+    pub = sm2.load_pem_public_key(raw) if b"-----BEGIN" in raw else sm2.load_der_public_key(raw)
+    signature, data = read_input(sig_path), read_input(in_path)
     try:
-        pub = sm2.load_pem_public_key(raw) if b"-----BEGIN" in raw else sm2.load_der_public_key(raw)
-    except EbankAuthError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    try:
-        pub.verify(_read(sig_path), _read(in_path), uid=uid.encode())
+        pub.verify(signature, data, uid=uid.encode())
     except InvalidSignature as exc:
-        click.echo(f"INVALID: {exc}")
-        sys.exit(1)
-    except EbankAuthError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo("signature valid")
+        verdict(False, {"valid": False}, f"INVALID: {exc.message}", error=exc)
+    verdict(True, {"valid": True}, "signature valid")
 
 
-@crypto.command("sm3")
+@crypto.command(
+    "sm3", epilog=examples("ebank-auth crypto sm3 tx.json", "echo -n abc | ebank-auth crypto sm3 -")
+)
 @click.argument("file")
-def sm3_cmd(file: str) -> None:
+@json_option
+def sm3_cmd(file: str, as_json: bool) -> None:
     """Print the SM3 digest of FILE ('-' for stdin) in hex."""
     h = sm3.SM3()
     if file == "-":
         h.update(sys.stdin.buffer.read())
     else:
-        try:
-            with open(file, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError as exc:
-            click.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
-            sys.exit(2)
-    click.echo(f"{h.hexdigest()}  {file}")
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    emit({"file": file, "sm3": h.hexdigest()}, f"{h.hexdigest()}  {file}")

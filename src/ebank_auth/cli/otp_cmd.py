@@ -1,21 +1,22 @@
 """``ebank-auth otp``: SMS/voice codes, TOTP/HOTP tokens and GM/T 0021 passwords.
 
-Exit codes: 0 success / code accepted, 1 code refused (wrong, expired, used, rate
-limited), 2 usage or input error.  State lives in the store named by ``--store``
-(env ``EBANK_AUTH_STORE``; default ``sqlite://~/.ebank-auth/state.db``).
+Exit codes as every command (see :mod:`ebank_auth.cli`): 0 success / code
+accepted, 1 code refused (wrong, expired, used, rate limited), 2 usage or input
+error (also a sealing key that does not open the stored secret), 3 the store or
+the SMS gateway is unavailable.  State lives in the store named by ``--store``
+(env ``EBANK_AUTH_STORE``; default: SQLite under :func:`ebank_auth.paths.home`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import NoReturn, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 
-from ebank_auth.errors import EbankAuthError, OtpError, PasswordError, StoreError
+from ebank_auth.errors import ConfigurationError, DecryptionError
 from ebank_auth.otp import (
     AuthenticatorKind,
     AuthenticatorService,
@@ -32,34 +33,35 @@ from ebank_auth.otp import (
     time_factor,
 )
 from ebank_auth.otp.qr import qr_terminal
-from ebank_auth.store import Store, open_store
+from ebank_auth.store import Store
 
-_T = TypeVar("_T")
-
-_DEFAULT_STORE = f"sqlite://{Path.home() / '.ebank-auth' / 'state.db'}"
-
-
-def _fail(msg: str, code: int = 2) -> NoReturn:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(code)
+from ._output import Group, emit, examples, json_option
+from ._store import STORE_HELP, open_target
 
 
-def _open(url: str) -> Store:
-    if url == _DEFAULT_STORE:
-        (Path.home() / ".ebank-auth").mkdir(mode=0o700, exist_ok=True)
-    return open_store(url)
+def _fail(msg: str) -> NoReturn:
+    raise click.UsageError(msg)
 
 
-def _run(fn: Callable[[], _T]) -> _T:
-    """Run a library call: refusals exit 1, other library errors exit 2."""
+@contextmanager
+def _unsealing() -> Iterator[None]:
+    """A secret that does not open is the operator's key, not the customer's code."""
     try:
-        return fn()
-    except (OtpError, PasswordError) as exc:
-        _fail(str(exc), 1)
-    except StoreError as exc:
-        _fail(str(exc), 1)
-    except EbankAuthError as exc:
-        _fail(str(exc), 2)
+        yield
+    except DecryptionError as exc:
+        raise ConfigurationError(
+            "the sealing key does not open this user's token secret: check --sealing-key "
+            "(or EBANK_AUTH_SEALING_KEY) and its version"
+        ) from exc
+
+
+@contextmanager
+def _store(url: str | None) -> Iterator[Store]:
+    store = open_target(url)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _hex(value: str, what: str, length: int | None = None) -> bytes:
@@ -84,17 +86,10 @@ def _sealer(spec: str | None) -> SecretSealer:
         except ValueError:
             _fail("sealing key entries look like VERSION:HEX")
         keys[number] = _hex(key, "sealing key", 16)
-    return _run(lambda: SecretSealer(keys))
+    return SecretSealer(keys)
 
 
-store_option = click.option(
-    "--store",
-    "store_url",
-    envvar="EBANK_AUTH_STORE",
-    default=_DEFAULT_STORE,
-    show_default=True,
-    help="State store URL (memory://, sqlite:///path.db, redis://host:port/0).",
-)
+store_option = click.option("--store", "store_url", default=None, help=STORE_HELP)
 sealing_option = click.option(
     "--sealing-key",
     envvar="EBANK_AUTH_SEALING_KEY",
@@ -102,7 +97,7 @@ sealing_option = click.option(
 )
 
 
-@click.group("otp")
+@click.group("otp", cls=Group)
 def otp() -> None:
     """One-time codes: SMS/voice, TOTP/HOTP tokens, GM/T 0021 SM3 passwords."""
 
@@ -115,7 +110,14 @@ def totp() -> None:
     """Dynamic-password tokens (TOTP/HOTP, RFC 6238/4226, or GM/T 0021 with SM3)."""
 
 
-@totp.command("enroll")
+@totp.command(
+    "enroll",
+    epilog=examples(
+        "EBANK_AUTH_SEALING_KEY=00112233445566778899aabbccddeeff "
+        "ebank-auth otp totp enroll --user alice",
+        "ebank-auth otp totp enroll --user alice --kind hotp --no-qr --json",
+    ),
+)
 @store_option
 @sealing_option
 @click.option("--user", required=True, help="Customer id.")
@@ -133,6 +135,7 @@ def totp() -> None:
 @click.option("--replace", is_flag=True, help="Replace an existing token.")
 @click.option("--qr-svg", type=click.Path(dir_okay=False), help="Write the QR code as SVG here.")
 @click.option("--qr/--no-qr", "show_qr", default=True, help="Draw the QR code in the terminal.")
+@json_option
 def totp_enroll(
     store_url: str,
     sealing_key: str | None,
@@ -146,88 +149,105 @@ def totp_enroll(
     replace: bool,
     qr_svg: str | None,
     show_qr: bool,
+    as_json: bool,
 ) -> None:
     """Enrol a token; prints the otpauth:// URI and the secret (shown once)."""
     sealer = _sealer(sealing_key)
-    settings = _run(
-        lambda: AuthenticatorSettings(
-            kind=AuthenticatorKind(kind),
-            algorithm=OtpAlgorithm(algorithm),
-            digits=digits,
-            period=period,
-            issuer=issuer,
-        )
+    settings = AuthenticatorSettings(
+        kind=AuthenticatorKind(kind),
+        algorithm=OtpAlgorithm(algorithm),
+        digits=digits,
+        period=period,
+        issuer=issuer,
     )
-    store = _run(lambda: _open(store_url))
-    try:
+    with _store(store_url) as store:
         service = AuthenticatorService(store, sealer, settings)
-        enrolment = _run(lambda: service.enroll(user, account, replace=replace))
-    finally:
-        store.close()
-    click.echo(f"uri:    {enrolment.uri}")
-    click.echo(f"secret: {enrolment.secret_b32}")
+        enrolment = service.enroll(user, account, replace=replace)
     if qr_svg:
-        try:
-            fd = os.open(qr_svg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(enrolment.qr_svg())
-        except OSError as exc:
-            _fail(f"cannot write {qr_svg}: {exc.strerror}")
+        fd = os.open(qr_svg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(enrolment.qr_svg())
+    lines = [f"uri:    {enrolment.uri}", f"secret: {enrolment.secret_b32}"]
     if show_qr:
-        click.echo(qr_terminal(enrolment.uri))
+        lines.append(qr_terminal(enrolment.uri))
+    emit({"user": user, "uri": enrolment.uri, "secret": enrolment.secret_b32}, lines)
 
 
-@totp.command("verify")
+@totp.command(
+    "verify",
+    epilog=examples(
+        "ebank-auth otp totp verify --user alice --code 492039",
+        "ebank-auth otp totp verify --user alice --code 492039 --store redis://127.0.0.1/0 --json",
+    ),
+)
 @store_option
 @sealing_option
 @click.option("--user", required=True)
 @click.option("--code", required=True)
 @click.option("--at", "at", type=float, help="Verify at this Unix time instead of now.")
 @click.option("--window", type=int, default=1, show_default=True, help="TOTP steps ± now.")
+@json_option
 def totp_verify(
-    store_url: str, sealing_key: str | None, user: str, code: str, at: float | None, window: int
+    store_url: str | None,
+    sealing_key: str | None,
+    user: str,
+    code: str,
+    at: float | None,
+    window: int,
+    as_json: bool,
 ) -> None:
     """Verify a token code (exit 0 accepted, 1 refused)."""
     sealer = _sealer(sealing_key)
-    settings = _run(lambda: AuthenticatorSettings(window=window))
-    store = _run(lambda: _open(store_url))
-    try:
-        result = _run(
-            lambda: AuthenticatorService(store, sealer, settings).verify(user, code, at=at)
-        )
-    finally:
-        store.close()
-    click.echo(f"accepted: counter {result.counter} (drift {result.drift:+d})")
+    settings = AuthenticatorSettings(window=window)
+    with _store(store_url) as store, _unsealing():
+        result = AuthenticatorService(store, sealer, settings).verify(user, code, at=at)
+    emit(
+        {"accepted": True, "counter": result.counter, "drift": result.drift},
+        f"accepted: counter {result.counter} (drift {result.drift:+d})",
+    )
 
 
-@totp.command("resync")
+@totp.command("resync", epilog=examples("ebank-auth otp totp resync --user alice 755224 287082"))
 @store_option
 @sealing_option
 @click.option("--user", required=True)
 @click.argument("code1")
 @click.argument("code2")
-def totp_resync(store_url: str, sealing_key: str | None, user: str, code1: str, code2: str) -> None:
+@json_option
+def totp_resync(
+    store_url: str | None, sealing_key: str | None, user: str, code1: str, code2: str, as_json: bool
+) -> None:
     """Resynchronise an HOTP token with two consecutive codes."""
     sealer = _sealer(sealing_key)
-    store = _run(lambda: _open(store_url))
-    try:
-        result = _run(lambda: AuthenticatorService(store, sealer).resync(user, code1, code2))
-    finally:
-        store.close()
-    click.echo(f"resynchronised: next counter after {result.counter}")
+    with _store(store_url) as store, _unsealing():
+        result = AuthenticatorService(store, sealer).resync(user, code1, code2)
+    emit(
+        {"resynchronised": True, "counter": result.counter},
+        f"resynchronised: next counter after {result.counter}",
+    )
 
 
-@otp.command("sm3")
+@otp.command(
+    "sm3",
+    epilog=examples(
+        "ebank-auth otp sm3 --key 1234567890abcdef1234567890abcdef --time 1700000000 --step 60",
+        "ebank-auth otp sm3 --key 1234567890abcdef1234567890abcdef --time 0 --challenge 5678 --json",
+    ),
+)
 @click.option("--key", required=True, help="Seed key K, hex (≥ 16 bytes).")
 @click.option("--time", "t", type=int, required=True, help="Unix time t.")
 @click.option("--step", type=int, default=1, show_default=True, help="Tc: T = floor(t / Tc).")
 @click.option("--counter", type=int, default=0, show_default=True, help="Event counter C.")
 @click.option("--challenge", default="", help="Challenge Q (ASCII).")
 @click.option("--digits", type=int, default=6, show_default=True)
-def sm3_cmd(key: str, t: int, step: int, counter: int, challenge: str, digits: int) -> None:
+@json_option
+def sm3_cmd(
+    key: str, t: int, step: int, counter: int, challenge: str, digits: int, as_json: bool
+) -> None:
     """Compute a GM/T 0021 SM3 one-time password."""
     seed = _hex(key, "--key")
-    click.echo(_run(lambda: sm3_otp(seed, time_factor(t, step), counter, challenge, digits)))
+    code = sm3_otp(seed, time_factor(t, step), counter, challenge, digits)
+    emit({"code": code}, code)
 
 
 # --------------------------------------------------------------------------- SMS / voice
@@ -250,10 +270,18 @@ def _code_service(
 ) -> CodeService:
     key = _hex(server_key, "--server-key")
     registry = MappingPhoneRegistry({user: phone} if phone else {})
-    return _run(lambda: CodeService(store, FileGateway(outbox), registry, key))
+    return CodeService(store, FileGateway(outbox), registry, key)
 
 
-@sms.command("send")
+@sms.command(
+    "send",
+    epilog=examples(
+        "EBANK_AUTH_OTP_KEY=abab…ab ebank-auth otp sms send --outbox ./outbox --user alice "
+        "--phone 13800000001",
+        "ebank-auth otp sms send --outbox ./outbox --user alice --phone 13800000001 "
+        "--channel voice --tx-kind 转账 --amount 500 --tx-digest <64 hex> --json",
+    ),
+)
 @store_option
 @server_key_option
 @click.option(
@@ -270,8 +298,9 @@ def _code_service(
 @click.option("--tx-kind", help="Transaction type spoken in voice codes (e.g. 转账).")
 @click.option("--amount", help="Transaction amount spoken in voice codes.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@json_option
 def sms_send(
-    store_url: str,
+    store_url: str | None,
     server_key: str,
     outbox: str,
     user: str,
@@ -282,6 +311,7 @@ def sms_send(
     tx_kind: str | None,
     amount: str | None,
     lang: str,
+    as_json: bool,
 ) -> None:
     """Issue a code and write the message to the outbox."""
     tx = _hex(tx_digest, "--tx-digest", 32) if tx_digest else None
@@ -289,39 +319,50 @@ def sms_send(
     if tx_kind or amount:
         if not (tx_kind and amount):
             _fail("--tx-kind and --amount go together")
-        summary = _run(lambda: TransactionSummary(kind=tx_kind or "", amount=amount or ""))
-    store = _run(lambda: _open(store_url))
-    try:
+        summary = TransactionSummary(kind=tx_kind or "", amount=amount or "")
+    with _store(store_url) as store:
         service = _code_service(store, outbox, server_key, user, phone)
-        issued = _run(
-            lambda: service.issue(
-                user, purpose, DeliveryChannel(channel), tx, summary=summary, lang=Language(lang)
-            )
+        issued = service.issue(
+            user, purpose, DeliveryChannel(channel), tx, summary=summary, lang=Language(lang)
         )
-    finally:
-        store.close()
-    click.echo(
+    emit(
+        {"code_id": issued.code_id, "channel": issued.channel.value,
+         "phone": issued.phone_masked, "validity": issued.validity},
         f"sent {issued.channel.value} code {issued.code_id} to {issued.phone_masked}, "
-        f"valid {int(issued.validity)} s"
-    )
+        f"valid {int(issued.validity)} s",
+    )  # fmt: skip
 
 
-@sms.command("verify")
+@sms.command(
+    "verify",
+    epilog=examples(
+        "ebank-auth otp sms verify --user alice --code 123456",
+        "ebank-auth otp sms verify --user alice --purpose transfer --code 123456 "
+        "--tx-digest <64 hex> --json",
+    ),
+)
 @store_option
 @server_key_option
 @click.option("--user", required=True)
 @click.option("--purpose", default="login", show_default=True)
 @click.option("--code", required=True)
 @click.option("--tx-digest", help="SM3 digest of the transaction (hex, 32 bytes).")
+@json_option
 def sms_verify(
-    store_url: str, server_key: str, user: str, purpose: str, code: str, tx_digest: str | None
+    store_url: str | None,
+    server_key: str,
+    user: str,
+    purpose: str,
+    code: str,
+    tx_digest: str | None,
+    as_json: bool,
 ) -> None:
     """Verify a code (exit 0 accepted, 1 refused)."""
     tx = _hex(tx_digest, "--tx-digest", 32) if tx_digest else None
-    store = _run(lambda: _open(store_url))
-    try:
+    with _store(store_url) as store:
         service = _code_service(store, os.devnull, server_key, user, None)
-        result = _run(lambda: service.verify(user, purpose, code, tx))
-    finally:
-        store.close()
-    click.echo(f"accepted: code {result.code_id} ({result.channel.value})")
+        result = service.verify(user, purpose, code, tx)
+    emit(
+        {"accepted": True, "code_id": result.code_id, "channel": result.channel.value},
+        f"accepted: code {result.code_id} ({result.channel.value})",
+    )

@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from typing import Any
 
 import click
 
 from ebank_auth.crypto import backend_info
-from ebank_auth.errors import EbankAuthError
+from ebank_auth.errors import CryptoError, EbankAuthError
 from ebank_auth.selftest import ok, run_selftest
 
+from ._output import Command, examples, json_option, verdict
 
-@click.command("selftest")
+
+@click.command(
+    "selftest",
+    cls=Command,
+    epilog=examples("ebank-auth selftest", "ebank-auth selftest --integrity --json"),
+)
 @click.option(
     "--integrity", is_flag=True, help="Also check installed files against the wheel RECORD hashes."
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def selftest(integrity: bool, as_json: bool) -> None:
     """Run every conformance vector (SM2/SM3/SM4, GM/T 0021, RFC 4226) on every backend.
 
     Exit 0 when all pass, 1 when any fails.
     """
-    try:
-        info = backend_info()
-        results = run_selftest()
-    except EbankAuthError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    info = backend_info()
+    results = run_selftest()
     passed = ok(results)
     integrity_report = None
     if integrity:
@@ -38,18 +39,16 @@ def selftest(integrity: bool, as_json: bool) -> None:
             integrity_report = integrity_mod.check_installation()
             passed = passed and bool(integrity_report.ok)
         except ImportError:
-            click.echo("error: integrity checking is not available in this build", err=True)
-            sys.exit(2)
+            raise click.UsageError("integrity checking is not available in this build") from None
     if as_json:
         out = {
-            "ok": passed,
             "backend": {"sm2": info.sm2, "sm3": info.sm3, "sm4": info.sm4, "rsa": info.rsa,
                         "available_sm2": list(info.available_sm2), "details": info.details},
             "checks": [r.__dict__ for r in results],
         }  # fmt: skip
         if integrity_report is not None:
             out["integrity"] = integrity_report.to_json()
-        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        verdict(passed, out, None, error=None if passed else _failure(results))
     else:
         click.echo(
             f"active backends: SM2={info.sm2}  SM3={info.sm3}  SM4={info.sm4}  RSA={info.rsa}"
@@ -79,3 +78,9 @@ def selftest(integrity: bool, as_json: bool) -> None:
             if integrity_report.message:
                 click.echo(f"  {integrity_report.message}")
     sys.exit(0 if passed else 1)
+
+
+def _failure(results: Any) -> EbankAuthError:
+    bad = [f"{r.name} ({r.backend})" for r in results if not r.passed]
+    what = ", ".join(bad) if bad else "the installed files"
+    return CryptoError(f"self-test failed: {what}: do not use this installation")

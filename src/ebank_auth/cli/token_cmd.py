@@ -10,8 +10,10 @@ from ``--pin-file`` (first line), or from ``$EBANK_AUTH_PIN`` (admin:
 ``--admin-pin-file`` / ``$EBANK_AUTH_ADMIN_PIN``; new PIN: ``--new-pin-file`` /
 ``$EBANK_AUTH_NEW_PIN``).
 
-Exit codes: 0 success, 1 refused (wrong PIN, locked, rejected, not genuine, no
-token), 2 usage or input error.
+Exit codes as every command (see :mod:`ebank_auth.cli`): 0 success, 1 refused
+(wrong PIN, locked, rejected, not genuine), 2 usage or input error, 3 pcscd, the
+reader or the token is unavailable (checked before the manufacturer roots, so a
+first run without pcscd says so).  Every command accepts ``--json``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ebank_auth.errors import ConfigurationError, EbankAuthError, EncodingError, PinPolicyError
+from ebank_auth.errors import (
+    ConfigurationError,
+    EncodingError,
+    TokenError,
+)
 from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
     DEFAULT_LOGIN_CONTAINER,
@@ -37,6 +43,8 @@ from ebank_auth.usbkey.protocol import (
     ContainerUsage,
     PinRef,
 )
+
+from ._output import Group, emit, examples, info, json_option, verdict
 
 if TYPE_CHECKING:
     from ebank_auth.usbkey.attestation import TrustConfig
@@ -59,8 +67,10 @@ class _Options:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+    """Raise for the one handler in :mod:`ebank_auth.cli`: 2 a usage error, else a refusal."""
+    if code == 2:
+        raise click.UsageError(message)
+    raise TokenError(message)
 
 
 def _read_secret(file: Path | None, env: str, prompt: str, confirm: bool = False) -> str:
@@ -113,13 +123,9 @@ def _session(ctx: click.Context) -> Iterator[Token]:
 
     opts: _Options = ctx.obj
     reader, transport = _where(opts)
-    try:
-        with open_token(reader, transport=transport, trust=lambda: _trust(opts)) as session:
-            yield session
-    except (EncodingError, ConfigurationError) as exc:
-        _fail(exc.message, 2)
-    except EbankAuthError as exc:
-        _fail(exc.message, 1)
+    # open_token checks service, reader and card before trust: the likelier causes first
+    with open_token(reader, transport=transport, trust=lambda: _trust(opts)) as session:
+        yield session
 
 
 def _device_options(func: F) -> F:
@@ -160,7 +166,7 @@ def _verify_user(session: Token, pin_file: Path | None) -> None:
     session.verify_pin(pin)
 
 
-@click.group("token")
+@click.group("token", cls=Group)
 @click.option("--reader", default=None, help="PC/SC reader (name, index or unique part).")
 @click.option("--hid", "hid_path", default=None, metavar="PATH", help="Use this HID device.")
 @click.option(
@@ -221,9 +227,16 @@ _attach_list()
 
 
 # ---------------------------------------------------------------------------- info
-@token.command("info")
+@token.command(
+    "info",
+    epilog=examples(
+        "ebank-auth token info",
+        'ebank-auth token info --reader "Virtual PCD 00 00" --json',
+        "ebank-auth token --trust-root maker-root.pem --firmware-allowlist fw.json info",
+    ),
+)
 @_device_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
 def info_cmd(ctx: click.Context, as_json: bool) -> None:
     """Serial, firmware, authenticity, PIN counters and key containers."""
@@ -255,20 +268,20 @@ def info_cmd(ctx: click.Context, as_json: bool) -> None:
             for c in containers
         ],
     }
-    if as_json:
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
-        return
-    click.echo(f"serial:        {doc['serial']}")
-    click.echo(f"label:         {doc['label']}")
-    click.echo(f"manufacturer:  {doc['manufacturer']}")
-    click.echo(f"firmware:      {doc['firmware_version']} (SM3 {doc['firmware_sm3'][:16]}…)")
-    click.echo(f"genuine:       {'yes' if doc['genuine'] else 'NO'} — {doc['attestation']}")
-    click.echo(f"capabilities:  {', '.join(doc['capabilities'])}")
-    click.echo(f"user PIN:      {user.remaining}/{user.max_retries} tries left")
-    click.echo(f"admin PIN:     {admin.remaining}/{admin.max_retries} tries left")
+    lines = [
+        f"serial:        {doc['serial']}",
+        f"label:         {doc['label']}",
+        f"manufacturer:  {doc['manufacturer']}",
+        f"firmware:      {doc['firmware_version']} (SM3 {doc['firmware_sm3'][:16]}…)",
+        f"genuine:       {'yes' if doc['genuine'] else 'NO'} — {doc['attestation']}",
+        f"capabilities:  {', '.join(doc['capabilities'])}",
+        f"user PIN:      {user.remaining}/{user.max_retries} tries left",
+        f"admin PIN:     {admin.remaining}/{admin.max_retries} tries left",
+    ]
     for c in doc["containers"]:
         cert = "with certificate" if c["certificate"] else "no certificate"
-        click.echo(f"container:     {c['name']}  {c['algorithm']}  {c['usage']}  {cert}")
+        lines.append(f"container:     {c['name']}  {c['algorithm']}  {c['usage']}  {cert}")
+    emit(doc, lines)
 
 
 # ---------------------------------------------------------------------------- PIN
@@ -277,12 +290,20 @@ def pin_group() -> None:
     """Verify, change and unblock PINs; show retry counters."""
 
 
-@pin_group.command("verify")
+@pin_group.command(
+    "verify",
+    epilog=examples(
+        "ebank-auth token pin verify",
+        "EBANK_AUTH_PIN=… ebank-auth token pin verify --json",
+        "ebank-auth token pin verify --admin --pin-file admin-pin.txt",
+    ),
+)
 @_device_options
 @_pin_options
 @click.option("--admin", is_flag=True, help="Verify the admin (SO) PIN instead.")
+@json_option
 @click.pass_context
-def pin_verify(ctx: click.Context, pin_file: Path | None, admin: bool) -> None:
+def pin_verify(ctx: click.Context, pin_file: Path | None, admin: bool, as_json: bool) -> None:
     """Check a PIN (spends a try when wrong)."""
     with _session(ctx) as s:
         if admin:
@@ -291,87 +312,139 @@ def pin_verify(ctx: click.Context, pin_file: Path | None, admin: bool) -> None:
         else:
             _verify_user(s, pin_file)
         status = s.pin_status(PinRef.ADMIN if admin else PinRef.USER)
-    click.echo(f"PIN correct ({status.remaining}/{status.max_retries} tries available)")
+    emit(
+        {"pin": "admin" if admin else "user", "correct": True, "remaining": status.remaining,
+         "max_retries": status.max_retries},
+        f"PIN correct ({status.remaining}/{status.max_retries} tries available)",
+    )  # fmt: skip
 
 
-@pin_group.command("change")
+@pin_group.command(
+    "change",
+    epilog=examples(
+        "ebank-auth token pin change",
+        "ebank-auth token pin change --pin-file old.txt --new-pin-file new.txt --json",
+        "ebank-auth token pin change --admin",
+    ),
+)
 @_device_options
 @_pin_options
-@click.option("--new-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--new-pin-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the new PIN from this file's first line (else $EBANK_AUTH_NEW_PIN or a prompt).",
+)
 @click.option("--admin", is_flag=True, help="Change the admin (SO) PIN instead.")
+@json_option
 @click.pass_context
 def pin_change(
-    ctx: click.Context, pin_file: Path | None, new_pin_file: Path | None, admin: bool
+    ctx: click.Context,
+    pin_file: Path | None,
+    new_pin_file: Path | None,
+    admin: bool,
+    as_json: bool,
 ) -> None:
     """Change a PIN (new PIN: 6-16 characters, not trivial)."""
     env = "EBANK_AUTH_ADMIN_PIN" if admin else "EBANK_AUTH_PIN"
     old = _read_secret(pin_file, env, "Current admin PIN" if admin else "Current PIN")
     new = _read_secret(new_pin_file, "EBANK_AUTH_NEW_PIN", "New PIN", confirm=True)
-    try:
-        from ebank_auth.usbkey.protocol import check_pin_complexity
+    from ebank_auth.usbkey.protocol import check_pin_complexity
 
-        check_pin_complexity(new)
-    except PinPolicyError as exc:
-        _fail(exc.message, 2)
+    check_pin_complexity(new)  # PinPolicyError is an input error (2) before touching the token
     with _session(ctx) as s:
         s.change_pin(old, new, PinRef.ADMIN if admin else PinRef.USER)
-    click.echo("PIN changed")
+    emit({"pin": "admin" if admin else "user", "changed": True}, "PIN changed")
 
 
-@pin_group.command("unblock")
+_admin_pin_file = click.option(
+    "--admin-pin-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the admin (SO) PIN from this file's first line (else $EBANK_AUTH_ADMIN_PIN or a "
+    "prompt).  A locked admin PIN is final: the token must be replaced.",
+)
+
+
+@pin_group.command(
+    "unblock",
+    epilog=examples(
+        "ebank-auth token pin unblock",
+        "ebank-auth token pin unblock --admin-pin-file so.txt --new-pin-file new.txt --json",
+    ),
+)
 @_device_options
-@click.option("--admin-pin-file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--new-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@_admin_pin_file
+@click.option(
+    "--new-pin-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the new user PIN from this file's first line (else $EBANK_AUTH_NEW_PIN or a prompt).",
+)
+@json_option
 @click.pass_context
-def pin_unblock(ctx: click.Context, admin_pin_file: Path | None, new_pin_file: Path | None) -> None:
+def pin_unblock(
+    ctx: click.Context, admin_pin_file: Path | None, new_pin_file: Path | None, as_json: bool
+) -> None:
     """Unblock the user PIN with the admin (SO) PIN and set a new user PIN."""
     admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
     new = _read_secret(new_pin_file, "EBANK_AUTH_NEW_PIN", "New user PIN", confirm=True)
     with _session(ctx) as s:
         s.unblock_pin(admin, new)
-    click.echo("user PIN unblocked and set; retry counter reset")
+    emit({"unblocked": True}, "user PIN unblocked and set; retry counter reset")
 
 
-@pin_group.command("status")
+@pin_group.command(
+    "status",
+    epilog=examples("ebank-auth token pin status", "ebank-auth token pin status --json"),
+)
 @_device_options
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def pin_status(ctx: click.Context, as_json: bool) -> None:
     """Retry counters of the user and admin PIN."""
     with _session(ctx) as s:
         user = s.pin_status(PinRef.USER)
         admin = s.pin_status(PinRef.ADMIN)
-    if as_json:
-        doc = {
-            p.ref.name.lower(): {
-                "max_retries": p.max_retries,
-                "remaining": p.remaining,
-                "locked": p.locked,
-            }
-            for p in (user, admin)
+    doc = {
+        p.ref.name.lower(): {
+            "max_retries": p.max_retries,
+            "remaining": p.remaining,
+            "locked": p.locked,
         }
-        click.echo(json.dumps(doc, indent=2))
-        return
+        for p in (user, admin)
+    }
+    lines = []
     for p in (user, admin):
         state = "LOCKED" if p.locked else "ok"
-        click.echo(f"{p.ref.name.lower():5}  {p.remaining}/{p.max_retries} tries left  {state}")
+        if p.locked and p.ref is PinRef.ADMIN:
+            state = "LOCKED (final: the token must be replaced)"
+        lines.append(f"{p.ref.name.lower():5}  {p.remaining}/{p.max_retries} tries left  {state}")
+    emit(doc, lines)
 
 
-@pin_group.command("retries")
+@pin_group.command(
+    "retries",
+    epilog=examples(
+        "ebank-auth token pin retries 5",
+        "ebank-auth token pin retries 3 --for-admin --admin-pin-file so.txt --json",
+    ),
+)
 @_device_options
 @click.argument("limit", type=click.IntRange(1, 10))
-@click.option("--admin-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@_admin_pin_file
 @click.option("--for-admin", is_flag=True, help="Set the admin PIN's limit instead.")
+@json_option
 @click.pass_context
 def pin_retries(
-    ctx: click.Context, limit: int, admin_pin_file: Path | None, for_admin: bool
+    ctx: click.Context, limit: int, admin_pin_file: Path | None, for_admin: bool, as_json: bool
 ) -> None:
     """Set a PIN's retry limit (1-10, UK-3); needs the admin PIN."""
     admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
     with _session(ctx) as s:
         s.verify_pin(admin, PinRef.ADMIN)
         s.set_retry_limit(limit, PinRef.ADMIN if for_admin else PinRef.USER)
-    click.echo(f"retry limit set to {limit}")
+    emit(
+        {"pin": "admin" if for_admin else "user", "retry_limit": limit},
+        f"retry limit set to {limit}",
+    )
 
 
 # ---------------------------------------------------------------------------- keys
@@ -390,9 +463,17 @@ def _pem(der: bytes, label: str) -> str:
     return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
 
 
-@key_group.command("generate")
+@key_group.command(
+    "generate",
+    epilog=examples(
+        "ebank-auth token key generate --public-key-out sign-pub.pem",
+        "ebank-auth token key generate --usage login --algorithm rsa2048 --json",
+    ),
+)
 @_device_options
-@click.option("--alg", type=click.Choice(sorted(_ALGS)), default="sm2", show_default=True)
+@click.option(
+    "--algorithm", "alg", type=click.Choice(sorted(_ALGS)), default="sm2", show_default=True
+)
 @click.option("--container", default=None, help="Container name (default: sign / login).")
 @click.option(
     "--usage",
@@ -401,8 +482,14 @@ def _pem(der: bytes, label: str) -> str:
     show_default=True,
     help="transaction: confirm-and-sign only; login: signs login-challenge digests.",
 )
-@click.option("--pub-out", type=click.Path(path_type=Path, dir_okay=False), help="Write SPKI PEM.")
+@click.option(
+    "--public-key-out",
+    "pub_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the public key (SPKI PEM) here (default: print it).",
+)
 @_pin_options
+@json_option
 @click.pass_context
 def key_generate(
     ctx: click.Context,
@@ -411,6 +498,7 @@ def key_generate(
     usage: str,
     pub_out: Path | None,
     pin_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Generate a key pair on the token; the private key never leaves it (UK-1)."""
     name = container or (DEFAULT_LOGIN_CONTAINER if usage == "login" else DEFAULT_CONTAINER)
@@ -418,27 +506,39 @@ def key_generate(
         _verify_user(s, pin_file)
         info = s.generate_key(name, _ALGS[alg], _USAGES[usage])
     pem = _pem(info.public_key_der, "PUBLIC KEY")
+    doc = {"container": name, "algorithm": alg, "usage": usage, "public_key_pem": pem,
+           "public_key_out": str(pub_out) if pub_out else None}  # fmt: skip
     if pub_out is not None:
         pub_out.write_text(pem, encoding="ascii")
-        click.echo(f"{alg} key generated in container {name!r}; public key written to {pub_out}")
+        emit(doc, f"{alg} key generated in container {name!r}; public key written to {pub_out}")
     else:
-        click.echo(f"{alg} key generated in container {name!r}:")
-        click.echo(pem, nl=False)
+        emit(doc, f"{alg} key generated in container {name!r}:\n{pem.rstrip()}")
 
 
-@key_group.command("export")
+@key_group.command(
+    "export",
+    epilog=examples(
+        "ebank-auth token key export --out sign-pub.pem",
+        "ebank-auth token key export --container login --json",
+    ),
+)
 @_device_options
 @click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Output file (default stdout)."
+)
+@json_option
 @click.pass_context
-def key_export(ctx: click.Context, container: str, out: Path | None) -> None:
+def key_export(ctx: click.Context, container: str, out: Path | None, as_json: bool) -> None:
     """Export a container's public key (SPKI PEM).  Private keys cannot be exported."""
     with _session(ctx) as s:
         info = s.public_key(container)
     pem = _pem(info.public_key_der, "PUBLIC KEY")
     if out is not None:
         out.write_text(pem, encoding="ascii")
-    else:
+    if as_json:
+        emit({"container": container, "public_key_pem": pem, "out": str(out) if out else None})
+    elif out is None:
         click.echo(pem, nl=False)
 
 
@@ -448,45 +548,74 @@ def cert_group() -> None:
     """Import and export the certificate of a key container."""
 
 
-@cert_group.command("import")
+@cert_group.command(
+    "import",
+    epilog=examples(
+        "ebank-auth token cert import alice.pem",
+        "ebank-auth token cert import alice-login.pem --container login --json",
+    ),
+)
 @_device_options
 @click.argument("cert_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
 @_pin_options
+@json_option
 @click.pass_context
-def cert_import(ctx: click.Context, cert_file: Path, container: str, pin_file: Path | None) -> None:
+def cert_import(
+    ctx: click.Context, cert_file: Path, container: str, pin_file: Path | None, as_json: bool
+) -> None:
     """Store CERT_FILE (PEM/DER) in the container; it must match the container's key."""
     data = cert_file.read_bytes()
     with _session(ctx) as s:
         _verify_user(s, pin_file)
         s.import_certificate(data, container)
-    click.echo(f"certificate stored in container {container!r}")
+    emit({"container": container, "stored": True}, f"certificate stored in container {container!r}")
 
 
-@cert_group.command("export")
+@cert_group.command(
+    "export",
+    epilog=examples(
+        "ebank-auth token cert export --out alice.pem",
+        "ebank-auth token cert export --der --out alice.cer",
+        "ebank-auth token cert export --json",
+    ),
+)
 @_device_options
 @click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--der", is_flag=True, help="DER instead of PEM.")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Output file (default stdout)."
+)
+@click.option("--der", is_flag=True, help="DER instead of PEM (needs --out).")
+@json_option
 @click.pass_context
-def cert_export(ctx: click.Context, container: str, out: Path | None, der: bool) -> None:
+def cert_export(
+    ctx: click.Context, container: str, out: Path | None, der: bool, as_json: bool
+) -> None:
     """Write the container's certificate (PEM, or DER with --der)."""
     with _session(ctx) as s:
         data = s.export_certificate(container)
+    pem = _pem(data, "CERTIFICATE")
     if der:
         if out is None:
             _fail("--der needs --out FILE", 2)
         out.write_bytes(data)
-        return
-    pem = _pem(data, "CERTIFICATE")
-    if out is not None:
+    elif out is not None:
         out.write_text(pem, encoding="ascii")
-    else:
+    if as_json:
+        emit({"container": container, "certificate_pem": pem, "out": str(out) if out else None})
+    elif out is None:
         click.echo(pem, nl=False)
 
 
 # ---------------------------------------------------------------------------- signing
-@token.command("sign")
+@token.command(
+    "sign",
+    epilog=examples(
+        "ebank-auth token sign --tx tx.json --signature-out tx.sig",
+        "ebank-auth token sign --tx tx.json --lang en --json",
+        "ebank-auth token sign --digest $(ebank-auth crypto sm3 challenge.bin | cut -c1-64)",
+    ),
+)
 @_device_options
 @click.option(
     "--tx",
@@ -497,9 +626,18 @@ def cert_export(ctx: click.Context, container: str, out: Path | None, der: bool)
 @click.option("--digest", "digest_hex", help="32-byte SM3 digest (hex) of a login challenge.")
 @click.option("--container", default=None, help="Container (default: sign / login).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-@click.option("--signature-out", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--signed-out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--signature-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the signature (DER) here.",
+)
+@click.option(
+    "--signed-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the exact bytes the token signed here (for crypto sm2 verify --in).",
+)
 @_pin_options
+@json_option
 @click.pass_context
 def sign_cmd(
     ctx: click.Context,
@@ -510,6 +648,7 @@ def sign_cmd(
     signature_out: Path | None,
     signed_out: Path | None,
     pin_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Confirm-and-sign a transaction (--tx), or sign a login digest (--digest)."""
     if (tx_file is None) == (digest_hex is None):
@@ -519,16 +658,12 @@ def sign_cmd(
 
         try:
             tx = Transaction.from_dict(json.loads(tx_file.read_text(encoding="utf-8")))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             _fail(f"cannot read transaction {tx_file}: {exc}", 2)
-        except EbankAuthError as exc:
-            _fail(exc.message, 2)
         name = container or DEFAULT_CONTAINER
         with _session(ctx) as s:
             _verify_user(s, pin_file)
-            click.echo(
-                "check the transaction on the token's display and press its button…", err=True
-            )
+            info("check the transaction on the token's display and press its button…")
             result = s.confirm_and_sign(tx, name, lang)
             pub = s.public_key(name)
         if signature_out is not None:
@@ -545,7 +680,17 @@ def sign_cmd(
             "displayed": result.display_text,
             "public_key_pem": _pem(pub.public_key_der, "PUBLIC KEY"),
         }
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        lines = [
+            f"signed transaction {tx.tx_id} on token {result.serial} "
+            f"(container {result.container!r}, {result.algorithm.name})",
+            f"displayed: {result.display_text}",
+            f"signature: {result.signature.hex()}",
+        ]
+        if signature_out is not None:
+            lines.append(f"signature written to {signature_out}")
+        if signed_out is not None:
+            lines.append(f"signed bytes written to {signed_out}")
+        emit(doc, lines)
         return
     assert digest_hex is not None
     try:
@@ -560,15 +705,21 @@ def sign_cmd(
         signature = s.sign_digest(digest, name)
     if signature_out is not None:
         signature_out.write_bytes(signature)
-    click.echo(signature.hex())
+    emit({"container": name, "signature": signature.hex()}, signature.hex())
 
 
 # ---------------------------------------------------------------------------- conformance
-@token.command("conformance")
+@token.command(
+    "conformance",
+    epilog=examples(
+        "ebank-auth token conformance",
+        "ebank-auth token conformance --pin-file pin.txt --admin-pin-file so.txt --yes --json",
+    ),
+)
 @_device_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@json_option
 @_pin_options
-@click.option("--admin-pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@_admin_pin_file
 @click.option("--yes", is_flag=True, help="Do not ask before modifying the token.")
 @click.pass_context
 def conformance_cmd(
@@ -593,18 +744,16 @@ def conformance_cmd(
     admin = _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin PIN")
 
     def prompt(message: str) -> None:
-        click.echo(f">> {message}", err=True)
+        info(f">> {message}")
 
     from ebank_auth.usbkey.connect import open_connection
 
     reader, transport = _where(opts)
-    try:
-        with open_connection(reader, transport=transport) as conn:
-            report = run_conformance(conn, _trust(opts), user, admin, prompt=prompt)
-    except EbankAuthError as exc:
-        _fail(exc.message, 1)
+    with open_connection(reader, transport=transport) as conn:  # service and reader first
+        report = run_conformance(conn, _trust(opts), user, admin, prompt=prompt)
     if as_json:
-        click.echo(report.dumps())
+        failed = TokenError("conformance FAILED: see the checks marked fail")
+        verdict(report.passed, report.to_json(), None, error=None if report.passed else failed)
     else:
         click.echo(f"token {report.serial} (firmware {report.firmware_version}) at {report.reader}")
         for c in report.checks:

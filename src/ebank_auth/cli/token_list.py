@@ -1,29 +1,32 @@
 """``ebank-auth token list``: every PC/SC reader and HID token, with card presence.
 
 Exposed as the click command ``token_list``; the ``token`` group attaches it as ``list``.
-Exit codes: 0 at least one device found, 1 none found (the reason is printed).
+Exit codes: 0 at least one device found, 3 none found (no reader or pcscd: the
+reason is printed), as every command (see :mod:`ebank_auth.cli`).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
+from ebank_auth.errors import ReaderNotFound
 from ebank_auth.usbkey.transport.discovery import list_devices
+
+from ._output import Command, emit, examples, json_option
 
 __all__ = ["token_list"]
 
 
-@click.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.command(
+    "list", cls=Command, epilog=examples("ebank-auth token list", "ebank-auth token list --json")
+)
+@json_option
 def token_list(as_json: bool) -> None:
     """List PC/SC readers (with card presence and ATR) and HID tokens."""
     found = list_devices()
-    if as_json:
-        click.echo(json.dumps(found.to_json(), indent=2, ensure_ascii=False))
-    else:
+    if as_json and found.devices:
+        emit(found.to_json())
+    elif not as_json:
         for i, dev in enumerate(found.devices):
             if dev.kind.value == "pcsc":
                 card = "token present" if dev.card_present else "empty"
@@ -34,13 +37,12 @@ def token_list(as_json: bool) -> None:
                 serial = f"  serial {dev.serial}" if dev.serial else ""
                 click.echo(f"{i}  {dev.kind.value}  {dev.name}{serial}")
         for source, reason in found.unavailable.items():
-            if source == "hid" and found.devices:
-                continue  # HID support is optional: only worth saying when nothing was found
+            if source == "hid" or not found.devices:
+                continue  # HID is optional; with nothing found, the error below names the reasons
             click.echo(f"note: {source}: {reason}", err=True)
-        if not found.devices:
-            click.echo(
-                "error: no token or reader found: plug in the token, or start pcscd and the "
-                "software token ('ebank-auth emulator start')",
-                err=True,
-            )
-    sys.exit(0 if found.devices else 1)
+    if not found.devices:
+        reasons = "; ".join(f"{k}: {v}" for k, v in found.unavailable.items())
+        raise ReaderNotFound(
+            "no token or reader found: plug in the token, or start pcscd and the "
+            "software token ('ebank-auth emulator start')" + (f" ({reasons})" if reasons else "")
+        )

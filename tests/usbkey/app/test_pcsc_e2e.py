@@ -120,7 +120,9 @@ def test_cli_workflow(
     assert doc["serial"] == token.serial and doc["genuine"] is True
 
     pub = tmp_path / "pub.pem"
-    gen = cli(pcscd_vpcd, state, "key", "generate", "--alg", "sm2", "--pub-out", str(pub))
+    gen = cli(
+        pcscd_vpcd, state, "key", "generate", "--algorithm", "sm2", "--public-key-out", str(pub)
+    )
     assert gen.returncode == 0, gen.stderr
 
     txf = tmp_path / "tx.json"
@@ -147,6 +149,7 @@ def test_cli_workflow(
         str(sig),
         "--signed-out",
         str(signed),
+        "--json",
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -209,13 +212,13 @@ def test_cli_not_genuine(
 def test_cli_no_card_and_no_pcscd(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
     SoftToken(tmp_path / "t")
     empty = cli(pcscd_vpcd, tmp_path / "t", "--reader", pcscd_vpcd.readers[1], "info")
-    assert empty.returncode == 1 and "insert the token" in empty.stderr, empty.stderr
+    assert empty.returncode == 3 and "insert the token" in empty.stderr, empty.stderr
     missing = cli(pcscd_vpcd, tmp_path / "t", "conformance", "--reader", "No Such Reader", "--yes")
-    assert missing.returncode == 1 and "no reader named" in missing.stderr, missing.stderr
+    assert missing.returncode == 3 and "no reader named" in missing.stderr, missing.stderr
     nopcscd = cli(
         pcscd_vpcd, tmp_path / "t", "info", PCSCLITE_CSOCK_NAME=str(tmp_path / "nothing.comm")
     )
-    assert nopcscd.returncode == 1 and "pcscd" in nopcscd.stderr, nopcscd.stderr
+    assert nopcscd.returncode == 3 and "pcscd" in nopcscd.stderr, nopcscd.stderr
 
 
 def test_cli_pin_never_on_the_command_line(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
@@ -227,7 +230,7 @@ def test_cli_pin_never_on_the_command_line(pcscd_vpcd: PcscdVpcd, tmp_path: Path
 def test_cli_reader_busy(inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd) -> None:
     with open_reader(pcscd_vpcd.readers[0]):  # exclusive, as a bank client plug-in would
         res = cli(pcscd_vpcd, inserted[1], "info")
-    assert res.returncode == 1 and "exclusively" in res.stderr, res.stdout + res.stderr
+    assert res.returncode == 3 and "exclusively" in res.stderr, res.stdout + res.stderr
 
 
 def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
@@ -253,7 +256,9 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
         assert wait_for_card(pcscd_vpcd.readers[1], 30)
         reader = ("--reader", pcscd_vpcd.readers[1])
         pub = tmp_path / "pub.pem"
-        gen = run("token", *reader, "key", "generate", "--alg", "sm2", "--pub-out", str(pub))
+        gen = run(
+            "token", *reader, "key", "generate", "--algorithm", "sm2", "--public-key-out", str(pub)
+        )
         assert gen.returncode == 0, gen.stderr
         txf = tmp_path / "tx.json"
         txf.write_text(
@@ -284,7 +289,15 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
         )
         assert res.returncode == 0, res.stderr
         ok = run(
-            "crypto", "sm2", "verify", "--pub", str(pub), "--in", str(signed), "--sig", str(sig)
+            "crypto",
+            "sm2",
+            "verify",
+            "--public-key",
+            str(pub),
+            "--in",
+            str(signed),
+            "--signature",
+            str(sig),
         )
         assert ok.returncode == 0 and "valid" in ok.stdout, ok.stdout + ok.stderr
     finally:
