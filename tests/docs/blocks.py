@@ -49,7 +49,9 @@ def parse(path: Path) -> list[Block]:
         fence, info = m["fence"], m["info"].strip()
         lang = info.split()[0].lower() if info else ""
         j = i + 1
-        while j < len(lines) and not re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[j]):
+        while j < len(lines) and not re.match(
+            rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[j]
+        ):
             j += 1
         if j == len(lines):
             raise ValueError(f"{path}:{i + 1}: unclosed code fence")
@@ -58,7 +60,13 @@ def parse(path: Path) -> list[Block]:
             k -= 1
         marker = _NOT_RUN.match(lines[k]) if k >= 0 else None
         blocks.append(
-            Block(path, i + 2, lang, "\n".join(lines[i + 1 : j]) + "\n", marker["why"] if marker else None)
+            Block(
+                path,
+                i + 2,
+                lang,
+                "\n".join(lines[i + 1 : j]) + "\n",
+                marker["why"] if marker else None,
+            )
         )
         i = j + 1
     return blocks
@@ -70,4 +78,7 @@ def all_blocks() -> list[Block]:
 
 def needs_shell_run(block: Block) -> bool:
     """Shell blocks are run when they call ebank-auth or openssl."""
-    return block.lang in SHELL and re.search(r"(^|[\s;|&(])(ebank-auth|openssl)\s", block.code) is not None
+    return (
+        block.lang in SHELL
+        and re.search(r"(^|[\s;|&(])(ebank-auth|openssl)\s", block.code) is not None
+    )

@@ -1,10 +1,14 @@
 """Every code block in README.md and docs/ is executed, so the documentation cannot drift.
 
 * ``python`` blocks of one file run in order in one namespace, in a fresh temporary working
-  directory, like a doctest session (one test per file).
+  directory, like a doctest session (one test per file).  A file whose python opens a PC/SC
+  reader (``open_reader``) gets a real, isolated pcscd with the software token in its first
+  reader ("Virtual PCD 00 00"), its state in ``$EBANK_AUTH_HOME/token`` as ``ebank-auth
+  emulator start`` would keep it.
 * ``sh``/``bash``/``console`` blocks that call ``ebank-auth`` or ``openssl`` run in ``bash -e``
   in a fresh temporary directory, with ``ebank-auth`` from this source tree on ``PATH`` and
-  ``EBANK_AUTH_HOME`` pointing into the temporary directory (one test per block).  A block that
+  ``HOME`` in the temporary directory, so the default locations are the test's own (one test
+  per block).  A block that
   uses the software token (``emulator start``) gets a real, isolated pcscd + vpcd: the
   machine-level set-up lines it shows (``apt-get``, ``pip install``, ``pcscd``) are done by the
   fixture instead, and ``emulator start`` is pointed at that pcscd's private vpcd port.
@@ -15,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -40,13 +45,26 @@ def _id(p: Path) -> str:
 
 
 @pytest.mark.parametrize("path", _PY_FILES, ids=_id)
-def test_python_blocks(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_blocks(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EBANK_AUTH_HOME", str(tmp_path / "ebank-auth-home"))
+    home = tmp_path / "ebank-auth-home"
+    monkeypatch.setenv("EBANK_AUTH_HOME", str(home))
+    blocks = [b for b in BLOCKS if b.path == path and b.lang in PYTHON and b.not_run is None]
+    with contextlib.ExitStack() as stack:
+        if any("open_reader" in b.code for b in blocks):
+            from ebank_auth.usbkey.emulator.card import SoftToken
+            from ebank_auth.usbkey.emulator.display import AutoApprove
+
+            svc = request.getfixturevalue("pcscd_vpcd")
+            stack.enter_context(svc.inserted(SoftToken(home / "token", AutoApprove()), reader=0))
+        _run_python(path, blocks)
+
+
+def _run_python(path: Path, blocks: list[Block]) -> None:
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for block in [b for b in BLOCKS if b.path == path and b.lang in PYTHON]:
-        if block.not_run is not None:
-            continue
+    for block in blocks:
         # pad so that a traceback names the Markdown file and its real line numbers
         code = compile("\n" * (block.line - 1) + block.code, str(path), "exec")
         try:
@@ -91,10 +109,17 @@ def test_shell_block(block: Block, tmp_path: Path, request: pytest.FixtureReques
         **os.environ,
         "PATH": f"{_bin_dir(tmp_path)}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
-        "HOME": str(tmp_path / "home"),
-        "EBANK_AUTH_HOME": str(tmp_path / "home" / "ebank-auth"),
+        "HOME": str(tmp_path / "home"),  # so ~/.local/share/ebank-auth is the test's own
     }
-    for var in ("XDG_DATA_HOME", "EBANK_AUTH_STORE", "EBANK_AUTH_TOKEN_STATE", "EBANK_AUTH_PIN"):
+    for var in (
+        "XDG_DATA_HOME",
+        "EBANK_AUTH_HOME",
+        "EBANK_AUTH_STORE",
+        "EBANK_AUTH_TOKEN_STATE",
+        "EBANK_AUTH_PIN",
+        "EBANK_AUTH_ADMIN_PIN",
+        "EBANK_AUTH_NEW_PIN",
+    ):
         env.pop(var, None)
     script = "set -eu\n"
     if _uses_token(block):
