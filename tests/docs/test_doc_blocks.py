@@ -2,7 +2,7 @@
 
 * ``python`` blocks of one file run in order in one namespace, in a fresh temporary working
   directory, like a doctest session (one test per file).  A file whose python opens a PC/SC
-  reader (``open_reader``) gets a real, isolated pcscd with the software token in its first
+  reader (calls ``open_reader(…)``) gets a real, isolated pcscd with the software token in its first
   reader ("Virtual PCD 00 00"), its state in ``$EBANK_AUTH_HOME/token`` as ``ebank-auth
   emulator start`` would keep it.
 * ``sh``/``bash``/``console`` blocks that call ``ebank-auth`` or ``openssl`` run in ``bash -e``
@@ -53,7 +53,7 @@ def test_python_blocks(
     monkeypatch.setenv("EBANK_AUTH_HOME", str(home))
     blocks = [b for b in BLOCKS if b.path == path and b.lang in PYTHON and b.not_run is None]
     with contextlib.ExitStack() as stack:
-        if any("open_reader" in b.code for b in blocks):
+        if any("open_reader(" in b.code for b in blocks):
             from ebank_auth.usbkey.emulator.card import SoftToken
             from ebank_auth.usbkey.emulator.display import AutoApprove
 
