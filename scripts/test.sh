@@ -9,6 +9,10 @@ status=0
 echo "== ruff"; .venv/bin/ruff check src tests benchmarks || status=1
 .venv/bin/ruff format --check -q src tests benchmarks || { echo "ruff format: run .venv/bin/ruff format"; status=1; }
 echo "== mypy (strict, src/)"; .venv/bin/mypy || status=1
+echo "== docs (mkdocs build --strict: the site and the API reference from the docstrings)"
+site=$(mktemp -d)  # not -q: with -q mkdocs drops warnings and --strict passes
+.venv/bin/mkdocs build --strict --site-dir "$site" || { echo "docs: fix the warnings above"; status=1; }
+rm -rf "$site"
 echo "== pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 rc=$?

@@ -136,9 +136,9 @@ class CertificateRevocationList:
             return False
         return at is None or entry.revocation_date <= _as_utc(at)
 
-    def is_fresh(self, at: dt.datetime) -> bool:
-        """thisUpdate ≤ at, and at ≤ nextUpdate when nextUpdate is present."""
-        at = _as_utc(at)
+    def is_fresh(self, at: dt.datetime | None = None) -> bool:
+        """thisUpdate ≤ at, and at ≤ nextUpdate when nextUpdate is present (``at``: now if None)."""
+        at = _as_utc(at) if at is not None else dt.datetime.now(dt.timezone.utc)
         if at < self.this_update:
             return False
         return self.next_update is None or at <= self.next_update
