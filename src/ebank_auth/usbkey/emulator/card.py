@@ -163,13 +163,14 @@ class SoftToken:
         self.firmware_hash = firmware_image_hash or firmware_hash()
         if firmware_image_hash is None:
             self.manufacturer.release_firmware(firmware_version, self.firmware_hash)
-        if self._file.exists():
-            self._state = self._file.load()
-        else:
-            self._state = self._personalise(
-                serial, label, retry_limit, admin_retry_limit, user_pin, admin_pin
-            )
-            self._file.save(self._state)
+        with self._file.locked():  # two first starts on one directory personalise only once
+            if self._file.exists():
+                self._state = self._file.load()
+            else:
+                self._state = self._personalise(
+                    serial, label, retry_limit, admin_retry_limit, user_pin, admin_pin
+                )
+                self._file.save(self._state)
         self._device_key = sm2.load_pem_private_key(self._state.device_key_pem)
         self._info = DeviceInfo(
             serial=self._state.serial,
@@ -265,9 +266,13 @@ class SoftToken:
     def process_apdu(self, apdu: bytes) -> bytes:
         """One command APDU in, one response APDU out.  Never raises for bad input."""
         try:
-            data, sw = self._process(bytes(apdu))
-        except StoreError:
-            logger.error("token state could not be written: command refused")
+            with self._file.locked():
+                # another token object (or process) on this state may have spent a PIN try or
+                # changed a key since our last command: work on what is stored, never a stale copy
+                self._state = self._file.load()
+                data, sw = self._process(bytes(apdu))
+        except (StoreError, EncodingError):
+            logger.error("token state could not be read or written: command refused")
             data, sw = b"", Sw.MEMORY_FAILURE
         except Exception:  # a card never crashes the reader: answer 6F00
             logger.exception("software token internal error")
