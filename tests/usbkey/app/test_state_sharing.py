@@ -145,3 +145,24 @@ def test_daemons_started_together_on_one_state_dir_leave_exactly_one(tmp_path: P
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
+
+
+def test_stop_never_signals_a_process_that_is_not_the_lock_holder(tmp_path: Path) -> None:
+    """A stale pid file naming an unrelated process whose command line says 'emulator' (issue 10 #9)."""
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "emulator", "bystander"]
+    )
+    try:
+        cmdline = Path(f"/proc/{bystander.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while b"bystander" not in cmdline.read_bytes():  # wait until it has exec'd
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        (tmp_path / daemon.PID_FILE).write_text(f"{bystander.pid}\n")
+        assert not daemon.status(tmp_path).running
+        assert daemon.stop(tmp_path, timeout=2) is False
+        time.sleep(0.2)
+        assert bystander.poll() is None, "stop signalled a process that is not our token"
+    finally:
+        bystander.kill()
+        bystander.wait(timeout=10)
