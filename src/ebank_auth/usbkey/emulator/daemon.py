@@ -13,7 +13,8 @@ persistent state, the daemon keeps there:
 
 The process runs a :class:`~ebank_auth.usbkey.emulator.vpcd.VpcdLink` to vpcd (inside pcscd) with
 a card made by a factory called with the state directory — by default
-``ebank_auth.usbkey.emulator.card:SoftToken``.  It reconnects when pcscd restarts and stops
+``ebank_auth.usbkey.emulator.card:demo_token`` (a simulated customer who approves unless the
+screen says ``REJECT``).  It reconnects when pcscd restarts and stops
 cleanly on SIGTERM/SIGINT.  ``python -m ebank_auth.usbkey.emulator.daemon`` runs it in the
 foreground (that is what ``start`` spawns in the background).
 """
@@ -58,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger("ebank_auth.usbkey.emulator.daemon")
 
-DEFAULT_CARD = "ebank_auth.usbkey.emulator.card:SoftToken"
+DEFAULT_CARD = "ebank_auth.usbkey.emulator.card:demo_token"
 PID_FILE = "emulator.pid"
 STATUS_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
