@@ -64,8 +64,10 @@ def test_allowlist_round_trip(token: SoftToken) -> None:
 def test_cloned_certificate_without_the_key_refused(token: SoftToken) -> None:
     """A token that copies a genuine device certificate cannot sign the handshake."""
     clone = SoftToken(None, AutoApprove())
-    clone._state = dataclasses.replace(
-        clone._state, serial=token.serial, device_cert_der=token.state.device_cert_der
+    clone._save(  # persisted: the card re-reads its state for every command
+        dataclasses.replace(
+            clone._state, serial=token.serial, device_cert_der=token.state.device_cert_der
+        )
     )
     clone._info = dataclasses.replace(clone._info, serial=token.serial)
     clone._info_bytes = clone._info.encode()

@@ -89,7 +89,9 @@ def test_start_status_list_stop(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
 
 def test_foreground_stops_cleanly_on_sigterm(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
     state = tmp_path / "fg"
-    env = pcscd_vpcd.subprocess_env(PYTHONPATH=TESTS_DIR)
+    env = pcscd_vpcd.subprocess_env(
+        PYTHONPATH=os.pathsep.join([TESTS_DIR, *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
     proc = subprocess.Popen(
         [
             sys.executable,

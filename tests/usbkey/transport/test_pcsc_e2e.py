@@ -15,9 +15,10 @@ import pytest
 
 from ebank_auth.errors import CardNotPresent, ReaderBusy, ReaderNotFound, TransportError
 from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu
+from ebank_auth.usbkey.emulator.sandbox import listening_ports as _listening_ports
 from ebank_auth.usbkey.transport import pcsc
 from ebank_auth.usbkey.transport.discovery import list_devices
-from plugins.pcscd import PRIMARY_SOCKET, PcscdVpcd, _listening_ports
+from plugins.pcscd import PRIMARY_SOCKET, PcscdVpcd
 from usbkey.transport.cards import ATR, INS_ECHO, INS_EXACT, TEST_AID, TestCard
 
 pytestmark = pytest.mark.pcsc

@@ -33,7 +33,12 @@ from ebank_auth.errors import EbankAuthError, EncodingError, PinPolicyError, Sto
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
 from ebank_auth.usbkey.apdu import CommandApdu, StatusWord
-from ebank_auth.usbkey.emulator.display import ConfirmationDevice, DisplayChoice, ReadingUser
+from ebank_auth.usbkey.emulator.display import (
+    AutoReject,
+    ConfirmationDevice,
+    DisplayChoice,
+    ReadingUser,
+)
 from ebank_auth.usbkey.emulator.factory import MANUFACTURER_NAME, Manufacturer
 from ebank_auth.usbkey.emulator.state import ContainerRecord, PinRecord, StateFile, TokenState
 from ebank_auth.usbkey.protocol import (
@@ -66,7 +71,7 @@ from ebank_auth.usbkey.protocol import (
 )
 from ebank_auth.usbkey.secure_channel import COUNTER_BYTES, SecureChannel, TokenHandshake
 
-__all__ = ["FIRMWARE_VERSION", "MAX_CONTAINERS", "SoftToken", "firmware_hash"]
+__all__ = ["FIRMWARE_VERSION", "MAX_CONTAINERS", "SoftToken", "demo_token", "firmware_hash"]
 
 logger = logging.getLogger("ebank_auth.usbkey.emulator.card")
 
@@ -123,7 +128,9 @@ class _Pending:
 class SoftToken:
     """A software USB Key: persistent state in ``state_dir`` (``None``: memory only).
 
-    ``display`` is the token's screen and button (default :class:`ReadingUser`).
+    ``display`` is the token's screen and button.  Choose one: with none the token refuses
+    every confirmation (and logs why) — it never approves on a customer's behalf.  The
+    background emulator uses :func:`demo_token` (a simulated customer, :class:`ReadingUser`).
     ``retry_limit``/``admin_retry_limit`` and the PINs apply when a new token is
     created (1..10, UK-3).  ``fault_hook(point)`` is called at named points
     (``"pin-decremented"``) after state was persisted — tests raise there to
@@ -150,7 +157,14 @@ class SoftToken:
         check_retry_limit(retry_limit)
         check_retry_limit(admin_retry_limit)
         self.state_dir = None if state_dir is None else Path(state_dir)
-        self.display = display if display is not None else ReadingUser()
+        if display is None:
+            logger.warning(
+                "software token without a display: no display was chosen, so every "
+                "transaction will be refused; pass display=ReadingUser(), CallbackDisplay(...) "
+                "or TerminalDisplay(...)"
+            )
+            display = AutoReject()
+        self.display = display
         self.confirm_timeout = confirm_timeout
         self.fault_hook = fault_hook
         self._file = StateFile(self.state_dir)
@@ -163,13 +177,14 @@ class SoftToken:
         self.firmware_hash = firmware_image_hash or firmware_hash()
         if firmware_image_hash is None:
             self.manufacturer.release_firmware(firmware_version, self.firmware_hash)
-        if self._file.exists():
-            self._state = self._file.load()
-        else:
-            self._state = self._personalise(
-                serial, label, retry_limit, admin_retry_limit, user_pin, admin_pin
-            )
-            self._file.save(self._state)
+        with self._file.locked():  # two first starts on one directory personalise only once
+            if self._file.exists():
+                self._state = self._file.load()
+            else:
+                self._state = self._personalise(
+                    serial, label, retry_limit, admin_retry_limit, user_pin, admin_pin
+                )
+                self._file.save(self._state)
         self._device_key = sm2.load_pem_private_key(self._state.device_key_pem)
         self._info = DeviceInfo(
             serial=self._state.serial,
@@ -265,9 +280,13 @@ class SoftToken:
     def process_apdu(self, apdu: bytes) -> bytes:
         """One command APDU in, one response APDU out.  Never raises for bad input."""
         try:
-            data, sw = self._process(bytes(apdu))
-        except StoreError:
-            logger.error("token state could not be written: command refused")
+            with self._file.locked():
+                # another token object (or process) on this state may have spent a PIN try or
+                # changed a key since our last command: work on what is stored, never a stale copy
+                self._state = self._file.load()
+                data, sw = self._process(bytes(apdu))
+        except (StoreError, EncodingError):
+            logger.error("token state could not be read or written: command refused")
             data, sw = b"", StatusWord.MEMORY_FAILURE
         except Exception:  # a card never crashes the reader: answer 6F00
             logger.exception("software token internal error")
@@ -289,6 +308,10 @@ class SoftToken:
             return self._get_response(cmd)
         self._out = b""
         header = bytes((cmd.cla & ~CLA_CHAINING_BIT & 0xFF, cmd.ins, cmd.p1, cmd.p2))
+        if header[0] == CLA_ISO and cmd.ins == Ins.SELECT and not cmd.cla & CLA_CHAINING_BIT:
+            # SELECT opens a new session (the next client over pcscd): a chain another client
+            # left unfinished is dropped, never run and never answered with 6883
+            self._chain = None
         if cmd.cla & CLA_CHAINING_BIT:
             if self._chain is not None and self._chain[0] != header:
                 self._chain = None
@@ -831,3 +854,10 @@ _HANDLERS: Final[dict[Ins, _Handler]] = {
     Ins.SIGN_DIGEST: SoftToken._sign_digest,
     Ins.CONFIRM_AND_SIGN: SoftToken._confirm_and_sign,
 }
+
+
+def demo_token(state_dir: Path | None) -> SoftToken:
+    """The background emulator's token: a simulated customer who approves every screen that does
+    not contain ``REJECT`` (:class:`ReadingUser`), so scripts and the conformance command can
+    exercise both paths.  A stand-in for a person, chosen explicitly — never a default."""
+    return SoftToken(state_dir, ReadingUser())

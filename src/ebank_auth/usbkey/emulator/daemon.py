@@ -4,13 +4,17 @@ The software token keeps everything in one state directory (default
 ``$EBANK_AUTH_TOKEN_STATE`` or ``$XDG_DATA_HOME/ebank-auth/token``).  Besides the token's own
 persistent state, the daemon keeps there:
 
-* ``emulator.pid``  — pid of the running token process (written atomically);
+* ``emulator.lock`` — held with an exclusive ``flock`` for the whole life of the token process:
+  a second daemon on the same directory is refused at once (no pid-file race), and status/stop
+  trust only the process the kernel says holds it (``/proc/locks``), never a command-line match;
+* ``emulator.pid``  — pid of the running token process (written atomically, after the lock);
 * ``emulator.json`` — host/port of vpcd, whether it is connected, start time;
 * ``emulator.log``  — the background process's log.
 
 The process runs a :class:`~ebank_auth.usbkey.emulator.vpcd.VpcdLink` to vpcd (inside pcscd) with
 a card made by a factory called with the state directory — by default
-``ebank_auth.usbkey.emulator.card:SoftToken``.  It reconnects when pcscd restarts and stops
+``ebank_auth.usbkey.emulator.card:demo_token`` (a simulated customer who approves unless the
+screen says ``REJECT``).  It reconnects when pcscd restarts and stops
 cleanly on SIGTERM/SIGINT.  ``python -m ebank_auth.usbkey.emulator.daemon`` runs it in the
 foreground (that is what ``start`` spawns in the background).
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import importlib
 import json
 import logging
@@ -54,10 +59,11 @@ __all__ = [
 
 logger = logging.getLogger("ebank_auth.usbkey.emulator.daemon")
 
-DEFAULT_CARD = "ebank_auth.usbkey.emulator.card:SoftToken"
+DEFAULT_CARD = "ebank_auth.usbkey.emulator.card:demo_token"
 PID_FILE = "emulator.pid"
 STATUS_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
+LOCK_FILE = "emulator.lock"
 _MARKER = "ebank_auth.usbkey.emulator.daemon"
 
 
@@ -119,21 +125,47 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _is_our_process(pid: int) -> bool:
+def _lock_holder(state_dir: Path) -> tuple[bool, int | None]:
+    """(held, pid) for the daemon lock of ``state_dir``: the kernel, not a pid file, says who runs."""
+    path = state_dir / LOCK_FILE
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False, None
+    try:
         try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        return _MARKER in text or "emulator" in text
-    return True  # no /proc: trust the pid file
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            held = False
+        inode = os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
+    if not held:
+        return False, None
+    return True, _pid_holding(inode) or _read_pid(state_dir)
+
+
+def _pid_holding(inode: int) -> int | None:
+    """The pid /proc/locks names as holder of an exclusive flock on ``inode`` (None: unknown)."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4321 00:2d:1234 0 EOF"
+        if (
+            len(fields) >= 6
+            and fields[1] == "FLOCK"
+            and fields[3] == "WRITE"
+            and fields[5].rsplit(":", 1)[-1] == str(inode)
+        ):
+            with contextlib.suppress(ValueError):
+                return int(fields[4])
+    return None
 
 
 def _read_pid(state_dir: Path) -> int | None:
@@ -144,10 +176,10 @@ def _read_pid(state_dir: Path) -> int | None:
 
 
 def status(state_dir: Path | None = None) -> DaemonStatus:
-    """Status of the software token for ``state_dir``; a stale pid file counts as not running."""
+    """Status of the software token for ``state_dir``: running while its lock is held."""
     state_dir = Path(state_dir or default_state_dir())
-    pid = _read_pid(state_dir)
-    if pid is None or not _is_our_process(pid):
+    held, pid = _lock_holder(state_dir)
+    if not held:
         return DaemonStatus(running=False, state_dir=str(state_dir))
     info: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
@@ -177,10 +209,28 @@ def run_foreground(
     ``netns`` (Linux, root): a network namespace (``/proc/PID/ns/net``) in which to reach vpcd —
     for a pcscd isolated in its own namespace."""
     state_dir = Path(state_dir or default_state_dir())
-    state_dir.mkdir(parents=True, exist_ok=True)
-    current = status(state_dir)
-    if current.running and current.pid != os.getpid():
-        raise EmulatorError(f"the software token for {state_dir} already runs (pid {current.pid})")
+    if state_dir.exists() and not state_dir.is_dir():
+        raise EmulatorError(f"{state_dir} is a file: give --state a directory (it is created)")
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock_fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        _, pid = _lock_holder(state_dir)
+        raise EmulatorError(
+            f"the software token for {state_dir} already runs (pid {pid}): one process per "
+            "state directory, or two would share one PIN counter"
+        ) from None
+    try:
+        _serve(state_dir, host, port, card, netns)
+    finally:
+        os.close(lock_fd)  # releases the lock, after the pid and status files are gone
+
+
+def _serve(state_dir: Path, host: str, port: int, card: str, netns: str | None) -> None:
+    """Run the token with the daemon lock held (see :func:`run_foreground`)."""
+    _atomic_write(state_dir / PID_FILE, f"{os.getpid()}\n")
     token = load_card_factory(card)(state_dir)
     started = time.time()
 
@@ -208,7 +258,6 @@ def run_foreground(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     write_status(False)
-    _atomic_write(state_dir / PID_FILE, f"{os.getpid()}\n")
     logger.info("software token serving vpcd at %s:%s (state %s)", host, port, state_dir)
     try:
         link.run()
@@ -277,8 +326,9 @@ def start(
             raise EmulatorError(
                 f"the software token exited at start (code {proc.returncode}):\n{tail}"
             )
-        if _read_pid(state_dir) == proc.pid:
-            return status(state_dir)
+        current = status(state_dir)
+        if current.running and current.pid == proc.pid and (state_dir / STATUS_FILE).exists():
+            return current
         time.sleep(0.02)
     proc.terminate()
     raise EmulatorError(f"the software token did not start within {timeout:.0f}s; see {log_path}")
@@ -288,21 +338,27 @@ def stop(state_dir: Path | None = None, timeout: float = 10.0) -> bool:
     """Stop the software token for ``state_dir``.  False when it was not running."""
     state_dir = Path(state_dir or default_state_dir())
     current = status(state_dir)
-    if not current.running or current.pid is None:
+    if not current.running:
         with contextlib.suppress(OSError):
             (state_dir / PID_FILE).unlink()
         return False
+    if current.pid is None:
+        raise EmulatorError(
+            f"the software token for {state_dir} is starting or its holder is unknown: "
+            "wait a moment and run 'ebank-auth emulator stop' again"
+        )
     pid = current.pid
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _is_our_process(pid):
+        held, holder = _lock_holder(state_dir)
+        if not held or holder != pid:
             break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.02)
     else:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)  # still the lock holder: it is our daemon, hung
     with contextlib.suppress(OSError):
         (state_dir / PID_FILE).unlink()
     return True

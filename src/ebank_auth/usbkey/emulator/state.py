@@ -9,6 +9,11 @@ the same directory, ``fsync``s it, ``os.replace``s it over the old one and
 never a torn one.  The card calls :meth:`StateFile.save` *after* decrementing a
 retry counter and *before* comparing the PIN (anti-tearing, UK-3).
 
+Several token objects — in one process or in several — may open the same directory.  So
+that no interleaving of them grants an extra PIN try or writes an older counter back, the
+card runs every command inside :meth:`StateFile.locked` (an exclusive ``flock`` on
+``token-state.lock``, plus a thread lock) and re-reads the state first.
+
 With ``path=None`` the state lives in memory only (unit tests).
 """
 
@@ -17,12 +22,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -40,6 +48,7 @@ __all__ = [
 ]
 
 STATE_FILENAME: Final = "token-state.json"
+LOCK_FILENAME: Final = "token-state.lock"
 STATE_VERSION: Final = 1
 _PBKDF2_ITERATIONS: Final = 20_000
 
@@ -222,6 +231,31 @@ class StateFile:
         self.directory = directory
         self.path = None if directory is None else directory / STATE_FILENAME
         self._memory: dict[str, Any] | None = None
+        self._thread_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state exclusively: no other thread or process reads-modifies-writes meanwhile.
+
+        Not re-entrant.  Blocks while another holder runs its command (a command that waits for
+        the token's button holds it for as long as the customer takes to decide).
+        """
+        with self._thread_lock:
+            if self.directory is None:
+                yield
+                return
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(self.directory / LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot lock token state in {self.directory}: {exc.strerror}"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
 
     def exists(self) -> bool:
         if self.path is None:
