@@ -25,7 +25,8 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   ├── CertificateValidationError  (carries a machine-readable reason)
     │   └── CMSError
     ├── StoreError
-    │   └── ConflictError
+    │   ├── ConflictError
+    │   └── StoreIntegrityError       a stored value has the wrong type (edited by hand)
     ├── TokenError                     USB Key / V盾
     │   ├── TransportError
     │   ├── ApduError (sw)
@@ -104,6 +105,7 @@ __all__ = [
     "ServiceUnavailable",
     "SoftKeyboardError",
     "StoreError",
+    "StoreIntegrityError",
     "StoreUnavailable",
     "TokenError",
     "TokenNotGenuine",
@@ -238,6 +240,16 @@ class StoreUnavailable(StoreError, ServiceUnavailable):
 
 class ConflictError(StoreError):
     default_message = "concurrent update conflict: retry the operation"
+
+
+class StoreIntegrityError(StoreError):
+    """A stored value is not what the store wrote (wrong SQLite type, wrong Redis key
+    type): the database was edited outside ebank-auth.  Nothing is decided on it."""
+
+    default_message = (
+        "a value in the state store has the wrong type (edited outside ebank-auth): "
+        "refused; restore the database from a backup and investigate"
+    )
 
 
 # --------------------------------------------------------------------------- USB Key / token

@@ -161,3 +161,31 @@ def test_every_single_tampering_is_detected(
         assert report.first_bad is not None  # type: ignore[attr-defined]
     if expect_first_bad is not None:
         assert report.first_bad == expect_first_bad, (kind, report.error)  # type: ignore[attr-defined]
+
+
+@given(events, st.integers(1, 5), st.data())
+def test_rechained_suffix_with_patched_head_is_detected(
+    evs: list[tuple[str, str, str]], every: int, data: st.DataObject
+) -> None:
+    """Issue 11 item 1 (attack without the key): rewrite record i, re-chain every
+    record after it and put the new last hash into the head, keeping its signature.
+    A later checkpoint catches it, else the head's signature (which covers its hash)."""
+    records, head = build(evs, every)
+    n = len(records)
+    i = data.draw(st.integers(0, n - 1))
+    recs = list(records)
+    prev = parse_record(recs[i - 1])["hash"] if i else None
+    for j in range(i, n):
+        obj = parse_record(recs[j])
+        if prev is not None:
+            obj["prev"] = prev
+        if j == i:
+            obj["time"] = obj["time"] + "0"
+        obj["hash"] = record_hash(obj)
+        prev = obj["hash"]
+        recs[j] = canonical_json(obj)
+    forged = json.loads(head)
+    forged["hash"] = prev
+    report = check(recs, canonical_json(forged))
+    assert not report.ok  # type: ignore[attr-defined]
+    assert report.first_bad is not None or report.error.startswith("the signed head")  # type: ignore[attr-defined]

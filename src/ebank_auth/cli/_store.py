@@ -20,14 +20,23 @@ def default_store() -> str:
     return paths.default_store_url()
 
 
-def open_target(target: str | None) -> Store:
+def open_target(target: str | None, *, must_exist: bool = False) -> Store:
     """Open a store from a URL, or a plain path as SQLite; None is the default store.
 
     The default store's directory is created (mode 0700) on first use; any other
     plain path must exist, so a typo is an error rather than a new empty store.
+    ``must_exist`` (commands that only read, such as ``audit verify``): a SQLite store
+    given by URL or the default one must exist too; nothing is created.
     """
     if target is None:
         target = paths.default_store_url()
+    if must_exist and target.startswith("sqlite:"):
+        rest = target.split(":", 1)[1]
+        file = rest[2:].partition("?")[0] if rest.startswith("//") else ""
+        if file and not Path(file).is_file():
+            raise click.UsageError(
+                f"{target}: no such SQLite store (check the path; nothing was created)"
+            )
     if target == f"sqlite:///{paths.home() / 'ebank-auth.db'}":
         paths.home().mkdir(mode=0o700, parents=True, exist_ok=True)
     if "://" in target:

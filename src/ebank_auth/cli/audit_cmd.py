@@ -1,14 +1,20 @@
 """``ebank-auth audit``: verify and export the tamper-evident audit log.
 
-    ebank-auth audit verify [TARGET] [--hmac-key-file F | --public-key PEM] [--min-seq N]
+    ebank-auth audit verify [TARGET] [--hmac-key-file F | --public-key PEM]
+                            [--anchor FILE] [--min-seq N]
+    ebank-auth audit anchor [TARGET] [--hmac-key-file F | --public-key PEM] --out FILE
     ebank-auth audit export [STORE] --out FILE
 
 TARGET is a JSONL export, a store URL (``sqlite:///path.db``, ``redis://…``) or
 the path of a SQLite store; without it, the default store (``EBANK_AUTH_STORE``,
-else SQLite under :func:`ebank_auth.paths.home`).  The HMAC-SM3 key may also come
-from the environment variable ``EBANK_AUTH_AUDIT_HMAC_KEY`` (hex).  Exit 0: the log
-verifies; 1: it does not (the first bad record is named); 2: usage or input
-error; 3: the store is unreachable.
+else SQLite under :func:`ebank_auth.paths.home`); a store that does not exist is
+an error (nothing is created), a log with no record and no head is "not found".
+The HMAC-SM3 key may also come from the environment variable
+``EBANK_AUTH_AUDIT_HMAC_KEY`` (hex).  ``anchor`` verifies the log and writes its
+signed head to FILE, to keep outside the store; ``verify --anchor FILE`` then
+refuses a log rolled back to before it.  Exit 0: the log verifies; 1: it does not
+(the first bad record is named), or is not found; 2: usage or input error; 3: the
+store is unreachable.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from pathlib import Path
 
 import click
 
-from ebank_auth.audit import AuditVerifier, HmacSm3Key, Sm2AuditVerifier, check_jsonl
-from ebank_auth.audit.log import audit_store_keys, export_store_jsonl
+from ebank_auth.audit import AuditReport, AuditVerifier, HmacSm3Key, Sm2AuditVerifier
+from ebank_auth.audit.log import audit_store_keys, check_store, export_store_jsonl, read_jsonl
 from ebank_auth.audit.records import check_records
 from ebank_auth.crypto import sm2
 from ebank_auth.errors import AuditIntegrityError, EbankAuthError
@@ -56,8 +62,59 @@ def load_hmac_key(path: str | None) -> HmacSm3Key | None:
 
 
 def store_from_target(target: str | None) -> Store:
-    """Open a store from a URL, or a plain path as SQLite (None: the default store)."""
-    return open_target(target)
+    """Open an existing store from a URL, or a plain path as SQLite (None: the default
+    store); never creates one."""
+    return open_target(target, must_exist=True)
+
+
+def _verifier(hmac_key_file: str | None, public_key: str | None) -> AuditVerifier:
+    verifier: AuditVerifier | None
+    if public_key:
+        try:
+            verifier = Sm2AuditVerifier(sm2.load_pem_public_key(Path(public_key).read_bytes()))
+        except EbankAuthError as exc:
+            raise click.UsageError(f"cannot load the SM2 public key: {exc}") from None
+    else:
+        verifier = load_hmac_key(hmac_key_file)
+    if verifier is None:
+        raise click.UsageError(
+            f"give --hmac-key-file, --public-key or set {KEY_ENV}: signatures must be checked"
+        )
+    return verifier
+
+
+def _check(
+    target: str | None,
+    verifier: AuditVerifier,
+    log_name: str,
+    *,
+    min_seq: int = 0,
+    anchor: bytes | None = None,
+) -> tuple[AuditReport, bytes | None]:
+    """Check the log in TARGET (a JSONL export or a store); the report and its head."""
+    if _is_jsonl(target):
+        assert target is not None
+        with open(target, encoding="utf-8", newline="\n") as fh:
+            records, head = read_jsonl(fh)
+        report = check_records(
+            records, head, verifier, log=log_name, min_seq=min_seq, anchor=anchor
+        )
+        return report, head
+    store = store_from_target(target)
+    try:
+        report = check_store(
+            store, verifier, log=log_name, min_seq=min_seq, anchor=anchor, must_exist=True
+        )
+        head = store.get(audit_store_keys(log_name)[1]) if report.ok else None
+    finally:
+        store.close()
+    return report, head
+
+
+_NO_ANCHOR = (
+    "not anchored: a roll-back of the store to an older signed state cannot be detected "
+    "(keep 'ebank-auth audit anchor' output elsewhere and pass --anchor)"
+)
 
 
 def _is_jsonl(target: str | None) -> bool:
@@ -89,6 +146,12 @@ def audit() -> None:
 )
 @click.option("--log", "log_name", default="audit", show_default=True, help="Log name.")
 @click.option("--min-seq", default=0, type=click.IntRange(0), help="Records the log must hold.")
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False),
+    help="A signed head saved by 'audit anchor': refuse a log older than it.",
+)
 @json_option
 def verify(
     target: str | None,
@@ -96,35 +159,13 @@ def verify(
     public_key: str | None,
     log_name: str,
     min_seq: int,
+    anchor_file: str | None,
     as_json: bool,
 ) -> None:
     """Verify the hash chain, checkpoints and signed head of TARGET."""
-    verifier: AuditVerifier | None
-    if public_key:
-        try:
-            verifier = Sm2AuditVerifier(sm2.load_pem_public_key(Path(public_key).read_bytes()))
-        except EbankAuthError as exc:
-            raise click.UsageError(f"cannot load the SM2 public key: {exc}") from None
-    else:
-        verifier = load_hmac_key(hmac_key_file)
-    if verifier is None:
-        raise click.UsageError(
-            f"give --hmac-key-file, --public-key or set {KEY_ENV}: signatures must be checked"
-        )
-    if _is_jsonl(target):
-        assert target is not None
-        with open(target, encoding="utf-8", newline="\n") as fh:
-            report = check_jsonl(fh, verifier, log=log_name, min_seq=min_seq)
-    else:
-        store = store_from_target(target)
-        try:
-            key, head_key = audit_store_keys(log_name)
-            records = ((r.seq, r.data) for r in store.read_log(key))
-            report = check_records(
-                records, store.get(head_key), verifier, log=log_name, min_seq=min_seq
-            )
-        finally:
-            store.close()
+    verifier = _verifier(hmac_key_file, public_key)
+    anchor = Path(anchor_file).read_bytes() if anchor_file else None
+    report, _ = _check(target, verifier, log_name, min_seq=min_seq, anchor=anchor)
     doc = report.to_json()
     doc.pop("ok", None)
     doc.pop("error", None)  # a failed log carries the error object instead
@@ -133,7 +174,8 @@ def verify(
             True,
             doc,
             f"ok: log {log_name!r}: {report.records} records, {report.checkpoints} signed "
-            f"checkpoints, last record {report.last_seq}",
+            f"checkpoints, last record {report.last_seq}; "
+            + ("anchored" if report.anchored else _NO_ANCHOR),
         )
     where = "" if report.first_bad is None else f"record {report.first_bad}: "
     verdict(
@@ -142,6 +184,65 @@ def verify(
         f"invalid: log {log_name!r}: {where}{report.error}",
         error=AuditIntegrityError(str(report.error), first_bad=report.first_bad, report=report),
     )
+
+
+@audit.command(
+    epilog=examples(
+        "ebank-auth audit anchor sqlite:///var/lib/bank/auth.db --hmac-key-file audit.key "
+        "--out /mnt/worm/audit-anchor.json",
+        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --hmac-key-file audit.key "
+        "--anchor /mnt/worm/audit-anchor.json",
+    )
+)
+@click.argument("target", required=False)
+@click.option("--hmac-key-file", type=click.Path(dir_okay=False), help="HMAC-SM3 key (hex or raw).")
+@click.option(
+    "--public-key", type=click.Path(dir_okay=False), help="SM2 public key PEM (SM2 logs)."
+)
+@click.option("--log", "log_name", default="audit", show_default=True, help="Log name.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File for the signed head ('-' for stdout); keep it outside the store.",
+)
+@json_option
+def anchor(
+    target: str | None,
+    hmac_key_file: str | None,
+    public_key: str | None,
+    log_name: str,
+    out_path: str,
+    as_json: bool,
+) -> None:
+    """Verify TARGET's log and save its signed head as an outside anchor."""
+    if as_json and out_path == "-":
+        raise click.UsageError("--json reports on stdout: give --out FILE")
+    verifier = _verifier(hmac_key_file, public_key)
+    report, head = _check(target, verifier, log_name)
+    if not report.ok or head is None or report.last_seq == 0:
+        doc = report.to_json()
+        doc.pop("ok", None)
+        doc.pop("error", None)
+        error = report.error or f"log {log_name!r} is empty: nothing to anchor"
+        verdict(
+            False,
+            doc,
+            f"invalid: log {log_name!r}: not anchored: {error}",
+            error=AuditIntegrityError(error, first_bad=report.first_bad, report=report),
+        )
+    line = head.decode("ascii") + "\n"
+    if out_path == "-":
+        click.echo(line, nl=False)
+        return
+    with open(out_path, "w", encoding="ascii", newline="\n") as fh:
+        fh.write(line)
+    doc = {"out": out_path, "last_seq": report.last_seq, "last_hash": report.last_hash}
+    if as_json:
+        emit(doc)
+    else:
+        info(f"anchored log {log_name!r} at record {report.last_seq} in {out_path}")
 
 
 @audit.command(

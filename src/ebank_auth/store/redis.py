@@ -15,7 +15,9 @@ Key layout under ``prefix`` (default ``ebank:``)::
     <prefix>l:<log>   list of records; a record's seq is its 1-based index
 
 Any connection or server error is raised as
-:class:`~ebank_auth.errors.StoreUnavailable` (callers fail closed).
+:class:`~ebank_auth.errors.StoreUnavailable` (callers fail closed); a key of the
+wrong Redis type or a field a script cannot read as a number (edited outside
+ebank-auth) as :class:`~ebank_auth.errors.StoreIntegrityError`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from ebank_auth.errors import ConfigurationError, StoreUnavailable
+from ebank_auth.errors import ConfigurationError, StoreIntegrityError, StoreUnavailable
 from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
 
 __all__ = ["RedisStore"]
 
 _PAGE = 512
+
+# server replies that mean "the data was edited", not "the server is down"
+_EDITED = ("WRONGTYPE", "attempt to compare", "attempt to perform arithmetic")
 
 # Lua prelude shared by the counting scripts: one bounded increment of the counter hash
 # ``key`` (fields n = count, e = absolute expiry or absent), atomic inside the script.
@@ -253,6 +258,17 @@ class RedisStore(Store):
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except self._redis_mod.ResponseError as exc:
+            if any(mark in str(exc) for mark in _EDITED):
+                raise StoreIntegrityError(
+                    f"Redis store at {self._safe_url()}: a key holds data of the wrong type "
+                    "(edited outside ebank-auth): refused; restore it from a backup and "
+                    "investigate"
+                ) from None
+            raise StoreUnavailable(
+                f"Redis store at {self._safe_url()} failed ({type(exc).__name__}): refused; "
+                "check that redis-server is running and reachable"
+            ) from exc
         except self._redis_mod.RedisError as exc:
             raise StoreUnavailable(
                 f"Redis store at {self._safe_url()} failed ({type(exc).__name__}): refused; "

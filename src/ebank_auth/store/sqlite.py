@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ebank_auth.errors import ConfigurationError, StoreUnavailable
+from ebank_auth.errors import ConfigurationError, StoreIntegrityError, StoreUnavailable
 from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
 
 __all__ = ["SQLiteStore"]
@@ -45,6 +45,34 @@ _SCHEMA = (
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _PAGE = 512
+
+
+# Read-path type checks: SQLite lets anyone with the file store any type in any column,
+# so every value read back is checked before it is used (a TEXT where a BLOB belongs
+# would otherwise raise TypeError, an INTEGER would silently become zero bytes).
+def _edited(what: str, value: object, want: str) -> StoreIntegrityError:
+    return StoreIntegrityError(
+        f"SQLite store: {what} holds {type(value).__name__} where {want} belongs (the database "
+        "was edited outside ebank-auth): refused; restore it from a backup and investigate"
+    )
+
+
+def _blob(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise _edited(what, value, "bytes (BLOB)")
+    return value
+
+
+def _integer(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _edited(what, value, "an INTEGER")
+    return value
+
+
+def _expiry(value: object, what: str) -> float | None:
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise _edited(what, value, "an expiry time (REAL)")
+    return None if value is None else float(value)
 
 
 class SQLiteStore(Store):
@@ -212,12 +240,13 @@ class SQLiteStore(Store):
         row = conn.execute(
             "SELECT value, expires_at FROM counters WHERE key = ?", (key,)
         ).fetchone()
-        if row is None or (row[1] is not None and row[1] <= now):
+        row_exp = None if row is None else _expiry(row[1], "a counter's expiry")
+        if row is None or (row_exp is not None and row_exp <= now):
             if limit <= 0:
                 return CounterResult(False, 0, None)
             value, expires_at = 0, (None if ttl is None else now + ttl)
         else:
-            value, expires_at = int(row[0]), row[1]
+            value, expires_at = _integer(row[0], "a counter"), row_exp
         if value >= limit:
             return CounterResult(False, value, expires_at)
         value += 1
@@ -229,10 +258,14 @@ class SQLiteStore(Store):
 
     def get_counter(self, key: str) -> int:
         rows = self._read(
-            "SELECT value FROM counters WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            "SELECT value, expires_at FROM counters"
+            " WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
             (key, self.clock()),
         )
-        return int(rows[0][0]) if rows else 0
+        if not rows:
+            return 0
+        _expiry(rows[0][1], "a counter's expiry")  # TEXT compares greater than any number
+        return _integer(rows[0][0], "a counter")
 
     def reset_counter(self, key: str) -> None:
         self._tx(lambda conn: conn.execute("DELETE FROM counters WHERE key = ?", (key,)))
@@ -241,16 +274,22 @@ class SQLiteStore(Store):
     @staticmethod
     def _current(conn: sqlite3.Connection, key: str, now: float) -> bytes | None:
         row = conn.execute("SELECT value, expires_at FROM kv WHERE key = ?", (key,)).fetchone()
-        if row is None or (row[1] is not None and row[1] <= now):
+        if row is None:
             return None
-        return bytes(row[0])
+        expires_at = _expiry(row[1], "a value's expiry")
+        if expires_at is not None and expires_at <= now:
+            return None
+        return _blob(row[0], "a value")
 
     def get(self, key: str) -> bytes | None:
         rows = self._read(
-            "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            "SELECT value, expires_at FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
             (key, self.clock()),
         )
-        return bytes(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        _expiry(rows[0][1], "a value's expiry")  # TEXT compares greater than any number
+        return _blob(rows[0][0], "a value")
 
     def put_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -300,7 +339,7 @@ class SQLiteStore(Store):
             row = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = ?", (log,)
             ).fetchone()
-            seq = int(row[0]) + 1
+            seq = _integer(row[0], f"log {log!r}") + 1
             conn.execute(
                 "INSERT INTO logs (log, seq, data) VALUES (?, ?, ?)", (log, seq, bytes(data))
             )
@@ -316,10 +355,11 @@ class SQLiteStore(Store):
                 (log, seq, _PAGE),
             )
             for row_seq, data in rows:
-                yield LogRecord(int(row_seq), bytes(data))
+                where = f"log {log!r} record {row_seq!r}"
+                yield LogRecord(_integer(row_seq, where), _blob(data, where))
             if len(rows) < _PAGE:
                 return
-            seq = int(rows[-1][0]) + 1
+            seq = _integer(rows[-1][0], f"log {log!r}") + 1
 
     # -- housekeeping -------------------------------------------------------------------
     def purge_expired(self) -> int:
