@@ -19,6 +19,7 @@ from ebank_auth.crypto import sm2
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.conformance import run_conformance
+from ebank_auth.usbkey.connect import open_token
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import ReadingUser
 from ebank_auth.usbkey.protocol import AID
@@ -63,8 +64,8 @@ def test_confirm_and_sign_through_pcscd(
 
 def test_conformance_through_pcscd(inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd) -> None:
     _, state = inserted
-    with open_reader(pcscd_vpcd.readers[0]) as conn:
-        report = run_conformance(conn, _trust(state), USER_PIN, ADMIN_PIN)
+    with open_token(pcscd_vpcd.readers[0], trust=_trust(state)) as token:
+        report = run_conformance(token, USER_PIN, ADMIN_PIN)
     assert [c.id for c in report.checks if c.status.value != "pass"] == []
 
 
@@ -198,6 +199,20 @@ def test_cli_conformance_json(inserted: tuple[SoftToken, Path], pcscd_vpcd: Pcsc
     report = json.loads(res.stdout)
     assert report["passed"] is True
     assert all(c["explanation"] for c in report["checks"])
+
+
+def test_cli_conformance_of_a_token_that_is_not_genuine(
+    inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd, tmp_path: Path
+) -> None:
+    """The CLI opens the token through open_token; a token another manufacturer's root does
+    not vouch for fails the 'genuine' check (exit 1) and the other checks still run."""
+    SoftToken(tmp_path / "other")  # trust another manufacturer
+    res = cli(pcscd_vpcd, tmp_path / "other", "conformance", "--json", "--yes")
+    assert res.returncode == 1, res.stdout + res.stderr
+    checks = {c["id"]: c["status"] for c in json.loads(res.stdout)["checks"]}
+    assert checks["genuine"] == "fail" and checks["lockout"] == "pass", checks
+    assert checks["pin-replay"] == "pass"  # our TokenSession: the wire checks ran
+    assert "NOT genuine" in res.stderr
 
 
 def test_cli_not_genuine(
