@@ -249,9 +249,9 @@ def test_cli_reader_busy(inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd
 
 
 def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
-    """The README demo: emulator start -> key generate -> sign --tx -> crypto verify."""
-    from ebank_auth.usbkey.transport.pcsc import wait_for_card
+    """The README demo: emulator start -> key generate -> sign --tx -> crypto verify.
 
+    No polling between start and the first token command: ``start`` waits (``--wait``)."""
     state = tmp_path / "daemon-token"
     env = {"EBANK_AUTH_TOKEN_STATE": str(state)}
 
@@ -268,7 +268,6 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
     start = run("emulator", "start", *pcscd_vpcd.emulator_args(1))
     assert start.returncode == 0, start.stdout + start.stderr
     try:
-        assert wait_for_card(pcscd_vpcd.readers[1], 30)
         reader = ("--reader", pcscd_vpcd.readers[1])
         pub = tmp_path / "pub.pem"
         gen = run(
