@@ -1,6 +1,6 @@
 """``ebank-auth audit``: verify and export the tamper-evident audit log.
 
-    ebank-auth audit verify [TARGET] [--hmac-key-file F | --public-key PEM] [--min-seq N]
+    ebank-auth audit verify [TARGET] [--audit-key-file F | --public-key PEM] [--min-seq N]
     ebank-auth audit export [STORE] --out FILE
 
 TARGET is a JSONL export, a store URL (``sqlite:///path.db``, ``redis://…``) or
@@ -26,7 +26,7 @@ from ebank_auth.crypto import sm2
 from ebank_auth.errors import AuditIntegrityError, EbankAuthError
 from ebank_auth.store import Store
 
-from ._output import Group, emit, examples, info, json_option, verdict
+from ._output import Group, emit, examples, info, json_option, renamed_option, verdict
 from ._store import open_target
 
 KEY_ENV = "EBANK_AUTH_AUDIT_HMAC_KEY"
@@ -77,13 +77,18 @@ def audit() -> None:
 
 @audit.command(
     epilog=examples(
-        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --hmac-key-file audit.key",
+        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --audit-key-file audit.key",
         "EBANK_AUTH_AUDIT_HMAC_KEY=00112233… ebank-auth audit verify audit.jsonl --json",
         "ebank-auth audit verify export.jsonl --public-key audit-pub.pem --min-seq 1000",
     )
 )
 @click.argument("target", required=False)
-@click.option("--hmac-key-file", type=click.Path(dir_okay=False), help="HMAC-SM3 key (hex or raw).")
+@click.option(
+    "--audit-key-file",
+    type=click.Path(dir_okay=False),
+    help="The audit log's HMAC-SM3 key (hex or raw).",
+)
+@renamed_option("--hmac-key-file", "--audit-key-file")
 @click.option(
     "--public-key", type=click.Path(dir_okay=False), help="SM2 public key PEM (SM2 logs)."
 )
@@ -92,7 +97,7 @@ def audit() -> None:
 @json_option
 def verify(
     target: str | None,
-    hmac_key_file: str | None,
+    audit_key_file: str | None,
     public_key: str | None,
     log_name: str,
     min_seq: int,
@@ -106,10 +111,10 @@ def verify(
         except EbankAuthError as exc:
             raise click.UsageError(f"cannot load the SM2 public key: {exc}") from None
     else:
-        verifier = load_hmac_key(hmac_key_file)
+        verifier = load_hmac_key(audit_key_file)
     if verifier is None:
         raise click.UsageError(
-            f"give --hmac-key-file, --public-key or set {KEY_ENV}: signatures must be checked"
+            f"give --audit-key-file, --public-key or set {KEY_ENV}: signatures must be checked"
         )
     if _is_jsonl(target):
         assert target is not None
