@@ -33,7 +33,7 @@ def test_verify_db_export_and_jsonl(tmp_path: Path) -> None:
     db = make_db(tmp_path)
     keyfile = tmp_path / "k.hex"
     keyfile.write_text(KEY.hex())
-    code, out, _ = run("audit", "verify", str(db), "--hmac-key-file", str(keyfile))
+    code, out, _ = run("audit", "verify", str(db), "--audit-key-file", str(keyfile))
     assert code == 0 and "ok: log 'audit': 10 records, 3 signed checkpoints" in out
     code, out, _ = run(
         "audit", "verify", f"sqlite://{db}", "--json", env={"EBANK_AUTH_AUDIT_HMAC_KEY": KEY.hex()}
@@ -46,13 +46,13 @@ def test_verify_db_export_and_jsonl(tmp_path: Path) -> None:
     assert len(jsonl.read_text().splitlines()) == 11
     raw = tmp_path / "k.bin"
     raw.write_bytes(KEY)
-    code, out, _ = run("audit", "verify", str(jsonl), "--hmac-key-file", str(raw))
+    code, out, _ = run("audit", "verify", str(jsonl), "--audit-key-file", str(raw))
     assert code == 0, out
 
     lines = jsonl.read_text().split("\n")
     del lines[4]
     jsonl.write_text("\n".join(lines))
-    code, out, _ = run("audit", "verify", str(jsonl), "--hmac-key-file", str(keyfile))
+    code, out, _ = run("audit", "verify", str(jsonl), "--audit-key-file", str(keyfile))
     assert code == 1 and "record 5:" in out
 
 
@@ -89,5 +89,5 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert code == 2
     short = tmp_path / "short"
     short.write_bytes(b"abc")
-    code, _, err = run("audit", "verify", str(db), "--hmac-key-file", str(short))
+    code, _, err = run("audit", "verify", str(db), "--audit-key-file", str(short))
     assert code == 2 and "bad audit key" in err

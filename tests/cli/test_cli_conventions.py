@@ -123,7 +123,7 @@ def test_reporting_commands_emit_json(pki: dict[str, Path]) -> None:
         (["cert", "show", str(pki["leaf"])], 0),
         (["cert", "verify", str(pki["leaf"]), "--trust", str(pki["root"])], 0),
         (["cms", "verify", str(pki["p7"]), "--trust", str(pki["root"])], 0),
-        (["otp", "sm3", "--key", "ab" * 16, "--time", "0"], 0),
+        (["otp", "sm3", "--seed", "ab" * 16, "--time", "0"], 0),
         (["policy", "check", "default"], 0),
         (["policy", "explain", "default", "--context", '{"user":"c1","operation":"login"}'], 1),
         (["softkeyboard", "demo", "--type", "2840"], 0),
@@ -157,7 +157,7 @@ def test_exit_codes_for_representative_failures(pki: dict[str, Path], tmp_path: 
         (["cms", "verify", missing, "--trust", str(pki["root"])], 2, "FileNotFoundError"),
         (["crypto", "sm3", missing], 2, "FileNotFoundError"),
         (["policy", "explain", "default", "--context", "{not json"], 2, "UsageError"),
-        (["audit", "verify", missing, "--hmac-key-file", junk], 2, ""),
+        (["audit", "verify", missing, "--audit-key-file", junk], 2, ""),
         (["emulator", "start", "--state", msg], 2, "BadParameter"),
     ]  # fmt: skip
     for args, code, kind in cases:

@@ -56,6 +56,8 @@ def test_every_named_file_and_test_exists() -> None:
             if name is None or last_file is None:
                 continue
             text = last_file.read_text(encoding="utf-8")
-            if not re.search(rf"\b(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", text, re.M):
+            if not re.search(
+                rf"\b(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", text, re.M
+            ):
                 dead.append(f"compliance.md:{lineno}: {last_file.relative_to(ROOT)} has no {name}")
     assert dead == [], "\n".join(dead)

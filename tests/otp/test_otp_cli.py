@@ -27,7 +27,7 @@ def test_sm3_vectors(gm_vectors: Any) -> None:
         result = _run(
             "otp",
             "sm3",
-            "--key",
+            "--seed",
             case["k"],
             "--time",
             str(case["t"]),
@@ -38,8 +38,8 @@ def test_sm3_vectors(gm_vectors: Any) -> None:
         )
         assert result.exit_code == 0, result.output
         assert result.output.strip() == case["otp"]
-    assert _run("otp", "sm3", "--key", "zz", "--time", "1").exit_code == 2
-    assert _run("otp", "sm3", "--key", "00", "--time", "1").exit_code == 2  # key too short
+    assert _run("otp", "sm3", "--seed", "zz", "--time", "1").exit_code == 2
+    assert _run("otp", "sm3", "--seed", "00", "--time", "1").exit_code == 2  # key too short
 
 
 def test_totp_enroll_verify_replay(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_totp_enroll_verify_replay(tmp_path: Path) -> None:
         SEAL,
         "--user",
         "alice",
-        "--qr-svg",
+        "--qr-svg-out",
         str(svg),
         "--no-qr",
     )

@@ -98,7 +98,7 @@ def test_test_pki_from_the_command_line(invoke, tmp_path: Path) -> None:  # type
         "--profile",
         "gmt0010",
     )
-    out = invoke("cms", "verify", "msg.p7", "--trust", "root/ca.pem", "--out-content", "got")
+    out = invoke("cms", "verify", "msg.p7", "--trust", "root/ca.pem", "--content-out", "got")
     assert "OK" in out and (tmp_path / "got").read_bytes() == b"pay 10 CNY"
     invoke(
         "cms",

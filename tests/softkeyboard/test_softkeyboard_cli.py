@@ -12,7 +12,7 @@ from ebank_auth.cli import cli
 def test_demo_digits(tmp_path: Path) -> None:
     svg = tmp_path / "kb.svg"
     result = CliRunner().invoke(
-        cli, ["softkeyboard", "demo", "--type", "284017", "--svg", str(svg)]
+        cli, ["softkeyboard", "demo", "--type", "284017", "--svg-out", str(svg)]
     )
     assert result.exit_code == 0, result.output
     assert "******" in result.output and "matches typed input: yes" in result.output

@@ -188,6 +188,24 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     return value
 
 
+def renamed_option(old: str, new: str) -> Callable[[F], F]:
+    """A hidden ``old`` option that only says it is now ``new`` (usage error, exit 2), so a
+    script written for an earlier release gets told what to change."""
+
+    def refuse_old(ctx: click.Context, _param: click.Parameter, value: object) -> None:
+        if value is not None:
+            raise click.UsageError(f"{old} was renamed {new}: use {new}", ctx)
+
+    return click.option(
+        old,
+        f"_renamed_{old.lstrip('-').replace('-', '_')}",
+        hidden=True,
+        expose_value=False,
+        callback=refuse_old,
+        default=None,
+    )
+
+
 def json_option(func: F) -> F:
     """``--json``: one JSON document on stdout instead of text (errors too)."""
     return click.option(

@@ -1,8 +1,8 @@
 """``ebank-auth audit``: verify and export the tamper-evident audit log.
 
-    ebank-auth audit verify [TARGET] [--hmac-key-file F | --public-key PEM]
+    ebank-auth audit verify [TARGET] [--audit-key-file F | --public-key PEM]
                             [--anchor FILE] [--min-seq N]
-    ebank-auth audit anchor [TARGET] [--hmac-key-file F | --public-key PEM] --out FILE
+    ebank-auth audit anchor [TARGET] [--audit-key-file F | --public-key PEM] --out FILE
     ebank-auth audit export [STORE] --out FILE
 
 TARGET is a JSONL export, a store URL (``sqlite:///path.db``, ``redis://…``) or
@@ -32,7 +32,7 @@ from ebank_auth.crypto import sm2
 from ebank_auth.errors import AuditIntegrityError, EbankAuthError
 from ebank_auth.store import Store
 
-from ._output import Group, emit, examples, info, json_option, verdict
+from ._output import Group, emit, examples, info, json_option, renamed_option, verdict
 from ._store import open_target
 
 KEY_ENV = "EBANK_AUTH_AUDIT_HMAC_KEY"
@@ -67,7 +67,7 @@ def store_from_target(target: str | None) -> Store:
     return open_target(target, must_exist=True)
 
 
-def _verifier(hmac_key_file: str | None, public_key: str | None) -> AuditVerifier:
+def _verifier(audit_key_file: str | None, public_key: str | None) -> AuditVerifier:
     verifier: AuditVerifier | None
     if public_key:
         try:
@@ -75,10 +75,10 @@ def _verifier(hmac_key_file: str | None, public_key: str | None) -> AuditVerifie
         except EbankAuthError as exc:
             raise click.UsageError(f"cannot load the SM2 public key: {exc}") from None
     else:
-        verifier = load_hmac_key(hmac_key_file)
+        verifier = load_hmac_key(audit_key_file)
     if verifier is None:
         raise click.UsageError(
-            f"give --hmac-key-file, --public-key or set {KEY_ENV}: signatures must be checked"
+            f"give --audit-key-file, --public-key or set {KEY_ENV}: signatures must be checked"
         )
     return verifier
 
@@ -134,13 +134,18 @@ def audit() -> None:
 
 @audit.command(
     epilog=examples(
-        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --hmac-key-file audit.key",
+        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --audit-key-file audit.key",
         "EBANK_AUTH_AUDIT_HMAC_KEY=00112233… ebank-auth audit verify audit.jsonl --json",
         "ebank-auth audit verify export.jsonl --public-key audit-pub.pem --min-seq 1000",
     )
 )
 @click.argument("target", required=False)
-@click.option("--hmac-key-file", type=click.Path(dir_okay=False), help="HMAC-SM3 key (hex or raw).")
+@click.option(
+    "--audit-key-file",
+    type=click.Path(dir_okay=False),
+    help="The audit log's HMAC-SM3 key (hex or raw).",
+)
+@renamed_option("--hmac-key-file", "--audit-key-file")
 @click.option(
     "--public-key", type=click.Path(dir_okay=False), help="SM2 public key PEM (SM2 logs)."
 )
@@ -155,7 +160,7 @@ def audit() -> None:
 @json_option
 def verify(
     target: str | None,
-    hmac_key_file: str | None,
+    audit_key_file: str | None,
     public_key: str | None,
     log_name: str,
     min_seq: int,
@@ -163,7 +168,7 @@ def verify(
     as_json: bool,
 ) -> None:
     """Verify the hash chain, checkpoints and signed head of TARGET."""
-    verifier = _verifier(hmac_key_file, public_key)
+    verifier = _verifier(audit_key_file, public_key)
     anchor = Path(anchor_file).read_bytes() if anchor_file else None
     report, _ = _check(target, verifier, log_name, min_seq=min_seq, anchor=anchor)
     doc = report.to_json()
@@ -188,14 +193,19 @@ def verify(
 
 @audit.command(
     epilog=examples(
-        "ebank-auth audit anchor sqlite:///var/lib/bank/auth.db --hmac-key-file audit.key "
+        "ebank-auth audit anchor sqlite:///var/lib/bank/auth.db --audit-key-file audit.key "
         "--out /mnt/worm/audit-anchor.json",
-        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --hmac-key-file audit.key "
+        "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --audit-key-file audit.key "
         "--anchor /mnt/worm/audit-anchor.json",
     )
 )
 @click.argument("target", required=False)
-@click.option("--hmac-key-file", type=click.Path(dir_okay=False), help="HMAC-SM3 key (hex or raw).")
+@click.option(
+    "--audit-key-file",
+    type=click.Path(dir_okay=False),
+    help="The audit log's HMAC-SM3 key (hex or raw).",
+)
+@renamed_option("--hmac-key-file", "--audit-key-file")
 @click.option(
     "--public-key", type=click.Path(dir_okay=False), help="SM2 public key PEM (SM2 logs)."
 )
@@ -210,7 +220,7 @@ def verify(
 @json_option
 def anchor(
     target: str | None,
-    hmac_key_file: str | None,
+    audit_key_file: str | None,
     public_key: str | None,
     log_name: str,
     out_path: str,
@@ -219,7 +229,7 @@ def anchor(
     """Verify TARGET's log and save its signed head as an outside anchor."""
     if as_json and out_path == "-":
         raise click.UsageError("--json reports on stdout: give --out FILE")
-    verifier = _verifier(hmac_key_file, public_key)
+    verifier = _verifier(audit_key_file, public_key)
     report, head = _check(target, verifier, log_name)
     if not report.ok or head is None or report.last_seq == 0:
         doc = report.to_json()

@@ -14,7 +14,7 @@ from ebank_auth.crypto import der, x509
 from ebank_auth.errors import CMSVerificationError, EncodingError
 
 from ._files import read_input, write_output
-from ._output import Group, emit, examples, json_option, verdict
+from ._output import Group, emit, examples, json_option, renamed_option, verdict
 from .cert_cmd import load_certs, load_key, parse_time
 
 read_file = read_input
@@ -79,7 +79,7 @@ def sign(
 @cms.command(
     "verify",
     epilog=examples(
-        "ebank-auth cms verify tx.p7s --trust root.pem --out-content tx.json",
+        "ebank-auth cms verify tx.p7s --trust root.pem --content-out tx.json",
         "ebank-auth cms verify tx.p7s --content tx.json --trust root.pem --json",
     ),
 )
@@ -90,7 +90,8 @@ def sign(
 @click.option("--certs", "certs", multiple=True, help="Signer certificates not embedded.")
 @click.option("--crl", "crls", multiple=True, help="CRL file(s) to check revocation.")
 @click.option("--at", default=None, help="Validation time (ISO 8601, default now).")
-@click.option("--out-content", default=None, help="Write the verified content here.")
+@click.option("--content-out", default=None, help="Write the verified content here.")
+@renamed_option("--out-content", "--content-out")
 @json_option
 def verify(
     file: str,
@@ -100,7 +101,7 @@ def verify(
     certs: tuple[str, ...],
     crls: tuple[str, ...],
     at: str | None,
-    out_content: str | None,
+    content_out: str | None,
     as_json: bool,
 ) -> None:
     """Verify a SignedData: exit 0 valid, 1 invalid (reason printed)."""
@@ -124,8 +125,8 @@ def verify(
             f"INVALID: {result.reason.value}{extra}: {result.message}",
             error=CMSVerificationError(result.message, reason=result.reason, result=result),
         )  # fmt: skip
-    if out_content and result.content is not None:
-        write_output(result.content, out_content)
+    if content_out and result.content is not None:
+        write_output(result.content, content_out)
     profile = result.profile.value if result.profile else None
     signers = [
         {

@@ -1,7 +1,9 @@
 """``ebank-auth emulator``: run the software token behind a real pcscd (through vpcd).
 
 Exit codes as every command (see :mod:`ebank_auth.cli`); ``status`` answers
-"is it running?": 0 yes, 1 no.  The state directory defaults to
+"is it running?": 0 yes, 1 no.  ``start`` waits (``--wait``, the default) until pcscd has
+the token in its reader, so the next ``token`` command finds it; 3 when pcscd/vpcd does not
+take it within ``--wait-timeout`` seconds.  The state directory defaults to
 :func:`ebank_auth.paths.token_state_dir`.
 """
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ebank_auth.errors import TokenError
+from ebank_auth.errors import PcscUnavailable, TokenError
 from ebank_auth.usbkey.emulator import daemon
 from ebank_auth.usbkey.emulator.vpcd import DEFAULT_VPCD_PORT
 
@@ -37,6 +39,7 @@ def emulator() -> None:
     epilog=examples(
         "ebank-auth emulator start && ebank-auth token info",
         "ebank-auth emulator start --state ./token-a --port 35964",
+        "ebank-auth emulator start --no-wait        # pcscd starts later",
         "ebank-auth emulator start --foreground",
     ),
 )
@@ -50,6 +53,20 @@ def emulator() -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, hidden=True)
 @click.option("--foreground", is_flag=True, help="Run in this terminal until Ctrl-C.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Return only once pcscd has the token in its reader (exit 3 if it does not).",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=20.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --wait waits for pcscd/vpcd to take the token.",
+)
 @click.option("--card", default=daemon.DEFAULT_CARD, hidden=True, help="module:factory")
 @click.option("--netns", default=None, hidden=True, help="network namespace of an isolated pcscd")
 @json_option
@@ -58,6 +75,8 @@ def start_cmd(
     port: int,
     host: str,
     foreground: bool,
+    wait: bool,
+    wait_timeout: float,
     card: str,
     netns: str | None,
     as_json: bool,
@@ -71,12 +90,39 @@ def start_cmd(
         daemon.run_foreground(state, host=host, port=port, card=card, netns=netns)
         return
     st = daemon.start(state, host=host, port=port, card=card, netns=netns)
+    if not wait:
+        emit(
+            st.to_json(),
+            [
+                f"software token started (pid {st.pid}), state {st.state_dir}",
+                f"it attaches to vpcd at {host}:{port} as soon as pcscd runs with the vpcd "
+                "driver; check with 'ebank-auth emulator status' and 'ebank-auth token list'",
+            ],
+        )
+        return
+    st = daemon.wait_inserted(state, wait_timeout)
+    if not st.running:
+        raise TokenError(
+            f"the software token stopped while waiting for pcscd; see its log {state}/"
+            f"{daemon.LOG_FILE}"
+        )
+    if not st.card_seen:
+        where = f"vpcd at {host}:{port}"
+        why = (
+            f"{where} accepted the token but pcscd did not power it."
+            if st.connected
+            else f"nothing answers at {where}: is pcscd running with the vpcd driver?"
+        )
+        raise PcscUnavailable(
+            f"the software token started (pid {st.pid}) but pcscd did not take it within "
+            f"{wait_timeout:g}s: {why} It keeps trying in the background: start pcscd, then "
+            "check 'ebank-auth emulator status', or stop it with 'ebank-auth emulator stop'"
+        )
     emit(
         st.to_json(),
         [
             f"software token started (pid {st.pid}), state {st.state_dir}",
-            f"it attaches to vpcd at {host}:{port} as soon as pcscd runs with the vpcd driver; "
-            "check with 'ebank-auth emulator status' and 'ebank-auth token list'",
+            f"inserted into the vpcd reader at {host}:{port}: 'ebank-auth token …' can use it",
         ],
     )
 
@@ -115,9 +161,10 @@ def status_cmd(state_dir: Path | None, as_json: bool) -> None:
     if not st.running:
         msg = f"not running (state {st.state_dir}); start it with 'ebank-auth emulator start'"
         verdict(False, doc, msg, error=TokenError(msg))
-    link = (
-        f"inserted into the vpcd reader at {st.host}:{st.port}"
-        if st.connected
-        else f"waiting for pcscd/vpcd at {st.host}:{st.port} (is pcscd running with vpcd?)"
-    )
+    if st.card_seen:
+        link = f"inserted into the vpcd reader at {st.host}:{st.port}"
+    elif st.connected:
+        link = f"attached to vpcd at {st.host}:{st.port}, waiting for pcscd to power it"
+    else:
+        link = f"waiting for pcscd/vpcd at {st.host}:{st.port} (is pcscd running with vpcd?)"
     verdict(True, doc, f"running (pid {st.pid}), {link}; state {st.state_dir}; log {st.log_file}")

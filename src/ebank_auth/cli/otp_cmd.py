@@ -35,7 +35,7 @@ from ebank_auth.otp import (
 from ebank_auth.otp.qr import qr_terminal
 from ebank_auth.store import Store
 
-from ._output import Group, emit, examples, json_option
+from ._output import Group, emit, examples, json_option, renamed_option
 from ._store import STORE_HELP, open_target
 
 
@@ -133,7 +133,10 @@ def totp() -> None:
 @click.option("--period", type=int, default=30, show_default=True)
 @click.option("--issuer", default="ebank-auth", show_default=True)
 @click.option("--replace", is_flag=True, help="Replace an existing token.")
-@click.option("--qr-svg", type=click.Path(dir_okay=False), help="Write the QR code as SVG here.")
+@click.option(
+    "--qr-svg-out", "qr_svg", type=click.Path(dir_okay=False), help="Write the QR code as SVG here."
+)
+@renamed_option("--qr-svg", "--qr-svg-out")
 @click.option("--qr/--no-qr", "show_qr", default=True, help="Draw the QR code in the terminal.")
 @json_option
 def totp_enroll(
@@ -230,11 +233,12 @@ def totp_resync(
 @otp.command(
     "sm3",
     epilog=examples(
-        "ebank-auth otp sm3 --key 1234567890abcdef1234567890abcdef --time 1700000000 --step 60",
-        "ebank-auth otp sm3 --key 1234567890abcdef1234567890abcdef --time 0 --challenge 5678 --json",
+        "ebank-auth otp sm3 --seed 1234567890abcdef1234567890abcdef --time 1700000000 --step 60",
+        "ebank-auth otp sm3 --seed 1234567890abcdef1234567890abcdef --time 0 --challenge 5678 --json",
     ),
 )
-@click.option("--key", required=True, help="Seed key K, hex (≥ 16 bytes).")
+@click.option("--seed", "key", required=True, help="Seed key K, hex (≥ 16 bytes).")
+@renamed_option("--key", "--seed")
 @click.option("--time", "t", type=int, required=True, help="Unix time t.")
 @click.option("--step", type=int, default=1, show_default=True, help="Tc: T = floor(t / Tc).")
 @click.option("--counter", type=int, default=0, show_default=True, help="Event counter C.")
@@ -245,7 +249,7 @@ def sm3_cmd(
     key: str, t: int, step: int, counter: int, challenge: str, digits: int, as_json: bool
 ) -> None:
     """Compute a GM/T 0021 SM3 one-time password."""
-    seed = _hex(key, "--key")
+    seed = _hex(key, "--seed")
     code = sm3_otp(seed, time_factor(t, step), counter, challenge, digits)
     emit({"code": code}, code)
 

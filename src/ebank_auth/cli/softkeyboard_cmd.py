@@ -15,7 +15,7 @@ from ebank_auth.crypto import sm2
 from ebank_auth.softkeyboard import KeyboardClient, KeyboardMode, SoftKeyboard
 from ebank_auth.store import MemoryStore
 
-from ._output import Group, emit, examples, info, json_option
+from ._output import Group, emit, examples, info, json_option, renamed_option
 
 
 @click.group("softkeyboard", cls=Group)
@@ -27,7 +27,7 @@ def softkeyboard() -> None:
     "demo",
     epilog=examples(
         "ebank-auth softkeyboard demo",
-        "ebank-auth softkeyboard demo --mode alphanumeric --svg layout.svg",
+        "ebank-auth softkeyboard demo --mode alphanumeric --svg-out layout.svg",
         "ebank-auth softkeyboard demo --type 284017 --json",
     ),
 )
@@ -36,8 +36,12 @@ def softkeyboard() -> None:
 )
 @click.option("--type", "text", help="Characters to press (default: prompt, hidden).")
 @click.option(
-    "--svg", "svg_path", type=click.Path(dir_okay=False), help="Also write the layout as SVG here."
+    "--svg-out",
+    "svg_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the layout as SVG here.",
 )
+@renamed_option("--svg", "--svg-out")
 @json_option
 def demo(mode: str, text: str | None, svg_path: str | None, as_json: bool) -> None:
     """Render a shuffled layout, press keys through the client, decode on the server."""

@@ -35,6 +35,7 @@ from ebank_auth.errors import (
     ConfigurationError,
     EncodingError,
     TokenError,
+    TokenNotGenuine,
 )
 from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
@@ -746,11 +747,20 @@ def conformance_cmd(
     def prompt(message: str) -> None:
         info(f">> {message}")
 
-    from ebank_auth.usbkey.connect import open_connection
+    from ebank_auth.usbkey.attestation import TrustConfig
+    from ebank_auth.usbkey.connect import open_token
 
     reader, transport = _where(opts)
-    with open_connection(reader, transport=transport) as conn:  # service and reader first
-        report = run_conformance(conn, _trust(opts), user, admin, prompt=prompt)
+    not_genuine: TokenNotGenuine | None = None
+    try:  # service, reader and card first, then trust and authenticity
+        token = open_token(reader, transport=transport, trust=lambda: _trust(opts))
+    except TokenNotGenuine as exc:
+        # report it as the failed 'genuine' check and still run the others on this test token
+        not_genuine = exc
+        info(f">> the token is NOT genuine ({exc.message}); running the other checks anyway")
+        token = open_token(reader, transport=transport, trust=TrustConfig(require_genuine=False))
+    with token:
+        report = run_conformance(token, user, admin, prompt=prompt, not_genuine=not_genuine)
     if as_json:
         failed = TokenError("conformance FAILED: see the checks marked fail")
         verdict(report.passed, report.to_json(), None, error=None if report.passed else failed)

@@ -3,13 +3,11 @@ trusted devices and transaction confirmation (AU-1 … AU-9, UK-11).
 
 Typical use::
 
-    from datetime import datetime
-    from ebank_auth.policy import DEFAULT_TIMEZONE, AuthContext, Factor, Operation, PolicyEngine
+    from ebank_auth.policy import AuthContext, Factor, Operation, PolicyEngine
 
     engine = PolicyEngine()                      # the shipped default policy
-    now = datetime.now(DEFAULT_TIMEZONE)         # local_time must carry a time zone
-    decision = engine.decide(AuthContext(user="c1", operation=Operation.LOGIN,
-                                         local_time=now, presented={Factor.PASSWORD}))
+    decision = engine.decide(AuthContext(user="c1", operation=Operation.LOGIN,  # now (server
+                                         presented={Factor.PASSWORD}))          # clock)
     decision.outcome, decision.missing, decision.fired
 """
 

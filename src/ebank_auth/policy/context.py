@@ -84,6 +84,11 @@ FUNDS_OPERATIONS: frozenset[Operation] = frozenset(
 )
 
 
+def _server_now() -> datetime:
+    """Now by the server clock, in the default (shipped policy's) time zone."""
+    return datetime.now(DEFAULT_TIMEZONE)
+
+
 def _enum(kind: type[Any], value: object, what: str) -> Any:
     try:
         return kind(value)
@@ -94,11 +99,16 @@ def _enum(kind: type[Any], value: object, what: str) -> Any:
 
 @dataclass(frozen=True)
 class AuthContext:
-    """Everything a decision looks at.  Validated on construction."""
+    """Everything a decision looks at.  Validated on construction.
+
+    ``local_time`` defaults to now (the server clock) in :data:`DEFAULT_TIMEZONE`; the
+    engine converts it to its policy's time zone, so night rules see the right local
+    hour whatever zone a given time carries.  Give it for a request that happened
+    earlier (e.g. a queued transaction); a naive ``datetime`` is refused."""
 
     user: str  # customer id
     operation: Operation
-    local_time: datetime  # timezone-aware time of the request
+    local_time: datetime = field(default_factory=lambda: _server_now())  # aware
     customer_type: CustomerType = CustomerType.PERSONAL
     channel: AccessChannel = AccessChannel.WEB
     client_type: str = "browser"  # e.g. browser, android, ios, desktop
@@ -130,7 +140,8 @@ class AuthContext:
         if not isinstance(self.local_time, datetime) or self.local_time.utcoffset() is None:
             raise PolicyError(
                 "context local_time must carry a time zone: give e.g. "
-                "datetime.now(DEFAULT_TIMEZONE) (a naive time could be any zone)"
+                "datetime.now(engine.policy.timezone), or leave it out for now "
+                "(a naive time could be any zone)"
             )
         presented = frozenset(_enum(Factor, f, "factor") for f in self.presented)
         object.__setattr__(self, "presented", presented)
@@ -206,7 +217,7 @@ class AuthContext:
             raise PolicyError("context needs at least 'user' and 'operation'")
         lt = values.get("local_time")
         if lt is None:
-            values["local_time"] = datetime.now(default_tz)
+            values["local_time"] = _server_now().astimezone(default_tz)
         else:
             if not isinstance(lt, str):
                 raise PolicyError("context local_time must be an ISO 8601 string")

@@ -8,6 +8,12 @@ the end of the local day (the counter's TTL runs to local midnight), the
 customer is notified at once through a :class:`Notifier` (SMS, then voice), and
 the lock is written to the audit log.  A success resets the count; an
 administrator can unlock (audited).
+
+For a password login the one call is :meth:`LoginLockout.password_login`: it counts
+the try, checks the password with a :class:`~ebank_auth.passwords.PasswordService`,
+reports a due password change as a *success* with ``change_required`` (a correct
+password never counts as a failure) and audits the attempt.  Other credentials go
+through :meth:`LoginLockout.attempt` with a check returning ``True`` or ``False``.
 """
 
 from __future__ import annotations
@@ -16,15 +22,24 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ebank_auth.audit.log import AuditLog
-from ebank_auth.errors import AccountLocked, ConfigurationError, EbankAuthError
+from ebank_auth.errors import (
+    AccountLocked,
+    ConfigurationError,
+    EbankAuthError,
+    PasswordChangeRequired,
+    PasswordIncorrect,
+)
 from ebank_auth.localtime import next_midnight
 from ebank_auth.policy.context import DEFAULT_TIMEZONE, AuthContext
 from ebank_auth.policy.model import MAX_LOCKOUT_FAILURES, Policy
 from ebank_auth.store.base import Store
 from ebank_auth.store.keys import check_namespace, store_key
+
+if TYPE_CHECKING:
+    from ebank_auth.passwords import PasswordService, Secret
 
 __all__ = [
     "AttemptResult",
@@ -54,13 +69,17 @@ class Notifier(Protocol):
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """Outcome of one evaluated login attempt."""
+    """Outcome of one evaluated login attempt.
+
+    ``change_required`` (with ``success``): the password was correct but must be changed
+    before the customer goes on (first login with a bank-issued password, or a reset)."""
 
     success: bool
     failures: int  # consecutive failures counted after this attempt
     remaining: int  # attempts left before the lock
     locked: bool  # this attempt's failure locked the login
     locked_until: datetime | None
+    change_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,11 +157,17 @@ class LoginLockout:
         *,
         context: AuthContext | None = None,
     ) -> AttemptResult:
-        """Count the attempt, then run ``check`` (True = credential correct).
+        """Count the attempt, then run ``check`` (``True`` = credential correct, ``False`` =
+        wrong).
 
         Raises :class:`AccountLocked` without running ``check`` when the login is
         locked.  If ``check`` raises, the attempt stays counted as a failure and
-        the exception propagates.
+        the exception propagates — except :class:`~ebank_auth.errors.PasswordChangeRequired`,
+        which only a *correct* password raises: the count is reset as for a success and the
+        exception propagates so the caller asks for the new password.  A ``check`` that
+        returns anything but a bool is a programming error: the attempt counts as a failure
+        (fail closed) and :class:`ConfigurationError` is raised.  For passwords use
+        :meth:`password_login`, which needs no wrapper.
         """
         key = self._key(user)
         now = self.store.clock()
@@ -163,7 +188,18 @@ class LoginLockout:
             )
         ok = False
         try:
-            ok = bool(check())
+            verdict = check()
+            if not isinstance(verdict, bool):
+                raise ConfigurationError(
+                    "the lockout check must return True (correct) or False (wrong), not "
+                    f"{type(verdict).__name__}: wrap a raising check, or use "
+                    "LoginLockout.password_login for passwords"
+                )
+            ok = verdict
+        except PasswordChangeRequired:
+            ok = True  # raised only after a correct password: not a failure
+            self.store.reset_counter(key)
+            raise
         finally:
             if not ok:
                 self._on_failure(user, counted.value, until, context)
@@ -178,6 +214,51 @@ class LoginLockout:
             locked,
             until if locked else None,
         )
+
+    def password_login(
+        self,
+        passwords: PasswordService,
+        user: str,
+        password: Secret,
+        *,
+        context: AuthContext | None = None,
+    ) -> AttemptResult:
+        """Check ``user``'s password through the lockout: the one call for a password login.
+
+        The try is counted before the check.  A wrong password (or an unknown user) is
+        ``success=False`` with ``remaining``/``locked`` — never an exception; a correct
+        password resets the count, and when the customer must change it first the result
+        has ``change_required=True`` (call ``passwords.change_password`` before going on).
+        Raises :class:`AccountLocked` (the password is not checked) when the login is
+        locked.  With an audit log every attempt is recorded as ``password_login`` with
+        outcome ``ok``, ``change_required`` or ``deny`` (never the password).
+        """
+        change_required = False
+
+        def check() -> bool:
+            nonlocal change_required
+            try:
+                passwords.login(user, password)
+            except PasswordIncorrect:
+                return False
+            except PasswordChangeRequired:
+                change_required = True
+            return True
+
+        result = self.attempt(user, check, context=context)
+        outcome = "deny"
+        if result.success:
+            outcome = "change_required" if change_required else "ok"
+        self._audit(
+            "password_login",
+            user,
+            outcome,
+            context,
+            {"failures": str(result.failures), "remaining": str(result.remaining)},
+        )
+        if change_required:
+            return AttemptResult(True, 0, self.limit, False, None, change_required=True)
+        return result
 
     def _on_failure(self, user: str, value: int, until: datetime, ctx: AuthContext | None) -> None:
         if value != self.limit:

@@ -1,9 +1,20 @@
-"""Standard conformance checks for any token speaking the ebank-auth protocol.
+"""Standard conformance checks for any USB Key behind the :class:`~ebank_auth.usbkey.token.Token`
+protocol.
 
-``run_conformance(connection, trust, user_pin, admin_pin)`` drives a token
-through a :class:`~ebank_auth.usbkey.session.TokenSession` and returns a
-:class:`ConformanceReport`: one :class:`CheckResult` per check, each saying which
-requirement it covers, what it does and what happened.
+``run_conformance(token, user_pin, admin_pin)`` drives a token opened with
+:func:`~ebank_auth.usbkey.connect.open_token` (or any other :class:`Token` backend) and
+returns a :class:`ConformanceReport`: one :class:`CheckResult` per check, each saying which
+requirement it covers, what it does and what happened::
+
+    with open_token() as token:
+        report = run_conformance(token, user_pin, admin_pin)
+
+Every check that can be made through the protocol is made through it, so any backend is
+held to the same contract.  The checks that need our own APDU wire — PIN replay,
+undocumented instructions, display binding and robustness against malformed APDUs — run
+only when the token is our :class:`~ebank_auth.usbkey.session.TokenSession` (on a second
+session over the same connection, recording the APDUs); for another backend they report
+``skip`` with the reason.
 
 The run **changes the token**: it spends every user-PIN try (then unblocks with
 the admin PIN, setting the user PIN back to the one given), and creates key
@@ -36,12 +47,12 @@ from ebank_auth.errors import (
     PinPolicyError,
     SecureChannelError,
     SecurityStatusNotSatisfied,
+    TokenError,
     TokenNotGenuine,
 )
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
 from ebank_auth.usbkey.apdu import CommandApdu, ResponseApdu, StatusWord
-from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.protocol import (
     CLA_PROPRIETARY,
     CLA_SECURE,
@@ -56,6 +67,7 @@ from ebank_auth.usbkey.protocol import (
     check_pin_complexity,
 )
 from ebank_auth.usbkey.session import TokenSession
+from ebank_auth.usbkey.token import Token
 from ebank_auth.usbkey.transport.base import Connection
 
 __all__ = [
@@ -187,25 +199,38 @@ def _sample_tx(memo: str, amount: str = "88.88") -> Transaction:
 class _Runner:
     def __init__(
         self,
-        connection: Connection,
-        trust: TrustConfig,
+        token: Token,
         user_pin: str,
         admin_pin: str,
         prompt: Callable[[str], None],
+        not_genuine: TokenNotGenuine | None,
     ) -> None:
-        self.rec = RecordingConnection(connection)
-        self.trust = trust
+        self.token = token
+        #: our APDU backend, when it is one: the wire checks need it
+        self.session = token if isinstance(token, TokenSession) else None
         self.user_pin = user_pin
         self.admin_pin = admin_pin
         self.prompt = prompt
+        self.not_genuine = not_genuine
         self.results: list[CheckResult] = []
-        self.session: TokenSession | None = None
         self.public_key: sm2.SM2PublicKey | None = None
+        self.rec: RecordingConnection | None = None
+        self.wire: TokenSession | None = None
 
     @property
-    def s(self) -> TokenSession:
-        assert self.session is not None
-        return self.session
+    def s(self) -> Token:
+        return self.token
+
+    @property
+    def w(self) -> TokenSession:
+        assert self.wire is not None
+        return self.wire
+
+    @property
+    def raw(self) -> Connection:
+        """The unrecorded connection under the wire session (to send replays and junk)."""
+        assert self.rec is not None
+        return self.rec.inner
 
     def run(
         self,
@@ -214,9 +239,12 @@ class _Runner:
         reqs: tuple[str, ...],
         explanation: str,
         fn: Callable[[], str],
+        wire: bool,
     ) -> bool:
         try:
-            if self.session is not None and not self.session.secure:
+            if wire:
+                self.open_wire()
+            elif self.session is not None and not self.session.secure:
                 self.reopen()
             detail = fn()
             status = CheckStatus.PASS
@@ -226,33 +254,51 @@ class _Runner:
             detail, status = str(exc), CheckStatus.FAIL
         except EbankAuthError as exc:
             detail, status = f"unexpected error: {exc.message}", CheckStatus.FAIL
+        finally:
+            if wire and self.wire is not None:
+                self.close_wire()
         self.results.append(CheckResult(cid, title, reqs, status, explanation, detail))
         return status is CheckStatus.PASS
 
     def reopen(self) -> None:
-        self.s.select()
-        self.s.open_secure_channel()
+        """A fresh secure channel for our session (the token drops one that saw bad input)."""
+        assert self.session is not None
+        self.session.select()
+        self.session.open_secure_channel()
+
+    def open_wire(self) -> None:
+        """A second session of ours over the same connection, recording its APDUs.
+
+        Its SELECT ends the main session on the token; :meth:`close_wire` reopens that."""
+        if self.session is None:
+            raise _Skip(
+                f"needs the ebank-auth APDU protocol; this token is a "
+                f"{type(self.token).__name__}, so the check is left to its backend's own tests"
+            )
+        self.rec = RecordingConnection(self.session.connection)
+        self.wire = TokenSession.open(self.rec, self.session.trust)
+
+    def close_wire(self) -> None:
+        # not wire.close(): that would close the shared connection
+        self.wire, self.rec = None, None
+        self.reopen()
 
     # ------------------------------------------------------------------ checks
     def genuine(self) -> str:
-        session = TokenSession(self.rec, self.trust)
-        self.session = session
-        session.select()
+        if self.not_genuine is not None:
+            raise _Failed(self.not_genuine.message)
+        opened = self.s.attestation
         try:
-            report = session.attest()
+            report = self.s.attest()  # checked again, now
         except TokenNotGenuine as exc:
-            self.session = TokenSession(self.rec, TrustConfig(require_genuine=False))
-            self.s.select()
-            self.s.attest()
-            self.s.open_secure_channel()
             raise _Failed(exc.message) from None
-        session.open_secure_channel()
-        if not report.genuine:
+        if opened is None or not opened.genuine or not report.genuine:
             raise _Skip(f"no trust configured, not checked: {report.message}")
+        _expect(report.serial == self.s.device_info().serial, "attested serial differs")
         return (
             f"device certificate {report.device_certificate_subject!r} chains to a trusted "
             f"manufacturer root; firmware {report.firmware_version} is on the signed allow-list; "
-            "the device key signed the secure-channel handshake"
+            "checked when the token was opened (before the secure channel) and again now"
         )
 
     def retry_limit(self) -> str:
@@ -314,9 +360,9 @@ class _Runner:
         return "admin PIN unblocked the user PIN and reset its counter; admin counter separate"
 
     def replay(self) -> str:
-        self.reopen()
+        assert self.rec is not None
         start = len(self.rec.log)
-        self.s.verify_pin(self.user_pin)
+        self.w.verify_pin(self.user_pin)
         captured = [
             c
             for c, r in self.rec.log[start:]
@@ -326,19 +372,21 @@ class _Runner:
         apdu = captured[0]
         _expect(apdu[0] & 0xEF == CLA_SECURE, "the PIN was not sent inside the secure channel")
         _expect(self.user_pin.encode() not in apdu, "the PIN is visible in the APDU")
-        resp = ResponseApdu.parse(self.rec.inner.transmit(apdu))
+        resp = ResponseApdu.parse(self.raw.transmit(apdu))
         _expect(
             resp.sw != StatusWord.SUCCESS, "replaying the PIN APDU in the same session was accepted"
         )
-        self.reopen()
-        resp2 = ResponseApdu.parse(self.rec.inner.transmit(apdu))
+        self.w.select()
+        self.w.open_secure_channel()
+        resp2 = ResponseApdu.parse(self.raw.transmit(apdu))
         _expect(
             resp2.sw != StatusWord.SUCCESS, "replaying the PIN APDU in a new session was accepted"
         )
-        self.reopen()  # the token closes a channel that saw a bad counter
+        self.w.select()  # the token closes a channel that saw a bad counter
+        self.w.open_secure_channel()
         with _raises(SecurityStatusNotSatisfied, "key generation after the replay"):
-            self.s.generate_key(CONTAINER, Algorithm.SM2)
-        status = self.s.pin_status()
+            self.w.generate_key(CONTAINER, Algorithm.SM2)
+        status = self.w.pin_status()
         _expect(status.remaining == status.max_retries, "the replay changed the retry counter")
         return (
             f"PIN sent encrypted (CLA 84); replay refused with {resp.sw:04X} in the same "
@@ -354,13 +402,21 @@ class _Runner:
         _expect(isinstance(key, sm2.SM2PublicKey), "the exported key is not an SM2 public key")
         assert isinstance(key, sm2.SM2PublicKey)
         self.public_key = key
+        _expect(
+            any(c.name == CONTAINER for c in self.s.list_containers()),
+            "the new container is not listed",
+        )
+        return "SM2 key generated on the token; only the public key (SPKI) is exported"
+
+    def undocumented(self) -> str:
+        self.w.verify_pin(self.user_pin)
         undocumented: list[str] = []
         known = {int(i) for i in Ins}
         for ins in range(256):
             if ins in known or ins in (0xC0, 0xA4):
                 continue
             resp = ResponseApdu.parse(
-                self.rec.inner.transmit(CommandApdu(CLA_PROPRIETARY, ins, 0, 0).encode())
+                self.raw.transmit(CommandApdu(CLA_PROPRIETARY, ins, 0, 0).encode())
             )
             if resp.sw != StatusWord.INS_NOT_SUPPORTED or resp.data:
                 undocumented.append(f"{ins:02X}->{resp.sw:04X}")
@@ -368,25 +424,26 @@ class _Runner:
                 body = self._secure_raw(ins)
             except SecureChannelError:
                 undocumented.append(f"84 {ins:02X} broke the channel")
-                self.reopen()
-                self.s.verify_pin(self.user_pin)
+                self.w.select()
+                self.w.open_secure_channel()
+                self.w.verify_pin(self.user_pin)
                 continue
             if body != (b"", StatusWord.INS_NOT_SUPPORTED):
                 undocumented.append(f"84 {ins:02X}->{body[1]:04X}")
         _expect(not undocumented, "undocumented instructions answer: " + ", ".join(undocumented))
         return (
-            "SM2 key generated on the token; only the public key (SPKI) is exported; all "
-            f"{256 - len(known) - 2} undocumented instructions (plain and secure) answer 6D00"
+            f"all {256 - len(known) - 2} undocumented instructions (plain and secure, PIN "
+            "verified) answer 6D00"
         )
 
     def _secure_raw(self, ins: int) -> tuple[bytes, int]:
-        channel = self.s._channel
+        channel = self.w._channel
         if channel is None:
             raise SecureChannelError()
         header = bytes((CLA_SECURE, ins, 0, 0))
         body, ctr = channel.wrap_command(header, b"")
         resp = ResponseApdu.parse(
-            self.rec.inner.transmit(CommandApdu(CLA_SECURE, ins, 0, 0, body, le=256).encode())
+            self.raw.transmit(CommandApdu(CLA_SECURE, ins, 0, 0, body, le=256).encode())
         )
         if resp.sw != StatusWord.SUCCESS:
             raise SecureChannelError()
@@ -434,40 +491,46 @@ class _Runner:
             raise _Skip("no key was generated (key check failed)")
         self.s.verify_pin(self.user_pin)
         tx = _sample_tx("conformance approve").encode()
+        with _raises(TokenError, "digest signing with a transaction key"):
+            self.s.sign_digest(sm3.digest(tx), CONTAINER)
+        reject = _sample_tx("REJECT conformance")
+        self.prompt("REJECT the transaction now shown on the token (memo 'REJECT conformance')")
+        with _raises(ConfirmationRejected, "a transaction the customer rejected"):
+            self.s.confirm_and_sign(reject, CONTAINER)
+        return "transaction keys refuse raw digests; reject on the token honoured"
+
+    def display_binding(self) -> str:
+        if self.public_key is None:
+            raise _Skip("no key was generated (key check failed)")
+        self.w.verify_pin(self.user_pin)
+        tx = _sample_tx("conformance approve").encode()
         with _raises(ApduError, "signing without displaying first"):
-            self.s.sign_displayed(tx, CONTAINER)
-        self.s.display_transaction(tx, CONTAINER)
+            self.w.sign_displayed(tx, CONTAINER)
+        self.w.display_transaction(tx, CONTAINER)
         altered = _sample_tx("conformance approve", "99999.00").encode()
         with _raises(ApduError, "signing a transaction altered after display"):
-            self.s.sign_displayed(altered, CONTAINER)
+            self.w.sign_displayed(altered, CONTAINER)
         with _raises(ApduError, "signing the original after an altered attempt"):
-            self.s.sign_displayed(tx, CONTAINER)
-        with _raises(ApduError, "digest signing with a transaction key"):
-            self.s.sign_digest(sm3.digest(tx), CONTAINER)
+            self.w.sign_displayed(tx, CONTAINER)
         bad_format = tlv.build(
             [(Tag.CONTAINER, CONTAINER.encode()), (Tag.FORMAT, b"\x7f"), (Tag.TRANSACTION, tx)]
         )
         with _raises(ApduError, "an unknown transaction format"):
-            self.s.transmit_secure(Ins.CONFIRM_AND_SIGN, bad_format, p1=ConfirmStep.DISPLAY)
+            self.w.transmit_secure(Ins.CONFIRM_AND_SIGN, bad_format, p1=ConfirmStep.DISPLAY)
         with _raises(ApduError, "a malformed transaction"):
-            self.s.display_transaction(tx[:-1], CONTAINER)
-        reject = _sample_tx("REJECT conformance").encode()
-        self.s.display_transaction(reject, CONTAINER)
-        self.prompt("REJECT the transaction now shown on the token (memo 'REJECT conformance')")
-        with _raises(ConfirmationRejected, "a transaction the customer rejected"):
-            self.s.sign_displayed(reject, CONTAINER)
+            self.w.display_transaction(tx[:-1], CONTAINER)
         return (
             "no signature without display; altered-after-display, unknown format and malformed "
-            "transactions refused; transaction keys refuse raw digests; reject honoured"
+            "transactions refused"
         )
 
     def robustness(self) -> str:
-        self.s.verify_pin(self.user_pin)
-        before = self.s.pin_status()
+        self.w.verify_pin(self.user_pin)
+        before = self.w.pin_status()
         problems: list[str] = []
 
         def raw(apdu: bytes, want: int, what: str) -> None:
-            resp = ResponseApdu.parse(self.rec.inner.transmit(apdu))
+            resp = ResponseApdu.parse(self.raw.transmit(apdu))
             if resp.sw != want:
                 problems.append(f"{what}: {resp.sw:04X} (want {want:04X})")
 
@@ -495,13 +558,13 @@ class _Runner:
             (b"\xd1\x04test\xd1\x04test", "duplicate TLV"),
         ):
             try:
-                self.s.transmit_secure(Ins.GET_PUBLIC_KEY, body)
+                self.w.transmit_secure(Ins.GET_PUBLIC_KEY, body)
                 problems.append(f"{what}: accepted")
             except ApduError as exc:
                 if exc.sw != StatusWord.WRONG_DATA:
                     problems.append(f"{what}: {exc.sw:04X} (want 6A80)")
-        self.s.verify_pin(self.user_pin)
-        after = self.s.pin_status()
+        self.w.verify_pin(self.user_pin)
+        after = self.w.pin_status()
         _expect(before == after, "bad input changed the PIN state")
         _expect(not problems, "; ".join(problems))
         return (
@@ -514,15 +577,17 @@ class _Skip(Exception):
     pass
 
 
-_CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
+#: (id, title, requirement IDs, what it checks, method, needs our APDU wire)
+_CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str, bool], ...] = (
     (
         "genuine",
         "Device is genuine",
         ("UK-9",),
-        "The device certificate must chain to a trusted manufacturer root, name the token's "
-        "serial, and its key must sign the secure-channel handshake; the firmware version and "
-        "hash must be on the manufacturer's signed allow-list.",
+        "The device certificate must chain to a trusted manufacturer root and name the token's "
+        "serial; the firmware version and hash must be on the manufacturer's signed "
+        "allow-list (checked when the token is opened, before any PIN is sent, and again).",
         "genuine",
+        False,
     ),
     (
         "retry-limit",
@@ -530,6 +595,7 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         ("UK-3",),
         "Both PINs report a retry limit between 1 and 10; a correct PIN resets the counter.",
         "retry_limit",
+        False,
     ),
     (
         "lockout",
@@ -538,6 +604,7 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "Wrong PINs are counted down one by one; after exactly `limit` wrong PINs the token "
         "locks, refuses even the correct PIN and refuses key operations.",
         "lockout",
+        False,
     ),
     (
         "unblock",
@@ -546,6 +613,7 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "Only the admin (SO) PIN, with its own counter, unblocks the user PIN and resets its "
         "counter.",
         "unblock",
+        False,
     ),
     (
         "pin-replay",
@@ -554,15 +622,25 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "The PIN-verify APDU is captured: it must be inside the secure channel (no PIN visible) "
         "and replaying it — in the same or a new session — must be refused without verifying.",
         "replay",
+        True,
     ),
     (
         "keys",
-        "Keys generated on the token, private key not exportable",
+        "Keys generated on the token, only the public key exported",
         ("UK-1", "UK-2"),
-        "An SM2 key is generated on the token; only the public key comes back; every "
-        "undocumented instruction byte (plain and secure) answers 6D00, so no hidden command "
-        "exports key material.",
+        "An SM2 key is generated on the token and listed in its container; only the public "
+        "key (SPKI) comes back, the same each time it is read.",
         "keys",
+        False,
+    ),
+    (
+        "undocumented-instructions",
+        "No hidden command answers",
+        ("UK-1", "UK-2"),
+        "Every undocumented instruction byte, plain and inside the secure channel with the PIN "
+        "verified, answers 6D00, so no hidden command exports key material.",
+        "undocumented",
+        True,
     ),
     (
         "signatures",
@@ -572,15 +650,25 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "bytes with the exported public key and with an imported certificate, fails for other "
         "bytes, and carries the token serial (RSA-2048 too when offered).",
         "signatures",
+        False,
     ),
     (
         "confirmation",
         "Confirmation required, refused on reject",
         ("UK-6", "UK-7", "AU-8"),
-        "The token signs a transaction only after displaying it and a button press, refuses "
-        "a transaction altered after display, unknown formats and malformed data, refuses raw "
-        "digests with transaction keys, and honours reject.",
+        "Transaction keys refuse raw digests (they sign only what the token displayed), and a "
+        "transaction the customer rejects on the token is not signed.",
         "confirmation",
+        False,
+    ),
+    (
+        "display-binding",
+        "Signature bound to the displayed transaction",
+        ("UK-6", "UK-7"),
+        "At the APDU level: no signature without a display step; a transaction altered after "
+        "display, an unknown format and malformed transaction data are refused.",
+        "display_binding",
+        True,
     ),
     (
         "robustness",
@@ -589,32 +677,34 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "Unknown INS/CLA, wrong lengths, oversize data, plain PIN and malformed TLV get their "
         "status word and change no state.",
         "robustness",
+        True,
     ),
 )
 
 
 def run_conformance(
-    connection: Connection,
-    trust: TrustConfig,
+    token: Token,
     user_pin: str,
     admin_pin: str,
     *,
     prompt: Callable[[str], None] | None = None,
+    not_genuine: TokenNotGenuine | None = None,
 ) -> ConformanceReport:
-    """Run every check (see module docstring: this modifies the token)."""
-    runner = _Runner(connection, trust, user_pin, admin_pin, prompt or (lambda _msg: None))
-    for cid, title, reqs, explanation, method in _CHECKS:
-        ok = runner.run(cid, title, reqs, explanation, getattr(runner, method))
-        if runner.session is None and not ok:
-            break
+    """Run every check against an open ``token`` (see module docstring: this modifies it).
+
+    ``not_genuine``: the :class:`TokenNotGenuine` raised when the token was opened with the
+    trust configuration, if the caller then opened it without one to run the other checks;
+    the *genuine* check reports it as a failure.  The caller closes the token."""
+    runner = _Runner(token, user_pin, admin_pin, prompt or (lambda _msg: None), not_genuine)
+    for cid, title, reqs, explanation, method, wire in _CHECKS:
+        ok = runner.run(cid, title, reqs, explanation, getattr(runner, method), wire)
         if cid == "retry-limit" and not ok:
             break  # wrong user PIN given: stop before spending tries
     serial = fw = ""
-    if runner.session is not None:
-        try:
-            info = runner.s.device_info()
-            serial, fw = info.serial, info.firmware_version
-            runner.s.logout()
-        except EbankAuthError:
-            pass
-    return ConformanceReport(serial, fw, connection.description, tuple(runner.results))
+    try:
+        info = token.device_info()
+        serial, fw = info.serial, info.firmware_version
+        token.logout()
+    except EbankAuthError:
+        pass
+    return ConformanceReport(serial, fw, token.description, tuple(runner.results))

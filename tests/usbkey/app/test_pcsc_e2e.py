@@ -19,6 +19,7 @@ from ebank_auth.crypto import sm2
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.conformance import run_conformance
+from ebank_auth.usbkey.connect import open_token
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import ReadingUser
 from ebank_auth.usbkey.protocol import AID
@@ -63,8 +64,8 @@ def test_confirm_and_sign_through_pcscd(
 
 def test_conformance_through_pcscd(inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd) -> None:
     _, state = inserted
-    with open_reader(pcscd_vpcd.readers[0]) as conn:
-        report = run_conformance(conn, _trust(state), USER_PIN, ADMIN_PIN)
+    with open_token(pcscd_vpcd.readers[0], trust=_trust(state)) as token:
+        report = run_conformance(token, USER_PIN, ADMIN_PIN)
     assert [c.id for c in report.checks if c.status.value != "pass"] == []
 
 
@@ -200,6 +201,20 @@ def test_cli_conformance_json(inserted: tuple[SoftToken, Path], pcscd_vpcd: Pcsc
     assert all(c["explanation"] for c in report["checks"])
 
 
+def test_cli_conformance_of_a_token_that_is_not_genuine(
+    inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd, tmp_path: Path
+) -> None:
+    """The CLI opens the token through open_token; a token another manufacturer's root does
+    not vouch for fails the 'genuine' check (exit 1) and the other checks still run."""
+    SoftToken(tmp_path / "other")  # trust another manufacturer
+    res = cli(pcscd_vpcd, tmp_path / "other", "conformance", "--json", "--yes")
+    assert res.returncode == 1, res.stdout + res.stderr
+    checks = {c["id"]: c["status"] for c in json.loads(res.stdout)["checks"]}
+    assert checks["genuine"] == "fail" and checks["lockout"] == "pass", checks
+    assert checks["pin-replay"] == "pass"  # our TokenSession: the wire checks ran
+    assert "NOT genuine" in res.stderr
+
+
 def test_cli_not_genuine(
     inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd, tmp_path: Path
 ) -> None:
@@ -234,9 +249,9 @@ def test_cli_reader_busy(inserted: tuple[SoftToken, Path], pcscd_vpcd: PcscdVpcd
 
 
 def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
-    """The README demo: emulator start -> key generate -> sign --tx -> crypto verify."""
-    from ebank_auth.usbkey.transport.pcsc import wait_for_card
+    """The README demo: emulator start -> key generate -> sign --tx -> crypto verify.
 
+    No polling between start and the first token command: ``start`` waits (``--wait``)."""
     state = tmp_path / "daemon-token"
     env = {"EBANK_AUTH_TOKEN_STATE": str(state)}
 
@@ -253,7 +268,6 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
     start = run("emulator", "start", *pcscd_vpcd.emulator_args(1))
     assert start.returncode == 0, start.stdout + start.stderr
     try:
-        assert wait_for_card(pcscd_vpcd.readers[1], 30)
         reader = ("--reader", pcscd_vpcd.readers[1])
         pub = tmp_path / "pub.pem"
         gen = run(

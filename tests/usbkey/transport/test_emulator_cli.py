@@ -55,10 +55,14 @@ def test_start_status_list_stop(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
     out = cli(pcscd_vpcd, "emulator", "start", "--state", state, *where, "--card", CARD)
     assert out.returncode == 0, out.stdout + out.stderr
     try:
-        assert "started" in out.stdout
-        assert pcsc.wait_for_card(reader, 20)
+        assert "started" in out.stdout and "inserted" in out.stdout
+        # --wait (the default) returned only once pcscd had the token: no polling needed
+        with pcsc.open_reader(reader) as conn:
+            assert ApduConnection(conn).execute(CommandApdu(0, 0xA4, 4, 0, TEST_AID)) == (
+                b"ebank-test"
+            )
         st = json.loads(cli(pcscd_vpcd, "emulator", "status", "--state", state, "--json").stdout)
-        assert st["running"] and st["connected"] and st["port"] == int(port)
+        assert st["running"] and st["connected"] and st["card_seen"] and st["port"] == int(port)
         text = cli(pcscd_vpcd, "emulator", "status", "--state", state, check=0).stdout
         assert "inserted into the vpcd reader" in text
         again = cli(pcscd_vpcd, "emulator", "start", "--state", state, *where, "--card", CARD)
@@ -85,6 +89,53 @@ def test_start_status_list_stop(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:
     assert not (Path(state) / daemon.PID_FILE).exists()
     cli(pcscd_vpcd, "emulator", "status", "--state", state, check=1)
     assert "not running" in cli(pcscd_vpcd, "emulator", "stop", "--state", state, check=1).stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_start_waits_and_exits_3_when_no_vpcd_takes_the_token(tmp_path: Path) -> None:
+    """Nothing listens on the port: ``start`` (waiting by default) exits 3 (a service is
+    unavailable) naming pcscd/vpcd; the token keeps trying in the background."""
+    state = str(tmp_path / "token")
+    port = str(_free_port())
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [sys.executable, "-m", "ebank_auth.cli", "emulator"]
+    res = subprocess.run(
+        [*argv, "start", "--state", state, "--port", port, "--card", CARD, "--wait-timeout", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert "pcscd did not take it within 1s" in res.stderr
+        assert f"nothing answers at vpcd at 127.0.0.1:{port}" in res.stderr
+        assert "Traceback" not in res.stderr
+        st = daemon.status(Path(state))
+        assert st.running and not st.connected and not st.card_seen
+    finally:
+        subprocess.run([*argv, "stop", "--state", state], env=env, timeout=60)
+    nowait = subprocess.run(
+        [*argv, "start", "--state", state, "--port", port, "--card", CARD, "--no-wait"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        assert nowait.returncode == 0 and "as soon as pcscd runs" in nowait.stdout, nowait.stderr
+    finally:
+        subprocess.run([*argv, "stop", "--state", state], env=env, timeout=60)
 
 
 def test_foreground_stops_cleanly_on_sigterm(pcscd_vpcd: PcscdVpcd, tmp_path: Path) -> None:

@@ -75,8 +75,9 @@ class EmulatorError(TokenError):
 
 @dataclass(frozen=True)
 class DaemonStatus:
-    """What ``emulator status`` reports.  ``connected`` says whether the token is attached to
-    vpcd right now (i.e. a reader shows the card)."""
+    """What ``emulator status`` reports.  ``connected``: the token is attached to vpcd right
+    now; ``card_seen``: pcscd has also powered it and read its ATR, so its reader shows the
+    card and ``token`` commands can use it."""
 
     running: bool
     state_dir: str
@@ -85,6 +86,7 @@ class DaemonStatus:
     port: int | None = None
     connected: bool = False
     started_at: float | None = None
+    card_seen: bool = False
     log_file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -192,6 +194,7 @@ def status(state_dir: Path | None = None) -> DaemonStatus:
         port=info.get("port"),
         connected=bool(info.get("connected")),
         started_at=info.get("started_at"),
+        card_seen=bool(info.get("connected")) and bool(info.get("card_seen")),
         log_file=str(state_dir / LOG_FILE),
     )
 
@@ -234,13 +237,23 @@ def _serve(state_dir: Path, host: str, port: int, card: str, netns: str | None) 
     token = load_card_factory(card)(state_dir)
     started = time.time()
 
-    def write_status(connected: bool) -> None:
-        doc = {"host": host, "port": port, "connected": connected, "started_at": started}
+    def write_status(connected: bool, card_seen: bool = False) -> None:
+        doc = {
+            "host": host,
+            "port": port,
+            "connected": connected,
+            "card_seen": card_seen,
+            "started_at": started,
+        }
         _atomic_write(state_dir / STATUS_FILE, json.dumps(doc))
 
     def on_connection(connected: bool) -> None:
         write_status(connected)
-        logger.info("token %s", "inserted into the vpcd reader" if connected else "removed")
+        logger.info("token %s", "attached to vpcd" if connected else "removed")
+
+    def on_card_seen() -> None:
+        write_status(True, True)
+        logger.info("token inserted: pcscd powered it and read its ATR")
 
     connect = None
     if netns is not None:
@@ -251,7 +264,14 @@ def _serve(state_dir: Path, host: str, port: int, card: str, netns: str | None) 
         def connect() -> socket.socket:
             return connect_in_netns(ns_path, host, port)
 
-    link = VpcdLink(token, host, port, on_connection=on_connection, connect=connect)
+    link = VpcdLink(
+        token,
+        host,
+        port,
+        on_connection=on_connection,
+        on_card_seen=on_card_seen,
+        connect=connect,
+    )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         link.stop(timeout=None)
@@ -332,6 +352,19 @@ def start(
         time.sleep(0.02)
     proc.terminate()
     raise EmulatorError(f"the software token did not start within {timeout:.0f}s; see {log_path}")
+
+
+def wait_inserted(state_dir: Path | None = None, timeout: float = 20.0) -> DaemonStatus:
+    """Wait (at most ``timeout`` seconds) until pcscd has taken the running software token:
+    attached to vpcd, powered and its ATR read (``card_seen``).  Returns the last status;
+    the caller checks ``card_seen`` (``running`` false: the process ended)."""
+    state_dir = Path(state_dir or default_state_dir())
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(state_dir)
+        if current.card_seen or not current.running or time.monotonic() >= deadline:
+            return current
+        time.sleep(0.05)
 
 
 def stop(state_dir: Path | None = None, timeout: float = 10.0) -> bool:

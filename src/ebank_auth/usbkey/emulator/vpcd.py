@@ -71,6 +71,7 @@ class VpcdLink:
         reconnect: bool = True,
         retry_interval: float = 0.1,
         on_connection: Callable[[bool], None] | None = None,
+        on_card_seen: Callable[[], None] | None = None,
     ) -> None:
         self.card = card
         self.host = host
@@ -79,6 +80,7 @@ class VpcdLink:
         self.reconnect = reconnect
         self.retry_interval = retry_interval
         self.on_connection = on_connection
+        self.on_card_seen = on_card_seen
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._sock_lock = threading.Lock()
@@ -219,6 +221,12 @@ class VpcdLink:
             self.card.reset()
         elif code == VpcdControl.GET_ATR:
             self._send(sock, self.card.atr())
-            self.card_seen.set()
+            if not self.card_seen.is_set():
+                self.card_seen.set()
+                if self.on_card_seen is not None:
+                    try:
+                        self.on_card_seen()
+                    except Exception:
+                        logger.exception("vpcd card-seen callback failed")
         else:
             logger.warning("unknown vpcd control byte %02X ignored", code)
