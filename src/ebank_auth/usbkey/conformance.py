@@ -347,7 +347,10 @@ class _Runner:
 
     def keys(self) -> str:
         self.s.verify_pin(self.user_pin)
-        info = self.s.generate_key(CONTAINER, Algorithm.SM2, ContainerUsage.TRANSACTION)
+        self.s.verify_pin(self.admin_pin, PinRef.ADMIN)  # a re-run replaces its own test key
+        info = self.s.generate_key(
+            CONTAINER, Algorithm.SM2, ContainerUsage.TRANSACTION, replace=True
+        )
         again = self.s.public_key(CONTAINER)
         _expect(again.public_key_der == info.public_key_der, "exported public key differs")
         key = info.public_key()
@@ -419,7 +422,7 @@ class _Runner:
         detail = "SM2 signature over the displayed bytes verifies with the exported public key "
         detail += "and certificate, and fails for other bytes"
         if DeviceCapability.RSA2048 in self.s.device_info().capabilities:
-            info = self.s.generate_key(RSA_CONTAINER, Algorithm.RSA2048)
+            info = self.s.generate_key(RSA_CONTAINER, Algorithm.RSA2048, replace=True)
             rkey = info.public_key()
             _expect(isinstance(rkey, rsa.RSAPublicKey), "not an RSA key")
             _expect(getattr(rkey, "key_size", 2048) >= 2048, "RSA key shorter than 2048 bits")
