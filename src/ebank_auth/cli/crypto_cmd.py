@@ -41,9 +41,7 @@ def sm2_group() -> None:
 @click.option(
     "--password-env", default=None, metavar="VAR", help="Encrypt the key with the password in $VAR."
 )
-@click.option(
-    "--force", is_flag=True, help="Replace an existing --out file (the old key is lost)."
-)
+@click.option("--force", is_flag=True, help="Replace an existing --out file (the old key is lost).")
 @json_option
 def keygen(
     out: str, public_key_out: str | None, password_env: str | None, force: bool, as_json: bool

@@ -619,9 +619,7 @@ def key_attest(ctx: click.Context, container: str, out: Path | None, as_json: bo
         "ebank-auth token verify-attestation sign-attestation.pem --trust-root root.pem --json",
     ),
 )
-@click.argument(
-    "attestation_file", type=click.Path(path_type=Path, dir_okay=False, exists=True)
-)
+@click.argument("attestation_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
     "--trust-root",
     "trust_roots",

@@ -31,6 +31,7 @@ from ebank_auth.errors import (
     ConfirmationRejected,
     EbankAuthError,
     InvalidSignature,
+    KeyAlreadyExists,
     PinIncorrect,
     PinLocked,
     PinPolicyError,
@@ -42,6 +43,7 @@ from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
 from ebank_auth.usbkey.apdu import CommandApdu, ResponseApdu, StatusWord
 from ebank_auth.usbkey.attestation import TrustConfig
+from ebank_auth.usbkey.key_attestation import verify_key_attestation
 from ebank_auth.usbkey.protocol import (
     CLA_PROPRIETARY,
     CLA_SECURE,
@@ -56,6 +58,7 @@ from ebank_auth.usbkey.protocol import (
     check_pin_complexity,
 )
 from ebank_auth.usbkey.session import TokenSession
+from ebank_auth.usbkey.token import Token
 from ebank_auth.usbkey.transport.base import Connection
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "CheckStatus",
     "ConformanceReport",
     "RecordingConnection",
+    "check_key_attestation",
     "run_conformance",
 ]
 
@@ -181,6 +185,48 @@ def _sample_tx(memo: str, amount: str = "88.88") -> Transaction:
         currency="CNY",
         timestamp=datetime.now(timezone.utc).replace(microsecond=0),
         memo=memo,
+    )
+
+
+def check_key_attestation(token: Token, trust: TrustConfig, container: str) -> str:
+    """The key-attestation check on any :class:`Token` (needs the user PIN verified and an SM2
+    transaction key in ``container``): the attestation chains to a trusted manufacturer root
+    through an attestation key other than the device key, attests exactly the container's
+    public key as a transaction key with display+button confirmation; and GENERATE KEY
+    refuses to replace that key without an explicit, admin-authorised request."""
+    if not trust.roots:
+        raise _Skip("no manufacturer root configured: key attestation cannot be checked")
+    attestation = token.attest_key(container)
+    try:
+        facts = verify_key_attestation(attestation.to_pem(), trust)
+    except TokenNotGenuine as exc:
+        raise _Failed(f"the key attestation does not verify: {exc.message}") from None
+    _expect(facts.container == container, "the attestation names another container")
+    _expect(
+        facts.public_key_der == token.public_key(container).public_key_der,
+        "the attestation certifies another public key than the container's",
+    )
+    _expect(facts.usage is ContainerUsage.TRANSACTION, "a transaction key is not attested as one")
+    _expect(
+        facts.is_transaction_key, "the transaction key is not attested with enforced confirmation"
+    )
+    _expect(facts.token_serial == token.device_info().serial, "the attestation names another token")
+    report = token.attestation
+    if report is not None:
+        _expect(
+            facts.attestation_ca_subject != report.device_certificate_subject,
+            "the attestation key is the device (secure-channel) key",
+        )
+    with _raises(KeyAlreadyExists, "GENERATE KEY over an existing key with the user PIN only"):
+        token.generate_key(container, Algorithm.SM2, ContainerUsage.LOGIN)
+    _expect(
+        token.public_key(container).public_key_der == facts.public_key_der,
+        "a refused GENERATE KEY changed the key",
+    )
+    return (
+        f"key attestation chains to {facts.root_subject} via {facts.attestation_ca_subject}: "
+        "transaction key, generated on the token, not exportable, display+button enforced; "
+        "GENERATE KEY over it without replacement + admin PIN refused, key unchanged"
     )
 
 
@@ -382,6 +428,12 @@ class _Runner:
             f"{256 - len(known) - 2} undocumented instructions (plain and secure) answer 6D00"
         )
 
+    def key_attestation(self) -> str:
+        if self.public_key is None:
+            raise _Skip("no key was generated (key check failed)")
+        self.s.verify_pin(self.user_pin)
+        return check_key_attestation(self.s, self.trust, CONTAINER)
+
     def _secure_raw(self, ins: int) -> tuple[bytes, int]:
         channel = self.s._channel
         if channel is None:
@@ -566,6 +618,16 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
         "undocumented instruction byte (plain and secure) answers 6D00, so no hidden command "
         "exports key material.",
         "keys",
+    ),
+    (
+        "key-attestation",
+        "Keys attested: a login key cannot pass for a transaction key",
+        ("UK-1", "UK-6", "UK-7", "UK-10"),
+        "The token's X.509 attestation of the transaction key (signed by an attestation key "
+        "other than the device key) chains to the manufacturer root and states: generated on "
+        "the token, not exportable, transaction usage, display+button confirmation enforced; "
+        "GENERATE KEY never replaces a key without an explicit request and the admin PIN.",
+        "key_attestation",
     ),
     (
         "signatures",
