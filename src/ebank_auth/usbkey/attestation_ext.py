@@ -32,18 +32,18 @@ from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage, check_containe
 
 __all__ = [
     "ATTESTATION_CA_VALUE",
-    "EBANK_AUTH_ARC",
     "OID_ATTESTATION_CA",
     "OID_KEY_STATEMENT",
+    "PRIVATE_ARC",
     "STATEMENT_VERSION",
     "Confirmation",
     "KeyOrigin",
     "KeyStatement",
 ]
 
-EBANK_AUTH_ARC: Final = "2.25.311351347408730537860530948705421456411"
-OID_KEY_STATEMENT: Final = EBANK_AUTH_ARC + ".1.1"
-OID_ATTESTATION_CA: Final = EBANK_AUTH_ARC + ".1.2"
+PRIVATE_ARC: Final = "2.25.311351347408730537860530948705421456411"
+OID_KEY_STATEMENT: Final = PRIVATE_ARC + ".1.1"
+OID_ATTESTATION_CA: Final = PRIVATE_ARC + ".1.2"
 #: DER value of the attestation CA marker extension (ASN.1 NULL).
 ATTESTATION_CA_VALUE: Final = b"\x05\x00"
 STATEMENT_VERSION: Final = 1
