@@ -20,6 +20,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 HOST_USBKEY = (
     "ebank_auth.usbkey.session",
     "ebank_auth.usbkey.attestation",
+    "ebank_auth.usbkey.key_attestation",
     "ebank_auth.usbkey.conformance",
     "ebank_auth.usbkey.connect",
     "ebank_auth.usbkey.token",
@@ -36,6 +37,7 @@ NEUTRAL_USBKEY = (
     "ebank_auth.usbkey.card_interface",
     "ebank_auth.usbkey.hid_framing",
     "ebank_auth.usbkey.manufacturer",
+    "ebank_auth.usbkey.attestation_ext",
 )
 #: Services and apps above the token layer: nothing in usbkey, crypto or store imports them.
 SERVICES = (

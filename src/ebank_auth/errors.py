@@ -32,7 +32,7 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   ├── ApduError (sw)
     │   ├── PinIncorrect (remaining), PinLocked
     │   ├── SecurityStatusNotSatisfied, ConfirmationRejected, ConfirmationTimeout
-    │   ├── TokenNotGenuine, SecureChannelError
+    │   ├── TokenNotGenuine, SecureChannelError, KeyAlreadyExists
     ├── OtpError
     │   ├── CodeInvalid, CodeExpired, CodeAlreadyUsed, CodeAttemptsExceeded,
     │   ├── RateLimited, ReplayDetected
@@ -85,6 +85,7 @@ __all__ = [
     "InvalidKey",
     "InvalidSignature",
     "InvalidTransaction",
+    "KeyAlreadyExists",
     "OtpError",
     "PasswordChangeRequired",
     "PasswordError",
@@ -343,6 +344,14 @@ class TokenNotGenuine(TokenError):
 
 class SecureChannelError(TokenError):
     default_message = "secure channel to the token failed or was tampered with: reconnect the token"
+
+
+class KeyAlreadyExists(TokenError):
+    default_message = (
+        "the key container already holds a key: the token does not replace it silently; "
+        "choose another container, or replace it on purpose with the admin (SO) PIN "
+        "(--force on the command line)"
+    )
 
 
 # --------------------------------------------------------------------------- one-time codes

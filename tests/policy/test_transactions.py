@@ -134,7 +134,7 @@ def verifier(
     pki: dict[str, object], clock: FakeClock, audit: AuditLog | None = None
 ) -> tuple[ConfirmationVerifier, CredentialRegistry]:
     store = MemoryStore(clock=clock)
-    reg = CredentialRegistry(store)
+    reg = CredentialRegistry(store, allow_unattested_tokens=True)  # certificates, no attestation
     alice = x509.load_certificate(pki["alice"])  # type: ignore[arg-type]
     bob = x509.load_certificate(pki["bob"])  # type: ignore[arg-type]
     reg.bind("alice", SignerKind.USBKEY, "TK-0001", alice.fingerprint("sm3"))
@@ -241,7 +241,7 @@ def test_rsa_token_confirmation(rsa_hash: rsa.Hash) -> None:
     source = RawPublicKeySource()
     resolved, fp = source.resolve(key.public_key().to_pem())
     assert resolved == key.public_key() and source.resolve(key.public_key().to_der())[1] == fp
-    reg = CredentialRegistry(store)
+    reg = CredentialRegistry(store, allow_unattested_tokens=True)  # certificates, no attestation
     reg.bind("dave", "usbkey", "TK-RSA", fp)
     v = ConfirmationVerifier(reg, ReplayCache(store), source)
     tx, other = make_tx(), make_tx(amount="52000.01")
@@ -268,7 +268,7 @@ def test_raw_public_key_source_refuses_short_rsa_and_junk() -> None:
 
 
 def test_registry_is_one_to_one() -> None:
-    reg = CredentialRegistry(MemoryStore())
+    reg = CredentialRegistry(MemoryStore(), allow_unattested_tokens=True)
     reg.bind("alice", "usbkey", "TK-1", "AB" * 32)
     reg.bind("alice", "usbkey", "TK-1", "ab" * 32)  # same binding again: fine
     with pytest.raises(AccessDenied, match="already bound"):

@@ -32,6 +32,7 @@ def sm2_group() -> None:
     "keygen",
     epilog=examples(
         "ebank-auth crypto sm2 keygen --out key.pem --public-key-out pub.pem",
+        "ebank-auth crypto sm2 keygen --out key.pem --force   # replace an existing key file",
         "KEYPASS=secret ebank-auth crypto sm2 keygen --out key.pem --password-env KEYPASS",
     ),
 )
@@ -40,11 +41,14 @@ def sm2_group() -> None:
 @click.option(
     "--password-env", default=None, metavar="VAR", help="Encrypt the key with the password in $VAR."
 )
+@click.option("--force", is_flag=True, help="Replace an existing --out file (the old key is lost).")
 @json_option
-def keygen(out: str, public_key_out: str | None, password_env: str | None, as_json: bool) -> None:
-    """Generate an SM2 key pair."""
+def keygen(
+    out: str, public_key_out: str | None, password_env: str | None, force: bool, as_json: bool
+) -> None:
+    """Generate an SM2 key pair.  An existing --out file is never overwritten without --force."""
     key = sm2.generate_private_key()
-    write_secret(key.to_pem(password_from_env(password_env)), out)
+    write_secret(key.to_pem(password_from_env(password_env)), out, overwrite=force)
     pub = key.public_key().to_pem()
     if public_key_out:
         write_output(pub, public_key_out)

@@ -34,6 +34,7 @@ import click
 from ebank_auth.errors import (
     ConfigurationError,
     EncodingError,
+    KeyAlreadyExists,
     TokenError,
     TokenNotGenuine,
 )
@@ -45,7 +46,7 @@ from ebank_auth.usbkey.protocol import (
     PinRef,
 )
 
-from ._output import Group, emit, examples, info, json_option, verdict
+from ._output import Group, emit, examples, info, json_option, json_requested, verdict
 
 if TYPE_CHECKING:
     from ebank_auth.usbkey.attestation import TrustConfig
@@ -469,6 +470,7 @@ def _pem(der: bytes, label: str) -> str:
     epilog=examples(
         "ebank-auth token key generate --public-key-out sign-pub.pem",
         "ebank-auth token key generate --usage login --algorithm rsa2048 --json",
+        "ebank-auth token key generate --force --admin-pin-file so.txt   # replace the key",
     ),
 )
 @_device_options
@@ -489,7 +491,14 @@ def _pem(der: bytes, label: str) -> str:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the public key (SPKI PEM) here (default: print it).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a key the container already holds, without asking (needs the admin PIN; "
+    "the old key and its certificate are destroyed).",
+)
 @_pin_options
+@_admin_pin_file
 @json_option
 @click.pass_context
 def key_generate(
@@ -498,17 +507,42 @@ def key_generate(
     container: str | None,
     usage: str,
     pub_out: Path | None,
+    force: bool,
     pin_file: Path | None,
+    admin_pin_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Generate a key pair on the token; the private key never leaves it (UK-1)."""
+    """Generate a key pair on the token; the private key never leaves it (UK-1).
+
+    A container that already holds a key is not replaced unless you confirm (or pass
+    --force) and give the admin (SO) PIN."""
     name = container or (DEFAULT_LOGIN_CONTAINER if usage == "login" else DEFAULT_CONTAINER)
     with _session(ctx) as s:
         _verify_user(s, pin_file)
-        info = s.generate_key(name, _ALGS[alg], _USAGES[usage])
+        replace = False
+        if any(c.name == name for c in s.list_containers()):
+            if not force:
+                if not sys.stdin.isatty() or json_requested():
+                    raise KeyAlreadyExists(
+                        f"container {name!r} already holds a key: it is not replaced; choose "
+                        "another --container, or pass --force (with the admin PIN) to destroy "
+                        "the old key and its certificate"
+                    )
+                click.confirm(
+                    f"Container {name!r} already holds a key. Replacing it destroys that key and "
+                    "its certificate for good. Replace it?",
+                    abort=True,
+                    err=True,
+                )
+            s.verify_pin(
+                _read_secret(admin_pin_file, "EBANK_AUTH_ADMIN_PIN", "Admin (SO) PIN"),
+                PinRef.ADMIN,
+            )
+            replace = True
+        info = s.generate_key(name, _ALGS[alg], _USAGES[usage], replace=replace)
     pem = _pem(info.public_key_der, "PUBLIC KEY")
     doc = {"container": name, "algorithm": alg, "usage": usage, "public_key_pem": pem,
-           "public_key_out": str(pub_out) if pub_out else None}  # fmt: skip
+           "public_key_out": str(pub_out) if pub_out else None, "replaced": replace}  # fmt: skip
     if pub_out is not None:
         pub_out.write_text(pem, encoding="ascii")
         emit(doc, f"{alg} key generated in container {name!r}; public key written to {pub_out}")
@@ -541,6 +575,93 @@ def key_export(ctx: click.Context, container: str, out: Path | None, as_json: bo
         emit({"container": container, "public_key_pem": pem, "out": str(out) if out else None})
     elif out is None:
         click.echo(pem, nl=False)
+
+
+@key_group.command(
+    "attest",
+    epilog=examples(
+        "ebank-auth token key attest --out sign-attestation.pem",
+        "ebank-auth token key attest --container login --out login-attestation.pem --json",
+    ),
+)
+@_device_options
+@click.option("--container", default=DEFAULT_CONTAINER, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the key attestation (PEM: attestation certificate, then the token's "
+    "attestation CA) here (default: print it).",
+)
+@json_option
+@click.pass_context
+def key_attest(ctx: click.Context, container: str, out: Path | None, as_json: bool) -> None:
+    """The token's attestation of a key: what kind of key it is, signed by the token.
+
+    Hand the file to the bank; it checks it with 'ebank-auth token verify-attestation'
+    (or CredentialRegistry.enrol_token_key).  No PIN needed."""
+    with _session(ctx) as s:
+        attestation = s.attest_key(container)
+    pem = attestation.to_pem().decode("ascii")
+    if out is not None:
+        out.write_text(pem, encoding="ascii")
+    doc = {"container": container, "attestation_pem": pem, "out": str(out) if out else None}
+    if as_json:
+        emit(doc)
+    elif out is None:
+        click.echo(pem, nl=False)
+    else:
+        emit(doc, f"key attestation of container {container!r} written to {out}")
+
+
+@token.command(
+    "verify-attestation",
+    epilog=examples(
+        "ebank-auth token verify-attestation sign-attestation.pem --trust-root maker-root.pem",
+        "ebank-auth token verify-attestation sign-attestation.pem --trust-root root.pem --json",
+    ),
+)
+@click.argument("attestation_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--trust-root",
+    "trust_roots",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Manufacturer root certificate(s) the attestation must chain to (default: as for "
+    "every token command).",
+)
+@json_option
+@click.pass_context
+def verify_attestation_cmd(
+    ctx: click.Context, attestation_file: Path, trust_roots: tuple[Path, ...], as_json: bool
+) -> None:
+    """Check a key attestation (from 'token key attest') up to the manufacturer root and print
+    what it states.  Exit 0 only when the chain verifies; 1 when it does not.  No token needed.
+
+    A bank accepts a key for transaction confirmations only when it says
+    "transaction key: yes" (transaction usage, display+button confirmation enforced,
+    generated on the token, not exportable)."""
+    from ebank_auth.usbkey.key_attestation import verify_key_attestation
+
+    opts: _Options = ctx.obj
+    if trust_roots:
+        opts.trust_roots = trust_roots
+    data = attestation_file.read_bytes()
+    facts = verify_key_attestation(data, _trust(opts))
+    doc = facts.to_json()
+    lines = [
+        f"key attestation: VERIFIED up to {facts.root_subject}",
+        f"token serial:    {facts.token_serial}",
+        f"container:       {facts.container}",
+        f"algorithm:       {facts.algorithm.name}",
+        f"usage:           {doc['usage']}",
+        f"confirmation:    {doc['confirmation']} (enforced by the token)",
+        f"origin:          {doc['origin']}",
+        f"exportable:      {'yes' if facts.exportable else 'no'}",
+        f"firmware:        {facts.firmware_version} (SM3 {facts.firmware_hash[:16]}…)",
+        "transaction key: "
+        + ("yes" if facts.is_transaction_key else "NO — must not confirm transactions"),
+    ]
+    emit(doc, lines)
 
 
 # ---------------------------------------------------------------------------- certificates
@@ -752,15 +873,24 @@ def conformance_cmd(
 
     reader, transport = _where(opts)
     not_genuine: TokenNotGenuine | None = None
+    trust: TrustConfig | None = None
+
+    def resolved() -> TrustConfig:
+        nonlocal trust
+        trust = _trust(opts)
+        return trust
+
     try:  # service, reader and card first, then trust and authenticity
-        token = open_token(reader, transport=transport, trust=lambda: _trust(opts))
+        token = open_token(reader, transport=transport, trust=resolved)
     except TokenNotGenuine as exc:
         # report it as the failed 'genuine' check and still run the others on this test token
         not_genuine = exc
         info(f">> the token is NOT genuine ({exc.message}); running the other checks anyway")
         token = open_token(reader, transport=transport, trust=TrustConfig(require_genuine=False))
     with token:
-        report = run_conformance(token, user, admin, prompt=prompt, not_genuine=not_genuine)
+        report = run_conformance(
+            token, user, admin, prompt=prompt, not_genuine=not_genuine, trust=trust
+        )
     if as_json:
         failed = TokenError("conformance FAILED: see the checks marked fail")
         verdict(report.passed, report.to_json(), None, error=None if report.passed else failed)

@@ -7,7 +7,10 @@ token binding.
   are refused, so ids need only be remembered for that window.
 * :class:`CredentialRegistry` — which certificates / tokens belong to which
   customer, one-to-one: a certificate or token serial bound to one customer
-  cannot be bound to another (UK-10).
+  cannot be bound to another (UK-10).  A USB Key key is enrolled with its per-key
+  attestation (:meth:`CredentialRegistry.enrol_token_key`): only a key the token
+  attests as a transaction key with display+button confirmation enforced is accepted,
+  so a login key (which signs any digest) never passes for a transaction key.
 * :class:`ConfirmationVerifier` — checks a USB Key or phone shield SM2 or RSA
   signature over ``tx.encode()`` (payer, payee, amount, date-time and the rest of
   the canonical transaction) with :func:`ebank_auth.confirmation.verify_confirmation`,
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -46,6 +49,8 @@ from ebank_auth.errors import (
 from ebank_auth.store.base import Store
 from ebank_auth.store.keys import check_namespace, store_key
 from ebank_auth.transaction import Transaction
+from ebank_auth.usbkey.attestation import TrustConfig
+from ebank_auth.usbkey.key_attestation import verify_key_attestation
 
 __all__ = [
     "CertificateSource",
@@ -134,11 +139,21 @@ class Credential:
 
 
 class CredentialRegistry:
-    """Customer ↔ certificate ↔ token, one-to-one (UK-10), kept in a :class:`Store`."""
+    """Customer ↔ certificate ↔ token, one-to-one (UK-10), kept in a :class:`Store`.
 
-    def __init__(self, store: Store, *, namespace: str = "cred") -> None:
+    USB Key credentials are enrolled with :meth:`enrol_token_key` (the token's key
+    attestation is checked).  :meth:`bind` takes phone-shield credentials; it refuses USB Key
+    ones unless ``allow_unattested_tokens=True`` — only for tokens without per-key
+    attestation, accepting that the bank then cannot tell a login key (signs any digest,
+    no display) from a transaction key.
+    """
+
+    def __init__(
+        self, store: Store, *, namespace: str = "cred", allow_unattested_tokens: bool = False
+    ) -> None:
         self.store = store
         self.namespace = check_namespace(namespace)
+        self.allow_unattested_tokens = allow_unattested_tokens
 
     def _owner_key(self, fingerprint: str) -> str:
         return store_key(self.namespace, "fp", fingerprint)
@@ -150,8 +165,58 @@ class CredentialRegistry:
         self, customer: str, kind: SignerKind | str, serial: str, fingerprint: str
     ) -> Credential:
         """Bind a credential; refused if the certificate or token serial already
-        belongs to another customer."""
+        belongs to another customer, and for a USB Key without its key attestation (use
+        :meth:`enrol_token_key`) unless the registry allows unattested tokens."""
         kind = SignerKind(kind)
+        if kind is SignerKind.USBKEY and not self.allow_unattested_tokens:
+            raise AccessDenied(
+                "a USB Key transaction key is registered only with the token's key attestation, "
+                "so a login key cannot pass for it: use enrol_token_key(customer, signer, "
+                "attestation, trust) with the output of 'ebank-auth token key attest'"
+            )
+        return self._bind(customer, kind, serial, fingerprint)
+
+    def enrol_token_key(
+        self,
+        customer: str,
+        signer: bytes,
+        attestation: bytes | Sequence[bytes | x509.Certificate],
+        trust: TrustConfig,
+        *,
+        source: SignerKeySource | None = None,
+    ) -> Credential:
+        """Bind a USB Key transaction key to ``customer`` after checking its key attestation.
+
+        ``attestation`` is the token's key attestation (PEM chain from
+        :meth:`ebank_auth.usbkey.Token.attest_key` / ``ebank-auth token key attest``);
+        ``trust`` holds the token manufacturer root(s); ``signer`` is what the customer's
+        confirmations will carry (public key, or certificate with ``source`` a
+        :class:`CertificateSource`) and must hold the attested key.  Raises
+        :class:`~ebank_auth.errors.TokenNotGenuine` when the attestation does not verify,
+        :class:`AccessDenied` when it is not a transaction key generated on the token, not
+        exportable, with display+button confirmation enforced, or the signer holds another
+        key.  Nothing is stored unless every check passes."""
+        attested = verify_key_attestation(attestation, trust)
+        if not attested.is_transaction_key:
+            raise AccessDenied(
+                f"token {attested.token_serial} attests the key in container "
+                f"{attested.container!r} as usage={attested.usage.name.lower()}, "
+                f"confirmation={attested.confirmation.name.lower()}, "
+                f"origin={attested.origin.name.lower()}, exportable={attested.exportable}: "
+                "only a transaction key generated on the token, not exportable, with display "
+                "and button confirmation enforced may confirm transactions (UK-6, UK-7); "
+                "generate one with 'ebank-auth token key generate --usage transaction'"
+            )
+        key, fingerprint = (source or RawPublicKeySource()).resolve(signer)
+        attested_key, _ = RawPublicKeySource().resolve(attested.public_key_der)
+        if key.to_der() != attested_key.to_der():
+            raise AccessDenied(
+                "the signer's key is not the key the token attested: send the public key or "
+                "certificate of the attested container"
+            )
+        return self._bind(customer, SignerKind.USBKEY, attested.token_serial, fingerprint)
+
+    def _bind(self, customer: str, kind: SignerKind, serial: str, fingerprint: str) -> Credential:
         if not customer or not serial or not fingerprint:
             raise PolicyError("customer, serial and fingerprint must all be given")
         fingerprint = fingerprint.lower()

@@ -22,6 +22,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ebank_auth.usbkey.attestation import TrustConfig
     from ebank_auth.usbkey.connect import open_connection, open_token, resolve_trust
+    from ebank_auth.usbkey.key_attestation import (
+        AttestedKey,
+        KeyAttestation,
+        verify_key_attestation,
+    )
     from ebank_auth.usbkey.manufacturer import FirmwareAllowList
     from ebank_auth.usbkey.protocol import (
         DEFAULT_CONTAINER,
@@ -51,6 +56,7 @@ __all__ = [
     "DEFAULT_LOGIN_CONTAINER",
     "Algorithm",
     "AttestationReport",
+    "AttestedKey",
     "Connection",
     "ContainerInfo",
     "ContainerUsage",
@@ -58,6 +64,7 @@ __all__ = [
     "DeviceInfo",
     "Discovery",
     "FirmwareAllowList",
+    "KeyAttestation",
     "PinRef",
     "PinStatus",
     "PublicKeyInfo",
@@ -72,6 +79,7 @@ __all__ = [
     "open_connection",
     "open_token",
     "resolve_trust",
+    "verify_key_attestation",
 ]
 
 _WHERE: dict[str, str] = {
@@ -80,6 +88,9 @@ _WHERE: dict[str, str] = {
     "open_token": "connect",
     "resolve_trust": "connect",
     "FirmwareAllowList": "manufacturer",
+    "AttestedKey": "key_attestation",
+    "KeyAttestation": "key_attestation",
+    "verify_key_attestation": "key_attestation",
     "DEFAULT_CONTAINER": "protocol",
     "DEFAULT_LOGIN_CONTAINER": "protocol",
     "Algorithm": "protocol",

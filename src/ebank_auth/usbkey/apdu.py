@@ -113,6 +113,7 @@ class StatusWord(IntEnum):
     INCORRECT_P1P2 = 0x6A86
     LC_INCONSISTENT_WITH_P1P2 = 0x6A87
     REFERENCED_DATA_NOT_FOUND = 0x6A88
+    DATA_ALREADY_EXISTS = 0x6A89  # e.g. GENERATE KEY on a container that holds a key
     WRONG_P1P2 = 0x6B00
     WRONG_LE_FAMILY = 0x6C00  # 6Cxx: re-send with Le = xx (00 = 256)
     INS_NOT_SUPPORTED = 0x6D00
@@ -179,6 +180,8 @@ _USER_MEANING: dict[int, str] = {
     StatusWord.FILE_NOT_FOUND: "the token has no ebank-auth application: is it the right token?",
     StatusWord.REFERENCED_DATA_NOT_FOUND: "the key container or object does not exist on the "
     "token: generate the key or import the certificate first",
+    StatusWord.DATA_ALREADY_EXISTS: "the key container already holds a key: the token does not "
+    "replace it unless asked to explicitly with the admin (SO) PIN",
     StatusWord.CONDITIONS_NOT_SATISFIED: "the token refused the command in its current state "
     "(e.g. wrong key usage or nothing displayed yet): check the order of the steps",
     StatusWord.NOT_ENOUGH_MEMORY: "the token's memory is full: delete unused containers",

@@ -42,6 +42,7 @@ from ebank_auth.errors import (
     ConfirmationRejected,
     EbankAuthError,
     InvalidSignature,
+    KeyAlreadyExists,
     PinIncorrect,
     PinLocked,
     PinPolicyError,
@@ -53,6 +54,8 @@ from ebank_auth.errors import (
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
 from ebank_auth.usbkey.apdu import CommandApdu, ResponseApdu, StatusWord
+from ebank_auth.usbkey.attestation import TrustConfig
+from ebank_auth.usbkey.key_attestation import verify_key_attestation
 from ebank_auth.usbkey.protocol import (
     CLA_PROPRIETARY,
     CLA_SECURE,
@@ -75,6 +78,7 @@ __all__ = [
     "CheckStatus",
     "ConformanceReport",
     "RecordingConnection",
+    "check_key_attestation",
     "run_conformance",
 ]
 
@@ -196,6 +200,48 @@ def _sample_tx(memo: str, amount: str = "88.88") -> Transaction:
     )
 
 
+def check_key_attestation(token: Token, trust: TrustConfig, container: str) -> str:
+    """The key-attestation check on any :class:`Token` (needs the user PIN verified and an SM2
+    transaction key in ``container``): the attestation chains to a trusted manufacturer root
+    through an attestation key other than the device key, attests exactly the container's
+    public key as a transaction key with display+button confirmation; and GENERATE KEY
+    refuses to replace that key without an explicit, admin-authorised request."""
+    if not trust.roots:
+        raise _Skip("no manufacturer root configured: key attestation cannot be checked")
+    attestation = token.attest_key(container)
+    try:
+        facts = verify_key_attestation(attestation.to_pem(), trust)
+    except TokenNotGenuine as exc:
+        raise _Failed(f"the key attestation does not verify: {exc.message}") from None
+    _expect(facts.container == container, "the attestation names another container")
+    _expect(
+        facts.public_key_der == token.public_key(container).public_key_der,
+        "the attestation certifies another public key than the container's",
+    )
+    _expect(facts.usage is ContainerUsage.TRANSACTION, "a transaction key is not attested as one")
+    _expect(
+        facts.is_transaction_key, "the transaction key is not attested with enforced confirmation"
+    )
+    _expect(facts.token_serial == token.device_info().serial, "the attestation names another token")
+    report = token.attestation
+    if report is not None:
+        _expect(
+            facts.attestation_ca_subject != report.device_certificate_subject,
+            "the attestation key is the device (secure-channel) key",
+        )
+    with _raises(KeyAlreadyExists, "GENERATE KEY over an existing key with the user PIN only"):
+        token.generate_key(container, Algorithm.SM2, ContainerUsage.LOGIN)
+    _expect(
+        token.public_key(container).public_key_der == facts.public_key_der,
+        "a refused GENERATE KEY changed the key",
+    )
+    return (
+        f"key attestation chains to {facts.root_subject} via {facts.attestation_ca_subject}: "
+        "transaction key, generated on the token, not exportable, display+button enforced; "
+        "GENERATE KEY over it without replacement + admin PIN refused, key unchanged"
+    )
+
+
 class _Runner:
     def __init__(
         self,
@@ -204,8 +250,10 @@ class _Runner:
         admin_pin: str,
         prompt: Callable[[str], None],
         not_genuine: TokenNotGenuine | None,
+        trust: TrustConfig,
     ) -> None:
         self.token = token
+        self.trust = trust
         #: our APDU backend, when it is one: the wire checks need it
         self.session = token if isinstance(token, TokenSession) else None
         self.user_pin = user_pin
@@ -395,7 +443,10 @@ class _Runner:
 
     def keys(self) -> str:
         self.s.verify_pin(self.user_pin)
-        info = self.s.generate_key(CONTAINER, Algorithm.SM2, ContainerUsage.TRANSACTION)
+        self.s.verify_pin(self.admin_pin, PinRef.ADMIN)  # a re-run replaces its own test key
+        info = self.s.generate_key(
+            CONTAINER, Algorithm.SM2, ContainerUsage.TRANSACTION, replace=True
+        )
         again = self.s.public_key(CONTAINER)
         _expect(again.public_key_der == info.public_key_der, "exported public key differs")
         key = info.public_key()
@@ -435,6 +486,12 @@ class _Runner:
             f"all {256 - len(known) - 2} undocumented instructions (plain and secure, PIN "
             "verified) answer 6D00"
         )
+
+    def key_attestation(self) -> str:
+        if self.public_key is None:
+            raise _Skip("no key was generated (key check failed)")
+        self.s.verify_pin(self.user_pin)
+        return check_key_attestation(self.s, self.trust, CONTAINER)
 
     def _secure_raw(self, ins: int) -> tuple[bytes, int]:
         channel = self.w._channel
@@ -476,7 +533,8 @@ class _Runner:
         detail = "SM2 signature over the displayed bytes verifies with the exported public key "
         detail += "and certificate, and fails for other bytes"
         if DeviceCapability.RSA2048 in self.s.device_info().capabilities:
-            info = self.s.generate_key(RSA_CONTAINER, Algorithm.RSA2048)
+            self.s.verify_pin(self.admin_pin, PinRef.ADMIN)  # a re-run replaces its own RSA key
+            info = self.s.generate_key(RSA_CONTAINER, Algorithm.RSA2048, replace=True)
             rkey = info.public_key()
             _expect(isinstance(rkey, rsa.RSAPublicKey), "not an RSA key")
             _expect(getattr(rkey, "key_size", 2048) >= 2048, "RSA key shorter than 2048 bits")
@@ -643,6 +701,17 @@ _CHECKS: tuple[tuple[str, str, tuple[str, ...], str, str, bool], ...] = (
         True,
     ),
     (
+        "key-attestation",
+        "Keys attested: a login key cannot pass for a transaction key",
+        ("UK-1", "UK-6", "UK-7", "UK-10"),
+        "The token's X.509 attestation of the transaction key (signed by an attestation key "
+        "other than the device key) chains to the manufacturer root and states: generated on "
+        "the token, not exportable, transaction usage, display+button confirmation enforced; "
+        "GENERATE KEY never replaces a key without an explicit request and the admin PIN.",
+        "key_attestation",
+        False,
+    ),
+    (
         "signatures",
         "Signatures verify with the exported key and certificate",
         ("UK-2", "UK-7", "UK-10"),
@@ -689,13 +758,18 @@ def run_conformance(
     *,
     prompt: Callable[[str], None] | None = None,
     not_genuine: TokenNotGenuine | None = None,
+    trust: TrustConfig | None = None,
 ) -> ConformanceReport:
     """Run every check against an open ``token`` (see module docstring: this modifies it).
 
     ``not_genuine``: the :class:`TokenNotGenuine` raised when the token was opened with the
     trust configuration, if the caller then opened it without one to run the other checks;
-    the *genuine* check reports it as a failure.  The caller closes the token."""
-    runner = _Runner(token, user_pin, admin_pin, prompt or (lambda _msg: None), not_genuine)
+    the *genuine* check reports it as a failure.  ``trust``: the manufacturer roots the key
+    attestation must chain to (default: the trust the token was opened with, when it is our
+    :class:`TokenSession`).  The caller closes the token."""
+    if trust is None:
+        trust = token.trust if isinstance(token, TokenSession) else TrustConfig()
+    runner = _Runner(token, user_pin, admin_pin, prompt or (lambda _msg: None), not_genuine, trust)
     for cid, title, reqs, explanation, method, wire in _CHECKS:
         ok = runner.run(cid, title, reqs, explanation, getattr(runner, method), wire)
         if cid == "retry-limit" and not ok:

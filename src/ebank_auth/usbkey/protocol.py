@@ -42,6 +42,7 @@ __all__ = [
     "ContainerUsage",
     "DeviceCapability",
     "DeviceInfo",
+    "GenerateMode",
     "Ins",
     "PinRef",
     "Tag",
@@ -94,6 +95,7 @@ class Ins(IntEnum):
     IMPORT_CERT = 0x44
     GET_CERT = 0x46
     LIST_CONTAINERS = 0x48
+    ATTEST_KEY = 0x4A
     GET_RANDOM = 0x84
     SIGN_DIGEST = 0x50
     CONFIRM_AND_SIGN = 0x52
@@ -160,6 +162,7 @@ class Tag(IntEnum):
     DISPLAY_TEXT = 0xD9
     LENGTH = 0xDA
     CONTAINER_ENTRY = 0xDB
+    ATTESTATION_CA = 0xDC  # the token's key-attestation CA certificate (DER)
 
 
 class PinRef(IntEnum):
@@ -186,6 +189,17 @@ class ContainerUsage(IntEnum):
 
     TRANSACTION = 0x01
     LOGIN = 0x02
+
+
+class GenerateMode(IntEnum):
+    """P1 of GENERATE_KEY.
+
+    ``CREATE`` refuses a container that already holds a key (``6A89``); ``REPLACE`` replaces
+    the key (dropping its certificate) and needs the admin (SO) PIN verified in the session.
+    """
+
+    CREATE = 0x00
+    REPLACE = 0x01
 
 
 class TxFormat(IntEnum):

@@ -28,6 +28,7 @@ from ebank_auth.errors import (
     EbankAuthError,
     EncodingError,
     InvalidSignature,
+    KeyAlreadyExists,
     PinIncorrect,
     PinLocked,
     PinPolicyError,
@@ -40,6 +41,7 @@ from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
 from ebank_auth.usbkey.apdu import ApduConnection, CommandApdu, StatusWord, raise_for_status
 from ebank_auth.usbkey.attestation import TrustConfig, verify_device_certificate
+from ebank_auth.usbkey.key_attestation import KeyAttestation
 from ebank_auth.usbkey.protocol import (
     AID,
     CLA_ISO,
@@ -54,6 +56,7 @@ from ebank_auth.usbkey.protocol import (
     ContainerUsage,
     DeviceCapability,
     DeviceInfo,
+    GenerateMode,
     Ins,
     PinRef,
     Tag,
@@ -97,6 +100,12 @@ def _raise_inner(sw: int, what: str = "") -> None:
         raise cls()
     if sw == StatusWord.REFERENCED_DATA_NOT_FOUND:
         raise ApduError(sw, f"{what or 'the referenced object'} was not found on the token")
+    if sw == StatusWord.DATA_ALREADY_EXISTS:
+        raise KeyAlreadyExists(
+            f"{what or 'the key container'} already holds a key: the token does not replace it "
+            "silently; use another container, or replace it on purpose (replace=True with the "
+            "admin (SO) PIN verified; --force on the command line)"
+        )
     if sw == StatusWord.CONDITIONS_NOT_SATISFIED and what:
         raise ApduError(sw, f"the token refused: {what}")
     raise_for_status(sw)
@@ -384,8 +393,14 @@ class TokenSession:
         container: str = DEFAULT_CONTAINER,
         algorithm: Algorithm = Algorithm.SM2,
         usage: ContainerUsage = ContainerUsage.TRANSACTION,
+        *,
+        replace: bool = False,
     ) -> PublicKeyInfo:
-        """Generate a key pair on the token (UK-1); returns its public key."""
+        """Generate a key pair on the token (UK-1); returns its public key.
+
+        Needs the user PIN verified.  A container that already holds a key is refused
+        (:class:`~ebank_auth.errors.KeyAlreadyExists`) unless ``replace=True`` *and* the admin
+        (SO) PIN is verified too; replacing drops the old key and its certificate."""
         name = check_container_name(container)
         data = tlv.build(
             [
@@ -394,12 +409,30 @@ class TokenSession:
                 (Tag.USAGE, bytes((usage,))),
             ]
         )
+        mode = GenerateMode.REPLACE if replace else GenerateMode.CREATE
         fields = tlv.parse_map(
-            self.transmit_secure(Ins.GENERATE_KEY, data),
+            self.transmit_secure(Ins.GENERATE_KEY, data, p1=mode, what=f"key container {name!r}"),
             allowed=[Tag.PUBLIC_KEY],
             required=[Tag.PUBLIC_KEY],
         )
         return PublicKeyInfo(name, algorithm, usage, fields[Tag.PUBLIC_KEY])
+
+    def attest_key(self, container: str = DEFAULT_CONTAINER) -> KeyAttestation:
+        """The token's attestation of the container's key (no PIN needed): an X.509
+        certificate for the public key, signed by the token's attestation key, stating origin,
+        exportability, usage and enforced confirmation.  Check it with
+        :func:`~ebank_auth.usbkey.key_attestation.verify_key_attestation`."""
+        name = check_container_name(container)
+        fields = tlv.parse_map(
+            self.transmit_secure(
+                Ins.ATTEST_KEY,
+                tlv.build([(Tag.CONTAINER, name.encode("ascii"))]),
+                what=f"key container {name!r} (generate a key first)",
+            ),
+            allowed=[Tag.CERTIFICATE, Tag.ATTESTATION_CA],
+            required=[Tag.CERTIFICATE, Tag.ATTESTATION_CA],
+        )
+        return KeyAttestation(name, fields[Tag.CERTIFICATE], fields[Tag.ATTESTATION_CA])
 
     def public_key(self, container: str = DEFAULT_CONTAINER) -> PublicKeyInfo:
         name = check_container_name(container)

@@ -13,6 +13,8 @@ Contract every backend keeps:
   :class:`~ebank_auth.errors.PinLocked`, naming the user or admin PIN;
 * keys are generated on the token and never leave it; only public keys and certificates
   are read back;
+* every key can be attested (:meth:`Token.attest_key`): the token certifies what kind of key
+  it is, so a bank never takes a login key for a transaction key;
 * transaction keys sign only through :meth:`Token.confirm_and_sign` on tokens that have a
   display and a button (:attr:`Token.can_confirm`); login keys sign digests
   (:meth:`Token.sign_digest`, :meth:`Token.sign_message`);
@@ -27,6 +29,7 @@ from typing import Protocol, Union, runtime_checkable
 from ebank_auth.crypto import rsa, sm2
 from ebank_auth.errors import CryptoError, EncodingError
 from ebank_auth.transaction import Transaction
+from ebank_auth.usbkey.key_attestation import KeyAttestation
 from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
     DEFAULT_LOGIN_CONTAINER,
@@ -181,7 +184,18 @@ class Token(Protocol):
         container: str = DEFAULT_CONTAINER,
         algorithm: Algorithm = Algorithm.SM2,
         usage: ContainerUsage = ContainerUsage.TRANSACTION,
-    ) -> PublicKeyInfo: ...
+        *,
+        replace: bool = False,
+    ) -> PublicKeyInfo:
+        """Generate a key pair on the token.  A container that holds a key is refused
+        (``KeyAlreadyExists``) unless ``replace=True`` with the admin (SO) PIN verified."""
+        ...
+
+    def attest_key(self, container: str = DEFAULT_CONTAINER) -> KeyAttestation:
+        """The token's X.509 attestation of the container's key (origin, usage, enforced
+        confirmation), signed by its attestation key; see
+        :func:`ebank_auth.usbkey.key_attestation.verify_key_attestation`."""
+        ...
 
     def public_key(self, container: str = DEFAULT_CONTAINER) -> PublicKeyInfo: ...
 

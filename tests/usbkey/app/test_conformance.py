@@ -12,6 +12,7 @@ from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.conformance import CheckStatus, ConformanceReport, run_conformance
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import AutoApprove, ReadingUser
+from ebank_auth.usbkey.key_attestation import KeyAttestation
 from ebank_auth.usbkey.protocol import (
     DEFAULT_CONTAINER,
     DEFAULT_LOGIN_CONTAINER,
@@ -31,7 +32,7 @@ from ebank_auth.usbkey.token import (
     TokenPublicKey,
 )
 
-from .conftest import ADMIN_PIN, USER_PIN, open_session
+from .conftest import ADMIN_PIN, USER_PIN, open_session, trust_for
 
 ALL_CHECKS = [
     "genuine",
@@ -41,6 +42,7 @@ ALL_CHECKS = [
     "pin-replay",
     "keys",
     "undocumented-instructions",
+    "key-attestation",
     "signatures",
     "confirmation",
     "display-binding",
@@ -104,8 +106,13 @@ class ForeignToken:
         container: str = DEFAULT_CONTAINER,
         algorithm: Algorithm = Algorithm.SM2,
         usage: ContainerUsage = ContainerUsage.TRANSACTION,
+        *,
+        replace: bool = False,
     ) -> PublicKeyInfo:
-        return self._inner.generate_key(container, algorithm, usage)
+        return self._inner.generate_key(container, algorithm, usage, replace=replace)
+
+    def attest_key(self, container: str = DEFAULT_CONTAINER) -> KeyAttestation:
+        return self._inner.attest_key(container)
 
     def public_key(self, container: str = DEFAULT_CONTAINER) -> PublicKeyInfo:
         return self._inner.public_key(container)
@@ -165,7 +172,7 @@ def test_another_token_backend_runs_generic_checks_and_skips_wire_checks() -> No
     token = SoftToken(None, ReadingUser())
     with ForeignToken(open_session(token)) as foreign:
         assert isinstance(foreign, Token) and not isinstance(foreign, TokenSession)
-        report = run_conformance(foreign, USER_PIN, ADMIN_PIN)
+        report = run_conformance(foreign, USER_PIN, ADMIN_PIN, trust=trust_for(token))
     status = _statuses(report)
     assert list(status) == ALL_CHECKS
     assert {c for c, s in status.items() if s is CheckStatus.SKIP} == WIRE_CHECKS

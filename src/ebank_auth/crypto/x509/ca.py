@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from asn1crypto import core
 from asn1crypto import keys as a_keys
 from asn1crypto import x509 as a_x509
 
@@ -86,6 +87,7 @@ def build_certificate(
     subject_alt_names: Iterable[str] = (),
     signature_algorithm: SignatureAlgorithm | None = None,
     include_basic_constraints: bool = True,
+    extra_extensions: Iterable[tuple[str, bytes, bool]] = (),
 ) -> Certificate:
     """Build and sign one v3 certificate.
 
@@ -95,6 +97,8 @@ def build_certificate(
     be the subject's own private key).  ``key_usage`` None means "omit the
     extension"; it is marked critical when present.  ``subject_alt_names``
     entries are ``"dns:host"``, ``"email:a@b"`` or ``"uri:..."``.
+    ``extra_extensions``: ``(dotted OID, DER value, critical)`` of further (e.g. private)
+    extensions, appended as given; an OID this builder already writes is refused.
     """
     if valid_days <= 0 or valid_days > MAX_VALID_DAYS:
         raise ConfigurationError(f"valid_days must be between 1 and {MAX_VALID_DAYS}")
@@ -163,6 +167,15 @@ def build_certificate(
                 raise EncodingError(f"subject alt name {san!r} must be dns:, email: or uri:")
             general.append(a_x509.GeneralName(name=choice[kind.lower()], value=value))
         exts.append(_ext("subject_alt_name", a_x509.GeneralNames(general), False))
+
+    written = {e["extn_id"].dotted for e in exts}
+    for ext_oid, ext_der, critical in extra_extensions:
+        if ext_oid in written:
+            raise ConfigurationError(f"extension {ext_oid} is given twice")
+        written.add(ext_oid)
+        extension = a_x509.Extension({"extn_id": ext_oid, "critical": critical})
+        extension["extn_value"] = core.ParsableOctetString(bytes(ext_der))
+        exts.append(extension)
 
     alg = signature_algorithm or default_signature_algorithm(issuer_key)
     alg_id = algorithm_identifier(alg)
@@ -253,6 +266,7 @@ class CertificateAuthority:
         path_length: int | None = None,
         subject_alt_names: Iterable[str] = (),
         signature_algorithm: SignatureAlgorithm | None = None,
+        extra_extensions: Iterable[tuple[str, bytes, bool]] = (),
     ) -> Certificate:
         """Issue a certificate for ``public_key``; end entity (digitalSignature +
         nonRepudiation) unless told otherwise."""
@@ -271,6 +285,7 @@ class CertificateAuthority:
             extended_key_usage=extended_key_usage,
             subject_alt_names=subject_alt_names,
             signature_algorithm=signature_algorithm,
+            extra_extensions=extra_extensions,
         )
 
     def issue_intermediate(

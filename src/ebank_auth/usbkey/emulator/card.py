@@ -33,6 +33,12 @@ from ebank_auth.errors import EbankAuthError, EncodingError, PinPolicyError, Sto
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey import tlv
 from ebank_auth.usbkey.apdu import CommandApdu, StatusWord
+from ebank_auth.usbkey.attestation_ext import (
+    OID_KEY_STATEMENT,
+    Confirmation,
+    KeyOrigin,
+    KeyStatement,
+)
 from ebank_auth.usbkey.emulator.display import (
     AutoReject,
     ConfirmationDevice,
@@ -61,6 +67,7 @@ from ebank_auth.usbkey.protocol import (
     ContainerUsage,
     DeviceCapability,
     DeviceInfo,
+    GenerateMode,
     Ins,
     PinRef,
     Tag,
@@ -86,6 +93,7 @@ _FIRMWARE_MODULES: Final = (
     "factory.py",
     "state.py",
     "../protocol.py",
+    "../attestation_ext.py",
     "../secure_channel.py",
     "../tlv.py",
 )
@@ -185,6 +193,11 @@ class SoftToken:
                     serial, label, retry_limit, admin_retry_limit, user_pin, admin_pin
                 )
                 self._file.save(self._state)
+            if not self._state.attestation_key_pem:  # made before per-key attestation
+                upgraded = self._state.copy()
+                self._provision_attestation_key(upgraded)
+                self._file.save(upgraded)
+                self._state = upgraded
         self._device_key = sm2.load_pem_private_key(self._state.device_key_pem)
         self._info = DeviceInfo(
             serial=self._state.serial,
@@ -219,13 +232,24 @@ class SoftToken:
         serial = serial or "EBK" + secrets.token_hex(6).upper()
         device_key = sm2.generate_private_key()
         cert = self.manufacturer.issue_device_certificate(serial, device_key.public_key())
-        return TokenState(
+        state = TokenState(
             serial=serial,
             label=label,
             device_key_pem=device_key.to_pem(),
             device_cert_der=cert,
             user_pin=PinRecord.create(user_pin.encode("ascii"), retry_limit),
             admin_pin=PinRecord.create(admin_pin.encode("ascii"), admin_retry_limit),
+        )
+        self._provision_attestation_key(state)
+        return state
+
+    def _provision_attestation_key(self, state: TokenState) -> None:
+        """The factory step for per-key attestation: a key of its own (never the device /
+        secure-channel key), certified by the manufacturer as a key-attestation CA."""
+        key = sm2.generate_private_key()
+        state.attestation_key_pem = key.to_pem()
+        state.attestation_cert_der = self.manufacturer.issue_attestation_ca(
+            state.serial, key.public_key()
         )
 
     @property
@@ -637,7 +661,11 @@ class SoftToken:
         return b""
 
     def _generate_key(self, p1: int, p2: int, data: bytes) -> bytes:
-        self._p1p2(p1, p2)
+        try:
+            mode = GenerateMode(p1)
+        except ValueError:
+            raise _Refuse(StatusWord.INCORRECT_P1P2) from None
+        self._p1p2(0, p2)
         fields = tlv.parse_map(
             data,
             allowed=[Tag.CONTAINER, Tag.ALGORITHM, Tag.USAGE],
@@ -652,7 +680,16 @@ class SoftToken:
         except ValueError:
             raise _Refuse(StatusWord.FUNCTION_NOT_SUPPORTED) from None
         self._require_user()
-        if name not in self._state.containers and len(self._state.containers) >= MAX_CONTAINERS:
+        if name in self._state.containers:
+            # replacing drops the key (and its certificate) and may change its usage: never
+            # silently, and never with the user PIN alone
+            if mode is not GenerateMode.REPLACE:
+                raise _Refuse(StatusWord.DATA_ALREADY_EXISTS)
+            if self._state.admin_pin.locked:
+                raise _Refuse(StatusWord.AUTH_METHOD_BLOCKED)
+            if not self._admin_verified:
+                raise _Refuse(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
+        elif len(self._state.containers) >= MAX_CONTAINERS:
             raise _Refuse(StatusWord.NOT_ENOUGH_MEMORY)
         if alg is Algorithm.SM2:
             sm2_key = sm2.generate_private_key()
@@ -723,6 +760,55 @@ class SoftToken:
             )
             items.append((int(Tag.CONTAINER_ENTRY), entry))
         return tlv.build(items)
+
+    def _attest_key(self, p1: int, p2: int, data: bytes) -> bytes:
+        """ATTEST KEY: an X.509 certificate for the container's public key, signed by the
+        attestation key, stating origin, exportability, usage and enforced confirmation.
+        Public information: no PIN needed (the secure channel still is)."""
+        self._p1p2(p1, p2)
+        fields = tlv.parse_map(data, allowed=[Tag.CONTAINER], required=[Tag.CONTAINER])
+        name, rec = self._container(fields[Tag.CONTAINER])
+        confirm = (
+            Confirmation.DISPLAY_AND_BUTTON
+            if rec.usage is ContainerUsage.TRANSACTION
+            and DeviceCapability.DISPLAY in self._info.capabilities
+            and DeviceCapability.BUTTON in self._info.capabilities
+            else Confirmation.NONE
+        )
+        statement = KeyStatement(
+            token_serial=self._state.serial,
+            container=name,
+            algorithm=rec.algorithm,
+            usage=rec.usage,
+            origin=KeyOrigin.GENERATED_ON_TOKEN,  # the token has no key-import instruction
+            exportable=False,  # no instruction returns a private key (UK-1)
+            confirmation=confirm,
+            firmware_version=self.firmware_version,
+            firmware_hash=self.firmware_hash,
+        )
+        ca_cert = x509.load_certificate(self._state.attestation_cert_der)
+        ca = x509.CertificateAuthority(ca_cert, self._attestation_key())
+        public_key = (
+            sm2.load_der_public_key(rec.public_key_der)
+            if rec.algorithm is Algorithm.SM2
+            else rsa.load_der_public_key(rec.public_key_der)
+        )
+        cert = ca.issue(
+            f"CN=key {name} of {self._state.serial},OU=ebank-auth attested key",
+            public_key,
+            key_usage={x509.KeyUsage.DIGITAL_SIGNATURE},
+            not_after=ca_cert.not_after,
+            extra_extensions=[(OID_KEY_STATEMENT, statement.encode(), False)],
+        )
+        return tlv.build([(Tag.CERTIFICATE, cert.to_der()), (Tag.ATTESTATION_CA, ca_cert.to_der())])
+
+    def _attestation_key(self) -> sm2.SM2PrivateKey:
+        pem = self._state.attestation_key_pem
+        cached = self._keys.get(("", pem))  # "" is never a container name
+        if not isinstance(cached, sm2.SM2PrivateKey):
+            cached = sm2.load_pem_private_key(pem)
+            self._keys[("", pem)] = cached
+        return cached
 
     def _get_random(self, p1: int, p2: int, data: bytes) -> bytes:
         self._p1p2(p1, p2)
@@ -850,6 +936,7 @@ _HANDLERS: Final[dict[Ins, _Handler]] = {
     Ins.IMPORT_CERT: SoftToken._import_cert,
     Ins.GET_CERT: SoftToken._get_cert,
     Ins.LIST_CONTAINERS: SoftToken._list_containers,
+    Ins.ATTEST_KEY: SoftToken._attest_key,
     Ins.GET_RANDOM: SoftToken._get_random,
     Ins.SIGN_DIGEST: SoftToken._sign_digest,
     Ins.CONFIRM_AND_SIGN: SoftToken._confirm_and_sign,

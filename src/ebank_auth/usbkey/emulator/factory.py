@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from ebank_auth.crypto import sm2, x509
+from ebank_auth.usbkey.attestation_ext import ATTESTATION_CA_VALUE, OID_ATTESTATION_CA
 from ebank_auth.usbkey.manufacturer import (
     ALLOWLIST_FILENAME,
     MANUFACTURER_DIRNAME,
@@ -94,6 +95,23 @@ class Manufacturer:
             device_key,
             key_usage={x509.KeyUsage.DIGITAL_SIGNATURE},
             valid_days=3650,
+        )
+        return cert.to_der()
+
+    def issue_attestation_ca(self, serial: str, attestation_key: sm2.SM2PublicKey) -> bytes:
+        """Personalise a token's **attestation key**: a CA certificate (DER, pathLen 0,
+        keyCertSign only) marked as a key-attestation CA, CN = serial.
+
+        Separate from the device (secure-channel) key: this key signs only key attestation
+        certificates (docs/usbkey-protocol.md, "Key attestation")."""
+        cert = self.ca.issue(
+            f"CN={serial},OU=ebank-auth key attestation,O=ebank-auth test,C=CN",
+            attestation_key,
+            key_usage={x509.KeyUsage.KEY_CERT_SIGN},
+            valid_days=3650,
+            is_ca=True,
+            path_length=0,
+            extra_extensions=[(OID_ATTESTATION_CA, ATTESTATION_CA_VALUE, False)],
         )
         return cert.to_der()
 

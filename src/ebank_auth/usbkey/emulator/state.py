@@ -185,6 +185,10 @@ class TokenState:
     user_pin: PinRecord
     admin_pin: PinRecord
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
+    # SM2 key-attestation key and its CA certificate (manufacturer-issued); separate from the
+    # device key.  Empty in state written before per-key attestation: the card provisions them.
+    attestation_key_pem: bytes = b""
+    attestation_cert_der: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -196,6 +200,8 @@ class TokenState:
             "user_pin": self.user_pin.to_json(),
             "admin_pin": self.admin_pin.to_json(),
             "containers": {k: v.to_json() for k, v in sorted(self.containers.items())},
+            "attestation_key_pem": self.attestation_key_pem.decode("ascii"),
+            "attestation_cert_der": _b64(self.attestation_cert_der),
         }
 
     @classmethod
@@ -218,6 +224,10 @@ class TokenState:
                 _str(k, "container name"): ContainerRecord.from_json(v, f"container {k}")
                 for k, v in containers.items()
             },
+            attestation_key_pem=_str(
+                d.get("attestation_key_pem", ""), "attestation_key_pem"
+            ).encode("ascii"),
+            attestation_cert_der=_unb64(d.get("attestation_cert_der", ""), "attestation_cert_der"),
         )
 
     def copy(self) -> TokenState:
