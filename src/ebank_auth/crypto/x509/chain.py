@@ -6,13 +6,18 @@ key identifiers as a tie-breaker), validates it and returns a
 :class:`ValidationResult` that always says *why* it failed.
 
 Checked for every certificate of the path: signature (with its issuer's key),
-validity at ``at``, unknown critical extensions, revocation against the CRLs
-given (CRL signature and freshness too).  For every issuer: cA flag, keyCertSign
-when keyUsage is present, pathLenConstraint.  For the leaf: the required key
-usage(s) and extended key usage(s).  The trust anchor's own validity period
-and CA flag are checked too (a bank should not trust an expired root).
-Not implemented: policy processing and name constraints (a certificate that
-marks either critical is refused as UNSUPPORTED_CRITICAL_EXTENSION).
+validity at ``at``, unknown critical extensions, the RFC 5280 profile
+(``_profile.py``: serial, AKI/SKI, basicConstraints criticality, EKU, SAN syntax,
+empty subjects), the name constraints of every CA above (``_name_constraints.py``),
+the strength of its key (the leaf's too), revocation against the CRLs given (CRL
+signature, cRLNumber and freshness too).  For every issuer: cA flag, keyCertSign
+when keyUsage is present, pathLenConstraint (self-issued certificates do not
+count).  For the leaf: the required key usage(s) and extended key usage(s).  The
+trust anchor's own validity period and CA flag are checked too (a bank should not
+trust an expired root); it is exempt from the profile checks (trusted input).
+Not implemented: policy processing (a critical certificatePolicies is refused as
+UNSUPPORTED_CRITICAL_EXTENSION) and name constraints on URI/otherName forms
+(refused when a certificate carries a name of a constrained form).
 """
 
 from __future__ import annotations
