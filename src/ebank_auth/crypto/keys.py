@@ -201,7 +201,15 @@ def _load_public_key_cached(spki_der: bytes) -> PublicKey:
     return _load_public_key(spki_der)
 
 
+# SEQUENCE { SEQUENCE { id-ecPublicKey, sm2p256v1 }, BIT STRING 04 ... }: the usual SM2 SPKI
+_SM2_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d03420004")
+
+
 def _load_public_key(spki_der: bytes) -> PublicKey:
+    if len(spki_der) == 91 and spki_der.startswith(_SM2_SPKI_PREFIX):
+        # the common case needs no ASN.1 parse to dispatch (chain validation loads
+        # every certificate's key, the leaf's included)
+        return sm2.load_der_public_key(spki_der)
     try:
         info = a_keys.PublicKeyInfo.load(spki_der)
         alg_oid = info["algorithm"]["algorithm"].dotted
