@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from ebank_auth.crypto import backend_info, cms, sm2, x509
+from ebank_auth.crypto import keys as keys_module
 from ebank_auth.crypto.x509 import certificate
 
 
@@ -94,7 +95,7 @@ def main() -> None:
     def cold(fn: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
             certificate.clear_cache()
-            keys._load_public_key_cached.cache_clear()
+            keys_module._load_public_key_cached.cache_clear()
             return fn()
 
         return run

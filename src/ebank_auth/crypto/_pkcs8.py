@@ -1,8 +1,14 @@
 """Password-protected PKCS#8 (RFC 5958 EncryptedPrivateKeyInfo with PBES2, RFC 8018).
 
 Writes PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC, which OpenSSL 3 reads and writes by
-default.  Reads PBES2 with PBKDF2 (HMAC-SHA1/SHA-2/SM3) or scrypt, and AES-CBC,
-SM4-CBC or 3DES-CBC.
+default.  Reads PBES2 with PBKDF2 (HMAC-SHA1/SHA-2/SM3) and AES-CBC, SM4-CBC or
+3DES-CBC.  scrypt (which asn1crypto does not parse) and PBES1 are refused as
+UnsupportedAlgorithm.
+
+The work a key file can demand is capped: at most :data:`MAX_PBKDF2_ITERATIONS`
+PBKDF2 iterations (5x our default of 200,000; OpenSSL writes 2,048), checked before
+anything is derived, so a hostile key file cannot make a server that loads it spend
+seconds of CPU.  Every loader derives once per load.
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ebank_auth.crypto import _asn1
-from ebank_auth.errors import DecryptionError, EncodingError, UnsupportedAlgorithm
+from ebank_auth.errors import (
+    ConfigurationError,
+    DecryptionError,
+    EncodingError,
+    UnsupportedAlgorithm,
+)
 
 PBKDF2_ITERATIONS = 200_000
-MAX_ITERATIONS = 10_000_000
+MAX_PBKDF2_ITERATIONS = 1_000_000
 
 _PRF: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
@@ -36,6 +46,11 @@ _PRF: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 
 
 def encrypt(pkcs8_der: bytes, password: bytes, iterations: int = PBKDF2_ITERATIONS) -> bytes:
+    if not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+        raise ConfigurationError(
+            f"PBKDF2 iterations must be between 1 and {MAX_PBKDF2_ITERATIONS:,} "
+            "(keys with more could not be loaded again)"
+        )
     salt = os.urandom(16)
     iv = os.urandom(16)
     key = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(password)
@@ -65,6 +80,17 @@ def encrypt(pkcs8_der: bytes, password: bytes, iterations: int = PBKDF2_ITERATIO
     return bytes(info.dump())
 
 
+def is_encrypted(der: bytes) -> bool:
+    """True when ``der`` parses as an EncryptedPrivateKeyInfo (PKCS#8 with encryption)."""
+    try:
+        info = asn1_keys.EncryptedPrivateKeyInfo.load(bytes(der), strict=True)
+        info["encryption_algorithm"]["algorithm"].dotted  # noqa: B018 - forces the parse
+        info["encrypted_data"].native  # noqa: B018
+    except (ValueError, TypeError, KeyError, IndexError):
+        return False
+    return True
+
+
 def decrypt(der: bytes, password: bytes) -> bytes:
     """Return the inner PrivateKeyInfo DER; raises DecryptionError on a wrong password."""
     try:
@@ -83,7 +109,7 @@ def decrypt(der: bytes, password: bytes) -> bytes:
         ct = bytes(info["encrypted_data"].native)
         cipher_alg, key_len = _cipher(enc_name, scheme)
         key = _derive(kdf, password, key_len)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise EncodingError("encrypted private key is malformed") from exc
     try:
         dec = Cipher(cipher_alg(key), modes.CBC(iv)).decryptor()
@@ -117,19 +143,18 @@ def _derive(kdf: Any, password: bytes, key_len: int) -> bytes:
     p = kdf["parameters"]
     if name == "pbkdf2":
         iterations = int(p["iteration_count"].native)
-        if not 1 <= iterations <= MAX_ITERATIONS:
+        if iterations < 1:
             raise EncodingError(f"PBKDF2 iteration count {iterations} is out of range")
+        if iterations > MAX_PBKDF2_ITERATIONS:
+            raise EncodingError(
+                f"PBKDF2 iteration count {iterations} is above the cap of "
+                f"{MAX_PBKDF2_ITERATIONS:,}: re-encrypt the key with fewer iterations "
+                "(e.g. 'openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 200000')"
+            )
         prf_name = p["prf"]["algorithm"].native if p["prf"] else "sha1"
         prf = _PRF.get(prf_name)
         if prf is None:
             raise UnsupportedAlgorithm(f"PBKDF2 with {prf_name} is not supported")
         salt = bytes(p["salt"].chosen.native)
         return PBKDF2HMAC(prf(), key_len, salt, iterations).derive(password)
-    if name == "scrypt":
-        n = int(p["cost_parameter"].native)
-        r = int(p["block_size"].native)
-        par = int(p["parallelization_parameter"].native)
-        if n > 1 << 20 or r > 32 or par > 16:
-            raise EncodingError("scrypt parameters are out of range")
-        return Scrypt(bytes(p["salt"].native), key_len, n, r, par).derive(password)
     raise UnsupportedAlgorithm(f"key derivation {kdf['algorithm'].dotted} is not supported")

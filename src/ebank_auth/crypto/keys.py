@@ -34,7 +34,7 @@ from cryptography.exceptions import UnsupportedAlgorithm as _CgUnsupported
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ebank_auth.crypto import der, oids, rsa, sm2
+from ebank_auth.crypto import _pkcs8, der, oids, rsa, sm2
 from ebank_auth.crypto.algorithms import KeyAlgorithm, SignatureAlgorithm
 from ebank_auth.errors import (
     EbankAuthError,
@@ -201,7 +201,15 @@ def _load_public_key_cached(spki_der: bytes) -> PublicKey:
     return _load_public_key(spki_der)
 
 
+# SEQUENCE { SEQUENCE { id-ecPublicKey, sm2p256v1 }, BIT STRING 04 ... }: the usual SM2 SPKI
+_SM2_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d03420004")
+
+
 def _load_public_key(spki_der: bytes) -> PublicKey:
+    if len(spki_der) == 91 and spki_der.startswith(_SM2_SPKI_PREFIX):
+        # the common case needs no ASN.1 parse to dispatch (chain validation loads
+        # every certificate's key, the leaf's included)
+        return sm2.load_der_public_key(spki_der)
     try:
         info = a_keys.PublicKeyInfo.load(spki_der)
         alg_oid = info["algorithm"]["algorithm"].dotted
@@ -270,37 +278,59 @@ def validate_public_key(key: PublicKey) -> None:
 
 
 _MAX_KEY_FILE = 64 * 1024
+_PRIVATE_KEY_PEM_LABELS = (
+    "PRIVATE KEY",
+    "ENCRYPTED PRIVATE KEY",
+    "EC PRIVATE KEY",
+    "SM2 PRIVATE KEY",
+    "RSA PRIVATE KEY",
+)
 
 
 def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
     """Load a PEM or DER PKCS#8 (or SEC1/PKCS#1) private key: SM2, RSA or P-256.
 
-    Raises errors.InvalidKey when the key cannot be read (wrong password,
-    unsupported type, malformed).
+    An encrypted PKCS#8 key is decrypted once, by ebank_auth's PBES2 code, whose work
+    is capped (at most ``_pkcs8.MAX_PBKDF2_ITERATIONS`` PBKDF2 iterations, refused
+    before deriving); the plain key is then tried as SM2, RSA and P-256.  Raises
+    errors.InvalidKey when the key cannot be read (wrong password, unsupported type,
+    malformed, above the work cap), with the reason in the message.
     """
     if not isinstance(data, (bytes, bytearray)) or len(data) > _MAX_KEY_FILE:
         raise InvalidKey("a private key file must be bytes of at most 64 KiB")
+    if password is not None and not isinstance(password, (bytes, bytearray)):
+        raise InvalidKey("the password must be bytes")
     data = bytes(data)
-    pem = der.is_pem(data)
-    sm2_loader = sm2.load_pem_private_key if pem else sm2.load_der_private_key
-    rsa_loader = rsa.load_pem_private_key if pem else rsa.load_der_private_key
     try:
-        return sm2_loader(data, password=password)
-    except (EbankAuthError, ValueError, TypeError):
-        pass
-    try:
-        return rsa_loader(data, password=password)
-    except (EbankAuthError, ValueError, TypeError):
-        pass
-    try:
-        if pem:
-            ckey = serialization.load_pem_private_key(data, password=password)
+        body = der.der_or_pem(data, _PRIVATE_KEY_PEM_LABELS, "private key")
+        if _pkcs8.is_encrypted(body):
+            if password is None:
+                raise InvalidKey("the private key is encrypted: supply its password")
+            if not password:
+                raise InvalidKey("password must not be empty")
+            plain = _pkcs8.decrypt(body, bytes(password))
+        elif password is not None:
+            raise InvalidKey("a password was given but the private key is not encrypted")
         else:
-            ckey = serialization.load_der_private_key(data, password=password)
-    except (ValueError, TypeError, _CgUnsupported) as exc:
+            plain = body
+    except InvalidKey:
+        raise
+    except EbankAuthError as exc:
+        raise InvalidKey(f"could not load the private key: {exc.message}") from exc
+    try:
+        return sm2.load_der_private_key(plain)
+    except EbankAuthError:
+        pass
+    try:
+        return rsa.load_der_private_key(plain)
+    except EbankAuthError:
+        pass
+    try:
+        ckey = serialization.load_der_private_key(plain, password=None)
+    except (ValueError, TypeError, IndexError, _CgUnsupported) as exc:
         raise InvalidKey(
-            "could not load the private key: it is malformed, of an unsupported type "
-            "(use SM2, RSA ≥ 2048 or P-256), or the password is wrong or missing"
+            "could not load the private key: it is malformed or of an unsupported type "
+            "(use SM2, RSA ≥ 2048 or P-256)"
         ) from exc
     if isinstance(ckey, ec.EllipticCurvePrivateKey) and isinstance(ckey.curve, ec.SECP256R1):
         return P256PrivateKey(ckey)

@@ -57,7 +57,8 @@ UNDERSTOOD_EXTENSIONS: Final = frozenset(
         EXT_BASIC_CONSTRAINTS,
         EXT_AUTHORITY_KEY_ID,
         EXT_EXTENDED_KEY_USAGE,
-        EXT_CERTIFICATE_POLICIES,  # processed as "any policy" (no policy mapping)
         EXT_CRL_DISTRIBUTION_POINTS,
+        EXT_NAME_CONSTRAINTS,  # directoryName, dNSName, rfc822Name, iPAddress
+        # certificatePolicies is not processed: a critical one is refused
     }
 )

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as _padding
 from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 
+from ebank_auth.crypto import _pem, _pkcs8
 from ebank_auth.crypto.algorithms import SignatureAlgorithm
 from ebank_auth.errors import (
     DecryptionError,
@@ -257,11 +258,35 @@ def _load_public(loader: Any, data: bytes) -> RSAPublicKey:
     return RSAPublicKey(key)
 
 
+def _decrypt_pkcs8(der: bytes, password: bytes | str | None) -> bytes:
+    """Decrypt an EncryptedPrivateKeyInfo with our capped PBES2 code (one derivation)."""
+    if password is None:
+        raise InvalidKey("the private key is encrypted: supply its password")
+    pw = _pw(password)
+    if not pw:
+        raise InvalidKey("password must not be empty")
+    return _pkcs8.decrypt(der, pw)
+
+
 def load_pem_private_key(data: bytes, password: bytes | str | None = None) -> RSAPrivateKey:
+    """PKCS#8 (encrypted or not) or PKCS#1 PEM.
+
+    Encrypted PKCS#8 is decrypted by ebank_auth's PBES2 code, whose PBKDF2 work is
+    capped (``_pkcs8.MAX_PBKDF2_ITERATIONS``)."""
+    data = bytes(data)
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data:
+        _, der = _pem.decode(data, ("ENCRYPTED PRIVATE KEY",))
+        plain = _decrypt_pkcs8(der, password)
+        return _load_private(serialization.load_der_private_key, plain, None)
     return _load_private(serialization.load_pem_private_key, data, password)
 
 
 def load_der_private_key(data: bytes, password: bytes | str | None = None) -> RSAPrivateKey:
+    """PKCS#8 (encrypted or not) or PKCS#1 DER (see :func:`load_pem_private_key`)."""
+    data = bytes(data)
+    if _pkcs8.is_encrypted(data):
+        plain = _decrypt_pkcs8(data, password)
+        return _load_private(serialization.load_der_private_key, plain, None)
     return _load_private(serialization.load_der_private_key, data, password)
 
 

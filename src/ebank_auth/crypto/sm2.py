@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 
 from ebank_auth.crypto import _asn1, _backend, _pem, _pkcs8, sm3
@@ -476,6 +477,9 @@ def _from_ec_private(ec: Any, backend: str | None) -> SM2PrivateKey:
     d = int(ec["private_key"].native)
     key = SM2PrivateKey(d, backend=backend)
     pub = ec["public_key"]
+    if not isinstance(pub, asn1_core.Void) and not pub.contents:
+        # an empty BIT STRING has no unused-bits octet; asn1crypto would raise IndexError
+        raise InvalidKey("the public key stored with the private key is empty: re-export the key")
     if pub.native is not None:
         embedded = public_key_from_bytes(bytes(pub.native), backend=backend)
         if embedded != key.public_key():
@@ -559,7 +563,7 @@ def _asn1_errors(what: str) -> Iterator[None]:
         yield
     except (InvalidKey, DecryptionError, EncodingError, CryptoError):
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError) as exc:
         raise EncodingError(f"{what} is not valid DER: check the file format") from exc
 
 

@@ -104,6 +104,7 @@ class Certificate:
     """
 
     __slots__ = (
+        "_extension_values",
         "_issuer",
         "_name_keys",
         "_public_key",
@@ -119,6 +120,7 @@ class Certificate:
         "not_after",
         "not_before",
         "serial_number",
+        "serial_octets",
         "signature",
         "signature_algorithm",
         "spki_der",
@@ -136,6 +138,7 @@ class Certificate:
     _subject: str | None
     _issuer: str | None
     serial_number: int
+    serial_octets: int
     version: int
     not_before: dt.datetime
     not_after: dt.datetime
@@ -150,6 +153,7 @@ class Certificate:
     key_algorithm: KeyAlgorithm | None
     _name_keys: tuple[str, str]
     _public_key: PublicKey | None
+    _extension_values: dict[str, a_core.ParsableOctetString]
 
     def __init__(self, der: bytes) -> None:
         """Parse DER bytes; prefer :func:`load_certificate`, which also accepts PEM."""
@@ -177,6 +181,7 @@ class Certificate:
         self._issuer = None
         self._name_keys = (name_key(tbs["subject"]), name_key(tbs["issuer"]))
         self.serial_number = int(tbs["serial_number"].native)
+        self.serial_octets = len(tbs["serial_number"].contents)
         validity = tbs["validity"]
         self.not_before = _as_utc(validity["not_before"].native)
         self.not_after = _as_utc(validity["not_after"].native)
@@ -191,6 +196,7 @@ class Certificate:
         sans: tuple[str, ...] = ()
         critical: set[str] = set()
         seen: set[str] = set()
+        values: dict[str, a_core.ParsableOctetString] = {}
         exts = tbs["extensions"]
         for ext in () if isinstance(exts, a_core.Void) else exts:
             oid = ext["extn_id"].dotted
@@ -200,6 +206,7 @@ class Certificate:
             if ext["critical"].native:
                 critical.add(oid)
             value = ext["extn_value"]
+            values[oid] = value
             if oid == oids.EXT_KEY_USAGE:
                 key_usage = frozenset(KeyUsage(n) for n in value.parsed.native)
             elif oid == oids.EXT_EXTENDED_KEY_USAGE:
@@ -226,8 +233,27 @@ class Certificate:
         self.authority_key_identifier = aki
         self.subject_alt_names = sans
         self.critical_extensions = frozenset(critical)
+        self._extension_values = values
 
     # ------------------------------------------------------------------ reading
+
+    def has_extension(self, oid: str) -> bool:
+        """True when the extension with this dotted OID is present (critical or not)."""
+        return oid in self._extension_values
+
+    def extension_value(self, oid: str) -> a_core.Asn1Value | None:
+        """The parsed value (asn1crypto) of an extension, or None when absent.
+
+        For the chain validator's profile and name-constraints checks; parsing a value
+        the first time may raise ValueError on malformed content.
+        """
+        raw = self._extension_values.get(oid)
+        return None if raw is None else raw.parsed
+
+    @property
+    def subject_is_empty(self) -> bool:
+        """The subject is an empty sequence of RDNs."""
+        return self._name_keys[0] == ""
 
     @property
     def subject(self) -> str:

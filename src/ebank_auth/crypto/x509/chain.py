@@ -6,13 +6,18 @@ key identifiers as a tie-breaker), validates it and returns a
 :class:`ValidationResult` that always says *why* it failed.
 
 Checked for every certificate of the path: signature (with its issuer's key),
-validity at ``at``, unknown critical extensions, revocation against the CRLs
-given (CRL signature and freshness too).  For every issuer: cA flag, keyCertSign
-when keyUsage is present, pathLenConstraint.  For the leaf: the required key
-usage(s) and extended key usage(s).  The trust anchor's own validity period
-and CA flag are checked too (a bank should not trust an expired root).
-Not implemented: policy processing and name constraints (a certificate that
-marks either critical is refused as UNSUPPORTED_CRITICAL_EXTENSION).
+validity at ``at``, unknown critical extensions, the RFC 5280 profile
+(``_profile.py``: serial, AKI/SKI, basicConstraints criticality, EKU, SAN syntax,
+empty subjects), the name constraints of every CA above (``_name_constraints.py``),
+the strength of its key (the leaf's too), revocation against the CRLs given (CRL
+signature, cRLNumber and freshness too).  For every issuer: cA flag, keyCertSign
+when keyUsage is present, pathLenConstraint (self-issued certificates do not
+count).  For the leaf: the required key usage(s) and extended key usage(s).  The
+trust anchor's own validity period and CA flag are checked too (a bank should not
+trust an expired root); it is exempt from the profile checks (trusted input).
+Not implemented: policy processing (a critical certificatePolicies is refused as
+UNSUPPORTED_CRITICAL_EXTENSION) and name constraints on URI/otherName forms
+(refused when a certificate carries a name of a constrained form).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from ebank_auth.crypto import der as der_module
 from ebank_auth.crypto import oids
 from ebank_auth.errors import (
     CertificateValidationError,
@@ -32,6 +38,8 @@ from ebank_auth.errors import (
     UnsupportedAlgorithm,
 )
 
+from ._name_constraints import Constraints, check_names, parse_constraints
+from ._profile import key_problem, profile_problem
 from .certificate import Certificate, ExtendedKeyUsage, KeyUsage, _as_utc, as_certificates
 from .crl import CertificateRevocationList, load_crl
 
@@ -69,6 +77,9 @@ class ValidationReason(str, Enum):
     UNSUPPORTED_CRITICAL_EXTENSION = "unsupported_critical_extension"
     UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
     INVALID_KEY = "invalid_key"
+    WEAK_KEY = "weak_key"
+    PROFILE_VIOLATION = "profile_violation"
+    NAME_CONSTRAINTS_VIOLATION = "name_constraints_violation"
     MALFORMED = "malformed"
 
 
@@ -198,6 +209,7 @@ def _validate_path(
         )
     # RFC 5280 processes from the trust anchor down to the leaf.
     remaining_ca: int | None = None  # pathLen budget inherited from above
+    constraints: list[Constraints] = []  # nameConstraints of the CAs above
     for i in range(anchor_index, -1, -1):
         cert = path[i]
         is_anchor = i == anchor_index
@@ -252,9 +264,24 @@ def _validate_path(
                     path,
                     i + 1,
                 )
+            problem = profile_problem(cert, issuer, leaf=i == 0)
+            if problem is not None:
+                return _fail(
+                    ValidationReason.PROFILE_VIOLATION,
+                    f"certificate violates the RFC 5280 profile: {problem}",
+                    path,
+                    i,
+                )
+            if constraints:
+                refused = _check_name_constraints(cert, constraints, path, i)
+                if refused is not None:
+                    return refused
             revoked = _check_revocation(cert, issuer, crls, at, require_crl, path, i)
             if revoked is not None:
                 return revoked
+        weak = key_problem(cert)
+        if weak is not None:
+            return _fail(ValidationReason(weak[0]), weak[1], path, i)
         # -- CA checks for every issuer (anchor and intermediates)
         if i > 0:
             bc = cert.basic_constraints
@@ -294,6 +321,17 @@ def _validate_path(
                 and (remaining_ca is None or bc.path_length < remaining_ca)
             ):
                 remaining_ca = bc.path_length
+            try:
+                own = parse_constraints(cert, i)
+            except der_module.PARSE_ERRORS:
+                return _fail(
+                    ValidationReason.PROFILE_VIOLATION,
+                    "nameConstraints extension is malformed",
+                    path,
+                    i,
+                )
+            if own is not None:
+                constraints.append(own)
     # -- leaf usage
     leaf = path[0]
     if required_key_usage:
@@ -327,6 +365,28 @@ def _validate_path(
     return ValidationResult(
         True, ValidationReason.OK, "certificate path is valid", None, tuple(path)
     )
+
+
+def _check_name_constraints(
+    cert: Certificate, constraints: list[Constraints], path: list[Certificate], index: int
+) -> ValidationResult | None:
+    # RFC 5280 6.1.3 (b): a self-issued intermediate's subject is not checked
+    check_subject = index == 0 or not cert.is_self_issued
+    try:
+        found = check_names(cert, constraints, check_subject=check_subject)
+    except (*der_module.PARSE_ERRORS, UnicodeDecodeError):
+        return _fail(
+            ValidationReason.PROFILE_VIOLATION,
+            "a name of the certificate is malformed",
+            path,
+            index,
+        )
+    if found is None:
+        return None
+    kind, message = found
+    if kind == "unsupported":
+        return _fail(ValidationReason.UNSUPPORTED_CRITICAL_EXTENSION, message, path, index)
+    return _fail(ValidationReason.NAME_CONSTRAINTS_VIOLATION, message, path, index)
 
 
 def _check_revocation(
@@ -365,7 +425,20 @@ def _check_revocation(
                 path,
                 index,
             )
-        if crl.critical_extensions - {oids.EXT_CRL_NUMBER, oids.EXT_AUTHORITY_KEY_ID}:
+        if crl.crl_number is None or oids.EXT_CRL_NUMBER in crl.critical_extensions:
+            return _fail(
+                ValidationReason.PROFILE_VIOLATION,
+                f"CRL from {crl.issuer!r} "
+                + (
+                    "has no cRLNumber"
+                    if crl.crl_number is None
+                    else "marks cRLNumber critical (it must be non-critical)"
+                )
+                + " (RFC 5280 5.2.3): ask the CA for a conforming CRL",
+                path,
+                index,
+            )
+        if crl.critical_extensions - {oids.EXT_AUTHORITY_KEY_ID}:
             return _fail(
                 ValidationReason.UNSUPPORTED_CRITICAL_EXTENSION,
                 "CRL has an unsupported critical extension",

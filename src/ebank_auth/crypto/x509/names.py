@@ -16,7 +16,7 @@ from asn1crypto import x509 as a_x509
 
 from ebank_auth.errors import EncodingError
 
-__all__ = ["build_name", "format_name", "name_key", "parse_name"]
+__all__ = ["attribute_values", "build_name", "format_name", "name_key", "parse_name", "rdn_keys"]
 
 # short name -> (asn1crypto type name, dotted OID)
 _ATTRS: Final[dict[str, tuple[str, str]]] = {
@@ -240,14 +240,11 @@ def _rdns(name: a_x509.Name | bytes) -> list[list[tuple[str, int, bytes, bytes]]
     return rdns
 
 
-def name_key(name: a_x509.Name | bytes) -> str:
-    """Normalised form of a name for RFC 5280 name matching.
+def rdn_keys(name: a_x509.Name | bytes) -> tuple[str, ...]:
+    """The normalised RDNs of a name in DER order (least specific first).
 
-    Each string attribute is NFKC-normalised, case-folded and has its inner
-    white space collapsed (the parts of RFC 4518 preparation that matter for
-    real names); multi-valued RDNs are order-independent; values that are not
-    strings compare by their DER.  Reads the DER directly: it runs on every
-    certificate and must stay cheap.  Raises ValueError on malformed names.
+    Each RDN is normalised as in :func:`name_key`; name constraints compare these
+    (a directoryName subtree is a prefix of RDNs).  Raises ValueError when malformed.
     """
     parts: list[str] = []
     for rdn in _rdns(name):
@@ -262,4 +259,27 @@ def name_key(name: a_x509.Name | bytes) -> str:
             else:
                 items.append(oid + "#" + tlv.hex())
         parts.append("+".join(sorted(items)))
-    return "/".join(parts)
+    return tuple(parts)
+
+
+def attribute_values(name: a_x509.Name | bytes, oid: str) -> list[str]:
+    """The string values of every attribute ``oid`` in a name (e.g. emailAddress)."""
+    out: list[str] = []
+    for rdn in _rdns(name):
+        for attr_oid, tag, body, _ in rdn:
+            codec = _STRING_CODECS.get(tag)
+            if attr_oid == oid and codec is not None:
+                out.append(body.decode(codec))
+    return out
+
+
+def name_key(name: a_x509.Name | bytes) -> str:
+    """Normalised form of a name for RFC 5280 name matching.
+
+    Each string attribute is NFKC-normalised, case-folded and has its inner
+    white space collapsed (the parts of RFC 4518 preparation that matter for
+    real names); multi-valued RDNs are order-independent; values that are not
+    strings compare by their DER.  Reads the DER directly: it runs on every
+    certificate and must stay cheap.  Raises ValueError on malformed names.
+    """
+    return "/".join(rdn_keys(name))
