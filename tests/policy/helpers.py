@@ -9,6 +9,13 @@ from typing import Any
 from ebank_auth.policy import DEFAULT_TIMEZONE, AuthContext, Factor
 
 DAY = datetime(2026, 3, 10, 14, 0, tzinfo=DEFAULT_TIMEZONE)
+
+
+def day_clock() -> datetime:
+    """A server clock fixed at 14:00 Beijing time, so results do not depend on when tests run."""
+    return DAY
+
+
 NIGHT = datetime(2026, 3, 10, 2, 30, tzinfo=DEFAULT_TIMEZONE)
 
 

@@ -13,9 +13,9 @@ from ebank_auth.policy import DeviceStatus, PolicyEngine, default_policy
 from ebank_auth.policy.devices import DeviceRegistry
 from ebank_auth.store import MemoryStore
 from plugins.store_backends import FakeClock
-from policy.helpers import ctx
+from policy.helpers import ctx, day_clock
 
-ENGINE = PolicyEngine()
+ENGINE = PolicyEngine(clock=day_clock)
 DAY = 86400.0
 
 

@@ -18,9 +18,9 @@ from ebank_auth.policy import (
     default_policy,
 )
 from ebank_auth.policy.context import FUNDS_OPERATIONS
-from policy.helpers import DAY, NIGHT, ctx
+from policy.helpers import DAY, NIGHT, ctx, day_clock
 
-ENGINE = PolicyEngine()
+ENGINE = PolicyEngine(clock=day_clock)
 PW = "password"
 
 
@@ -164,7 +164,7 @@ def test_foreign_currency_without_converter_is_denied() -> None:
     d = ENGINE.decide(ctx(operation="transfer", amount="10", currency="USD", presented=[PW]))
     assert d.outcome is Outcome.DENY
     assert "engine.currency-unsupported" in d.fired
-    conv = PolicyEngine(converter=lambda amount, cur: amount * Decimal("7.1"))
+    conv = PolicyEngine(clock=day_clock, converter=lambda amount, cur: amount * Decimal("7.1"))
     d = conv.decide(
         ctx(operation="transfer", amount="1000", currency="USD", presented=[PW, "sms_code"])
     )
@@ -183,7 +183,7 @@ def test_policy_blacklist_denies() -> None:
         .replace("users = []", 'users = ["bad"]')
         .replace("payees = []", 'payees = ["6222000011112222"]')
     )
-    engine = PolicyEngine(loads_policy(text))
+    engine = PolicyEngine(loads_policy(text), clock=day_clock)
     d = engine.decide(ctx(user="bad", presented=[PW, "usbkey_signature"]))
     assert d.outcome is Outcome.DENY and "blacklist-deny" in d.fired
     with pytest.raises(AccessDenied, match="blacklist"):
@@ -205,10 +205,10 @@ class _StoreBlacklist:
 
 
 def test_pluggable_blacklist_and_fail_closed() -> None:
-    engine = PolicyEngine(blacklists=[_StoreBlacklist()])
+    engine = PolicyEngine(clock=day_clock, blacklists=[_StoreBlacklist()])
     assert engine.decide(ctx(device_id="stolen", presented=[PW])).outcome is Outcome.DENY
     assert engine.decide(ctx(presented=[PW])).allowed
-    broken = PolicyEngine(blacklists=[_StoreBlacklist(fail=True)])
+    broken = PolicyEngine(clock=day_clock, blacklists=[_StoreBlacklist(fail=True)])
     d = broken.decide(ctx(presented=[PW]))
     assert d.outcome is Outcome.DENY and "engine.blacklist-unavailable" in d.fired
 
@@ -217,24 +217,26 @@ def test_risk_hook_steps_up_and_denies() -> None:
     def hook(score: float):  # type: ignore[no-untyped-def]
         return lambda c: score
 
-    assert PolicyEngine(risk_hooks=[hook(10)]).decide(ctx(presented=[PW])).allowed
-    d = PolicyEngine(risk_hooks=[hook(35)]).decide(ctx(presented=[PW]))
+    assert PolicyEngine(clock=day_clock, risk_hooks=[hook(10)]).decide(ctx(presented=[PW])).allowed
+    d = PolicyEngine(clock=day_clock, risk_hooks=[hook(35)]).decide(ctx(presented=[PW]))
     assert d.outcome is Outcome.STEP_UP and "risk-elevated-step-up" in d.fired
     assert "risk_prompt" in d.obligations
-    d = PolicyEngine(risk_hooks=[hook(65)]).decide(ctx(presented=[PW, "sms_code"]))
+    d = PolicyEngine(clock=day_clock, risk_hooks=[hook(65)]).decide(ctx(presented=[PW, "sms_code"]))
     assert d.outcome is Outcome.STEP_UP and d.risk_level is RiskLevel.HIGH
     assert (
-        PolicyEngine(risk_hooks=[hook(65)])
+        PolicyEngine(clock=day_clock, risk_hooks=[hook(65)])
         .decide(ctx(presented=[PW, "sms_code", "biometric"]))
         .allowed
     )
-    d = PolicyEngine(risk_hooks=[hook(95)]).decide(ctx(presented=[PW, "sms_code", "biometric"]))
+    d = PolicyEngine(clock=day_clock, risk_hooks=[hook(95)]).decide(
+        ctx(presented=[PW, "sms_code", "biometric"])
+    )
     assert d.outcome is Outcome.DENY and "risk-critical-deny" in d.fired
 
 
 @pytest.mark.parametrize("bad", [lambda c: 1 / 0, lambda c: "high", lambda c: 101, lambda c: True])
 def test_broken_risk_hook_denies(bad: object) -> None:
-    d = PolicyEngine(risk_hooks=[bad]).decide(ctx(presented=[PW]))  # type: ignore[list-item]
+    d = PolicyEngine(clock=day_clock, risk_hooks=[bad]).decide(ctx(presented=[PW]))  # type: ignore[list-item]
     assert d.outcome is Outcome.DENY and "engine.risk-hook-failed" in d.fired
 
 
@@ -271,7 +273,7 @@ def test_operation_missing_from_policy_is_denied() -> None:
         'refs = ["AU-1"]\nrequire = []\n',
         "",
     )
-    d = PolicyEngine(loads_policy(text)).decide(ctx(operation="query"))
+    d = PolicyEngine(loads_policy(text), clock=day_clock).decide(ctx(operation="query"))
     assert d.outcome is Outcome.DENY and "engine.operation-not-permitted" in d.fired
 
 

@@ -33,8 +33,9 @@ from ebank_auth.policy import (
 )
 from ebank_auth.policy.context import FUNDS_OPERATIONS
 from ebank_auth.policy.model import Conditions, Effect, Rule
+from policy.helpers import day_clock
 
-ENGINE = PolicyEngine()
+ENGINE = PolicyEngine(clock=day_clock)
 
 factor_sets = st.frozensets(st.sampled_from(list(Factor)))
 amounts = st.integers(min_value=1, max_value=5_000_000_00).map(lambda c: Decimal(c) / 100)
@@ -152,7 +153,7 @@ rules = st.builds(
 
 def engine_with(rule_list: list[Rule]) -> PolicyEngine:
     unique = [replace(r, id=f"{r.id}-{n}") for n, r in enumerate(rule_list)]
-    return PolicyEngine(replace(default_policy(), rules=tuple(unique)))
+    return PolicyEngine(replace(default_policy(), rules=tuple(unique)), clock=day_clock)
 
 
 @given(st.lists(rules, max_size=6), contexts())

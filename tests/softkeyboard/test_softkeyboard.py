@@ -18,6 +18,7 @@ from ebank_auth.softkeyboard import (
     KeyboardClient,
     KeyboardMode,
     SoftKeyboard,
+    commit_length,
     encode_keystroke,
 )
 from ebank_auth.store import MemoryStore
@@ -30,13 +31,22 @@ def _kb(store: object = None, **kw: object) -> SoftKeyboard:
     return SoftKeyboard(store or MemoryStore(clock=FakeClock()), SERVER_KEY, **kw)  # type: ignore[arg-type]
 
 
+_COMMITMENTS: dict[bytes, bytes] = {}
+
+
 def _type(kb: SoftKeyboard, text: str, mode: KeyboardMode = KeyboardMode.DIGITS) -> list[bytes]:
     layout = kb.open(mode)
     by_label = {label: key_id for key_id, label in layout.keys}
     client = KeyboardClient(layout.client_view())
     for ch in text:
         client.press(by_label[ch])
+    _COMMITMENTS[layout.session_id.encode()] = client.commitment()
     return [layout.session_id.encode(), *client.ciphertexts]
+
+
+def _c(session: bytes) -> bytes:
+    """The genuine client's length commitment for a session typed by ``_type``."""
+    return _COMMITMENTS.get(session, b"")
 
 
 def test_round_trip_and_mask(store_backend: StoreFactory) -> None:
@@ -47,12 +57,14 @@ def test_round_trip_and_mask(store_backend: StoreFactory) -> None:
     client = KeyboardClient(layout.client_view())
     masks = [client.press(by_label[c]) for c in "135790"]
     assert masks == ["*", "**", "***", "****", "*****", "******"]  # SK-2
-    with kb.submit(layout.session_id, client.ciphertexts) as decoded:
+    with kb.submit(
+        layout.session_id, client.ciphertexts, commitment=client.commitment()
+    ) as decoded:
         assert bytes(decoded.value) == b"135790"
         assert decoded.masked == "******" and not decoded.system_keyboard
     assert decoded.value == bytearray()  # wiped on exit
     with pytest.raises(SoftKeyboardError, match="already used"):
-        kb.submit(layout.session_id, client.ciphertexts)
+        kb.submit(layout.session_id, client.ciphertexts, commitment=client.commitment())
 
 
 def test_client_view_has_no_labels_in_text() -> None:
@@ -70,7 +82,7 @@ def test_client_view_has_no_labels_in_text() -> None:
 def test_alphanumeric_round_trip() -> None:
     kb = _kb()
     session, *cts = _type(kb, "Pa55wordZ", KeyboardMode.ALPHANUMERIC)
-    assert bytes(kb.submit(session.decode(), cts).value) == b"Pa55wordZ"
+    assert bytes(kb.submit(session.decode(), cts, commitment=_c(session)).value) == b"Pa55wordZ"
 
 
 def test_reordered_replayed_dropped_keystrokes_refused() -> None:
@@ -84,9 +96,9 @@ def test_reordered_replayed_dropped_keystrokes_refused() -> None:
     ):
         session, *cts = _type(kb, "2468")
         with pytest.raises(SoftKeyboardError):
-            kb.submit(session.decode(), tamper(cts))
+            kb.submit(session.decode(), tamper(cts), commitment=_c(session))
         # state intact: the genuine keystrokes still decode once
-        assert bytes(kb.submit(session.decode(), cts).value) == b"2468"
+        assert bytes(kb.submit(session.decode(), cts, commitment=_c(session)).value) == b"2468"
 
 
 def test_keystroke_from_another_session_refused() -> None:
@@ -94,7 +106,7 @@ def test_keystroke_from_another_session_refused() -> None:
     s1, *c1 = _type(kb, "1111")
     _s2, *c2 = _type(kb, "2222")
     with pytest.raises(SoftKeyboardError, match="another keyboard session"):
-        kb.submit(s1.decode(), [*c1[:3], c2[3]])
+        kb.submit(s1.decode(), [*c1[:3], c2[3]], commitment=_c(s1))
 
 
 def test_key_not_on_layout_and_forged_plaintext() -> None:
@@ -103,11 +115,19 @@ def test_key_not_on_layout_and_forged_plaintext() -> None:
     pub = SERVER_KEY.public_key()
     forged = pub.encrypt(encode_keystroke(layout.session_id, 0, "5"))  # label, not a key id
     with pytest.raises(SoftKeyboardError, match="not on this keyboard"):
-        kb.submit(layout.session_id, [forged])
+        kb.submit(
+            layout.session_id,
+            [forged],
+            commitment=commit_length(layout.commit_key, layout.session_id, 1),
+        )
     other_key = sm2.generate_private_key().public_key()
     wrong_key = other_key.encrypt(encode_keystroke(layout.session_id, 0, layout.keys[0][0]))
     with pytest.raises(SoftKeyboardError, match="did not decrypt"):
-        kb.submit(layout.session_id, [wrong_key])
+        kb.submit(
+            layout.session_id,
+            [wrong_key],
+            commitment=commit_length(layout.commit_key, layout.session_id, 1),
+        )
 
 
 def test_too_many_bad_submissions_burn_session() -> None:
@@ -115,9 +135,9 @@ def test_too_many_bad_submissions_burn_session() -> None:
     session, *cts = _type(kb, "9999")
     for _ in range(3):
         with pytest.raises(SoftKeyboardError):
-            kb.submit(session.decode(), [b"junk"])
+            kb.submit(session.decode(), [b"junk"], commitment=_c(session))
     with pytest.raises(SoftKeyboardError, match="unknown, expired or already used"):
-        kb.submit(session.decode(), cts)
+        kb.submit(session.decode(), cts, commitment=_c(session))
 
 
 def test_expired_and_unknown_sessions() -> None:
@@ -126,12 +146,12 @@ def test_expired_and_unknown_sessions() -> None:
     session, *cts = _type(kb, "1234")
     clock.advance(60)
     with pytest.raises(SoftKeyboardError):
-        kb.submit(session.decode(), cts)
+        kb.submit(session.decode(), cts, commitment=_c(session))
     for bad in ["", "zz" * 16, "0" * 32, "../../etc", "A" * 32]:
         with pytest.raises(SoftKeyboardError):
-            kb.submit(bad, cts)
+            kb.submit(bad, cts, commitment=_c(session))
     with pytest.raises(SoftKeyboardError):
-        kb.submit(_type(kb, "1")[0].decode(), [])
+        kb.submit(_type(kb, "1")[0].decode(), [], commitment=b"")
 
 
 def test_system_keyboard_mode_is_flagged() -> None:
@@ -140,11 +160,11 @@ def test_system_keyboard_mode_is_flagged() -> None:
     layout = kb.switch_to_system(soft.session_id)
     assert layout.mode is KeyboardMode.SYSTEM and layout.keys == ()
     with pytest.raises(SoftKeyboardError):
-        kb.submit(soft.session_id, [b"x"])  # the soft session is closed
+        kb.submit(soft.session_id, [b"x"], commitment=b"")  # the soft session is closed
     client = KeyboardClient(layout.client_view())
     for ch in "Abc!9":
         client.type_char(ch)
-    decoded = kb.submit(layout.session_id, client.ciphertexts)
+    decoded = kb.submit(layout.session_id, client.ciphertexts, commitment=client.commitment())
     assert bytes(decoded.value) == b"Abc!9" and decoded.system_keyboard
     no_system = _kb(allow_system_keyboard=False)
     with pytest.raises(SoftKeyboardError):
@@ -160,7 +180,12 @@ def test_backspace_and_mask_chars() -> None:
     client.press(by_label["2"])
     assert client.backspace() == "*"
     client.press(by_label["3"])
-    assert bytes(kb.submit(layout.session_id, client.ciphertexts).value) == b"13"
+    assert (
+        bytes(
+            kb.submit(layout.session_id, client.ciphertexts, commitment=client.commitment()).value
+        )
+        == b"13"
+    )
     assert SoftKeyboard.mask(3, "#") == "###"
     with pytest.raises(ConfigurationError):
         SoftKeyboard.mask(3, "x")
@@ -181,7 +206,7 @@ def test_settings_checked() -> None:
 def test_decoded_equals_keys_pressed(text: str) -> None:
     kb = _kb()
     session, *cts = _type(kb, text, KeyboardMode.ALPHANUMERIC)
-    decoded = kb.submit(session.decode(), cts)
+    decoded = kb.submit(session.decode(), cts, commitment=_c(session))
     assert bytes(decoded.value) == text.encode() and decoded.length == len(text)
 
 
@@ -245,7 +270,7 @@ def test_concurrent_submissions_decode_once(store_backend: StoreFactory) -> None
     def run() -> None:
         barrier.wait()
         with contextlib.suppress(SoftKeyboardError):
-            wins.append(bytes(kb.submit(session.decode(), cts).value))
+            wins.append(bytes(kb.submit(session.decode(), cts, commitment=_c(session)).value))
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for t in threads:
@@ -253,3 +278,47 @@ def test_concurrent_submissions_decode_once(store_backend: StoreFactory) -> None
     for t in threads:
         t.join(timeout=60)
     assert wins == [b"802211"]
+
+
+# --------------------------------------------------------------------------- length commitment
+
+
+def test_prefix_of_the_keystrokes_is_refused() -> None:
+    """Attack (issue 11 item 14): whoever relays the submission drops trailing keystrokes;
+    the server accepted the prefix as a shorter input ("13579" for "135790").  The client
+    commits to the length (authenticated with the session's commit key), so a shorter or
+    longer submission is refused and the genuine one still decodes."""
+    kb = _kb()
+    layout = kb.open()
+    by_label = {label: key_id for key_id, label in layout.keys}
+    client = KeyboardClient(layout.client_view())
+    for ch in "135790":
+        client.press(by_label[ch])
+    cts = client.ciphertexts
+    commitment = client.commitment()
+    for tampered in (cts[:-1], [*cts, cts[-1]]):  # (a third bad submission burns the session)
+        with pytest.raises(SoftKeyboardError, match="length"):
+            kb.submit(layout.session_id, tampered, commitment=commitment)
+    with kb.submit(layout.session_id, cts, commitment=commitment) as decoded:
+        assert bytes(decoded.value) == b"135790"
+
+
+def test_commitment_cannot_be_forged_without_the_commit_key() -> None:
+    """A relay that sees only the submission (session id, ciphertexts, commitment) cannot
+    commit to a shorter input: the tag is keyed with a per-session secret that only the
+    client view carries, and is bound to the session id."""
+    kb = _kb()
+    other = kb.open()
+    forgeries = [
+        lambda sid: commit_length(bytes(16), sid, 3),  # a guessed key
+        lambda sid: commit_length(other.commit_key, sid, 3),  # another session's key
+        lambda sid: commit_length(other.commit_key, other.session_id, 3),  # its commitment
+        lambda sid: _c(sid.encode())[:-1],  # the genuine one, truncated
+        lambda sid: b"",
+    ]
+    for forge in forgeries:
+        session, *cts = _type(kb, "2468")
+        sid = session.decode()
+        with pytest.raises(SoftKeyboardError, match="length"):
+            kb.submit(sid, cts[:3], commitment=forge(sid))
+        assert bytes(kb.submit(sid, cts, commitment=_c(session)).value) == b"2468"

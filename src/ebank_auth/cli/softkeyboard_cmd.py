@@ -63,7 +63,10 @@ def demo(mode: str, text: str | None, svg_path: str | None, as_json: bool) -> No
         )
     client = KeyboardClient(layout.client_view())
     masks = [client.press(by_label[char]) for char in text]
-    with keyboard.submit(layout.session_id, client.ciphertexts) as decoded:
+    submitted = keyboard.submit(
+        layout.session_id, client.ciphertexts, commitment=client.commitment()
+    )
+    with submitted as decoded:
         same = bytes(decoded.value) == text.encode()
         length = decoded.length
     emit(

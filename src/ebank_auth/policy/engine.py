@@ -7,15 +7,21 @@ Evaluation, for a validated :class:`Policy`:
 2. For funds operations the amount tier fires (unless the transfer is between
    the customer's own accounts and the policy exempts those).
 3. Every conditional rule whose conditions hold fires.
-4. Conflicts resolve to the strictest outcome: any deny wins; otherwise the
+4. The built-in baseline (:mod:`ebank_auth.policy.baseline`) applies on top: each
+   matching baseline rule that asks for more than the file already did is added
+   (``baseline.<name>`` in ``fired``), so a policy file can only tighten it.
+5. Conflicts resolve to the strictest outcome: any deny wins; otherwise the
    required factors are the union of all fired requirements, and the decision
    is *allow* if the presented factors meet it, else *step-up* naming what is
    missing.
 
-Facts the rules test are derived once: night (local time in the policy's time
-zone), amount in the tier currency (through an optional converter), risk score
-(the context's own and every risk hook's, the highest wins) and blacklist hits.
-A risk hook or blacklist that fails makes the decision *deny* (fail closed).
+Facts the rules test are derived once: night (the **server's** clock, in the
+policy's window and time zone and in the baseline's 00:00-06:00 Beijing window; a
+context time inside a night window adds the night rules too but can never lift
+them), amount in CNY (through an optional converter), risk score (the context's
+own and every risk hook's, the highest wins) and blacklist hits.  A risk hook,
+blacklist or converter that raises anything or answers nonsense makes the
+decision *deny* (fail closed).
 """
 
 from __future__ import annotations
@@ -23,18 +29,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any, Protocol
 
-from ebank_auth.errors import AccessDenied, EbankAuthError
-from ebank_auth.policy.context import AuthContext, DeviceStatus
+from ebank_auth.errors import AccessDenied, ConfigurationError
+from ebank_auth.policy.baseline import (
+    BASELINE_CURRENCY,
+    BASELINE_RULES,
+    BASELINE_TIMEZONE,
+    baseline_is_night,
+)
+from ebank_auth.policy.context import FUNDS_OPERATIONS, AuthContext, DeviceStatus
 from ebank_auth.policy.factors import Factor, Requirement
 from ebank_auth.policy.loader import default_policy
 from ebank_auth.policy.model import Effect, Facts, Policy, RiskLevel, Rule
 
 __all__ = [
     "Blacklist",
+    "Clock",
     "CurrencyConverter",
     "Decision",
     "Outcome",
@@ -61,8 +75,14 @@ class Blacklist(Protocol):
 
 #: anti-fraud hook: a risk score from 0 to 100 for the context
 RiskHook = Callable[[AuthContext], float]
-#: converts ``amount`` in ``currency`` into the tier currency; raise if unknown
+#: converts ``amount`` in ``currency`` into CNY (the tier currency); raise if unknown
 CurrencyConverter = Callable[[Decimal, str], Decimal]
+#: the server's clock: a timezone-aware "now"
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -109,7 +129,11 @@ _EMPTY = Requirement()
 
 
 class PolicyEngine:
-    """Decides for contexts under one policy.  Thread-safe (no mutable state)."""
+    """Decides for contexts under one policy.  Thread-safe (no mutable state).
+
+    ``clock`` is the server's clock (default: the system clock); the night rules are
+    decided on it, never on a time the client or the transaction claims.
+    """
 
     def __init__(
         self,
@@ -118,36 +142,61 @@ class PolicyEngine:
         blacklists: Sequence[Blacklist] = (),
         risk_hooks: Sequence[RiskHook] = (),
         converter: CurrencyConverter | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.policy = policy or default_policy()
+        if self.policy.tiers is not None and self.policy.tiers.currency != BASELINE_CURRENCY:
+            raise ConfigurationError(
+                f"the policy's amount tiers are in {self.policy.tiers.currency}: tiers must be "
+                f"in {BASELINE_CURRENCY}; convert other currencies with converter="
+            )
         self.blacklists: tuple[Blacklist, ...] = (self.policy.blacklist, *blacklists)
         self.risk_hooks = tuple(risk_hooks)
         self.converter = converter
+        self.clock: Clock = clock or _utc_now
         self._rules = self.policy.rules
 
     # ------------------------------------------------------------------ facts
-    def _facts(self, ctx: AuthContext, reasons: list[str], fired: list[str]) -> Facts:
+    def _is_night(self, t: datetime) -> bool:
         policy = self.policy
-        local = ctx.local_time.astimezone(policy.timezone)
-        night = policy.is_night(local.time())
+        return policy.is_night(t.astimezone(policy.timezone).time()) or baseline_is_night(
+            t.astimezone(BASELINE_TIMEZONE).time()
+        )
+
+    def _facts(self, ctx: AuthContext, reasons: list[str], fired: list[str]) -> Facts:
+        night = self._is_night(ctx.local_time)  # a claimed time may only add the night rules
+        try:
+            now = self.clock()
+            if not isinstance(now, datetime) or now.utcoffset() is None:
+                raise TypeError("the clock must return a timezone-aware datetime")
+            night = night or self._is_night(now)
+        except Exception as exc:  # no trustworthy time: fail closed
+            log.warning("server clock failed: %s", exc)
+            fired.append("engine.clock-failed")
+            reasons.append("the server time is unavailable: try again later")
 
         amount: Decimal | None = None
-        tiers = policy.tiers
         if ctx.amount is not None:
-            if tiers is None or ctx.currency == tiers.currency:
+            if ctx.currency == BASELINE_CURRENCY:
                 amount = ctx.amount
             elif self.converter is not None:
                 try:
-                    amount = Decimal(self.converter(ctx.amount, ctx.currency))
+                    converted = self.converter(ctx.amount, ctx.currency)
+                    if isinstance(converted, bool) or not isinstance(converted, (Decimal, int)):
+                        raise TypeError(f"converter returned {type(converted).__name__}")
+                    cny = Decimal(converted)
+                    if not cny.is_finite() or cny <= 0:
+                        raise ValueError(f"converter returned {cny}, not a positive amount")
+                    amount = cny
                 except Exception as exc:  # any converter failure: fail closed
                     log.warning("currency conversion failed: %s", exc)
                     fired.append("engine.currency-unsupported")
-                    reasons.append(f"cannot convert {ctx.currency} to {tiers.currency}")
+                    reasons.append(f"cannot convert {ctx.currency} to {BASELINE_CURRENCY}")
             else:
                 fired.append("engine.currency-unsupported")
                 reasons.append(
-                    f"amounts in {ctx.currency} cannot be assessed: the policy's tiers are in "
-                    f"{tiers.currency} and no currency converter is configured"
+                    f"amounts in {ctx.currency} cannot be assessed: the amount tiers are in "
+                    f"{BASELINE_CURRENCY} and no currency converter is configured"
                 )
 
         score = float(ctx.risk_score)
@@ -169,7 +218,9 @@ class PolicyEngine:
         for bl in self.blacklists:
             try:
                 hit = bl.match(ctx)
-            except EbankAuthError as exc:  # store down: fail closed
+                if hit is not None and not isinstance(hit, str):
+                    raise TypeError(f"blacklist returned {type(hit).__name__}, not a reason")
+            except Exception as exc:  # store down, driver error, bug: fail closed
                 log.warning("blacklist check failed: %s", exc)
                 fired.append("engine.blacklist-unavailable")
                 reasons.append("the blacklist could not be checked: try again later")
@@ -204,22 +255,22 @@ class PolicyEngine:
             obligations.update(base.obligations)
             refs.update(base.refs)
 
+        if ctx.operation in FUNDS_OPERATIONS and facts.amount is None:
+            if not deny:  # already explained by the currency reason otherwise
+                fired.append("engine.amount-missing")
+                reasons.append("a funds operation needs an amount")
+            deny = True
         tiers = policy.tiers
         if (
             tiers is not None
             and ctx.operation in tiers.operations
             and not (tiers.exempt_same_customer and ctx.same_customer)
+            and facts.amount is not None
         ):
-            if facts.amount is None:
-                if not deny:  # already explained by the currency reason otherwise
-                    fired.append("engine.amount-missing")
-                    reasons.append("a funds operation needs an amount")
-                deny = True
-            else:
-                tier = tiers.tier_for(facts.amount)
-                fired.append(tier.id)
-                required = required.union(tier.requirement)
-                refs.update(tier.refs)
+            tier = tiers.tier_for(facts.amount)
+            fired.append(tier.id)
+            required = required.union(tier.requirement)
+            refs.update(tier.refs)
 
         rule: Rule
         for rule in self._rules:
@@ -235,6 +286,27 @@ class PolicyEngine:
             else:
                 required = required.union(rule.requirement)
                 obligations.update(rule.obligations)
+
+        # the built-in floor: only what it adds is recorded, so a policy at least as
+        # strict as the baseline (the shipped one) decides exactly as before
+        for rule in BASELINE_RULES:
+            if not rule.when.matches(ctx, facts):
+                continue
+            if rule.effect is Effect.DENY:
+                if not deny:
+                    deny = True
+                    fired.append(rule.id)
+                    refs.update(rule.refs)
+                    reasons.append(rule.message)
+                    risk = max(risk, rule.risk)
+                continue
+            if required.implies(rule.requirement) and rule.obligations <= obligations:
+                continue
+            fired.append(rule.id)
+            refs.update(rule.refs)
+            risk = max(risk, rule.risk)
+            required = required.union(rule.requirement)
+            obligations.update(rule.obligations)
 
         presented = ctx.presented
         if ctx.device_status is DeviceStatus.TRUSTED:

@@ -1,5 +1,8 @@
 """Load and validate a policy file (TOML).
 
+A policy can only tighten the built-in baseline (:mod:`ebank_auth.policy.baseline`),
+which the engine applies on top of whatever the file says.
+
 Every problem raises :class:`ebank_auth.errors.PolicyFileError` whose message
 starts with ``<file>:<line>: <key path>:`` — the file, the line of the offending
 entry and the key inside it — and says what is allowed.  The schema is described
@@ -21,6 +24,7 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ebank_auth.errors import PolicyFileError
+from ebank_auth.policy.baseline import BASELINE_CURRENCY, RESERVED_PREFIX
 from ebank_auth.policy.context import (
     FUNDS_OPERATIONS,
     AccessChannel,
@@ -238,6 +242,13 @@ class _Loader:
         rid = self.str_(where, t, "id")
         if not _ID_RE.fullmatch(rid):
             self.fail(where, "id", f"{rid!r} must be 1-64 of a-z 0-9 _ . - (lower case)")
+        if rid.startswith(RESERVED_PREFIX):
+            self.fail(
+                where,
+                "id",
+                f"{rid!r}: ids starting {RESERVED_PREFIX!r} are reserved for the "
+                "built-in baseline: choose another id",
+            )
         if rid in seen:
             self.fail(where, "id", f"duplicate id {rid!r}")
         seen.add(rid)
@@ -398,9 +409,16 @@ class _Loader:
         if not ops <= FUNDS_OPERATIONS:
             bad = ", ".join(sorted(o.value for o in ops - FUNDS_OPERATIONS))
             self.fail(w, "operations", f"amount tiers apply to funds operations only, not {bad}")
-        currency = self.str_(w, t, "currency", "CNY")
+        currency = self.str_(w, t, "currency", BASELINE_CURRENCY)
         if not re.fullmatch(r"[A-Z]{3}", currency):
             self.fail(w, "currency", f"{currency!r} is not an ISO 4217 code such as CNY")
+        if currency != BASELINE_CURRENCY:
+            self.fail(
+                w,
+                "currency",
+                f"tiers must be in {BASELINE_CURRENCY} (the built-in baseline's currency); "
+                "amounts in other currencies are converted with PolicyEngine(converter=...)",
+            )
         exempt = bool(self.bool_(w, t, "exempt_same_customer", True))
         raw = t.get("tier")
         if not isinstance(raw, list) or not raw:

@@ -7,6 +7,7 @@ from ebank_auth.softkeyboard.keyboard import (
     KeyboardLayout,
     KeyboardMode,
     SoftKeyboard,
+    commit_length,
     encode_keystroke,
 )
 from ebank_auth.softkeyboard.render import render_svg, render_terminal
@@ -17,6 +18,7 @@ __all__ = [
     "KeyboardLayout",
     "KeyboardMode",
     "SoftKeyboard",
+    "commit_length",
     "encode_keystroke",
     "render_svg",
     "render_terminal",

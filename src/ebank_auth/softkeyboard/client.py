@@ -1,8 +1,9 @@
 """Reference client for the soft keyboard (what a page script or app does).
 
-It knows only the session id, the key ids and the server's public key: each press
-is encrypted at once and only the ciphertexts and a count are kept, so the
-password never exists in client memory.  Used by the tests, the CLI demo and as a
+It knows only the session id, the key ids, the session's commit key and the
+server's public key: each press is encrypted at once and only the ciphertexts and a
+count are kept, so the password never exists in client memory; on submit it adds
+the length commitment (:func:`~ebank_auth.softkeyboard.keyboard.commit_length`).  Used by the tests, the CLI demo and as a
 model for the JavaScript / app implementations.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 
 from ebank_auth.crypto import sm2
 from ebank_auth.errors import SoftKeyboardError
-from ebank_auth.softkeyboard.keyboard import encode_keystroke
+from ebank_auth.softkeyboard.keyboard import commit_length, encode_keystroke
 
 __all__ = ["KeyboardClient"]
 
@@ -26,6 +27,7 @@ class KeyboardClient:
         key_ids = view.get("key_ids", [])
         self.key_ids: tuple[str, ...] = tuple(str(k) for k in key_ids)  # type: ignore[attr-defined]
         self._pub = sm2.load_der_public_key(bytes.fromhex(str(view["public_key_der_hex"])))
+        self._commit_key = bytes.fromhex(str(view.get("commit_key_hex", "")))
         self._ciphertexts: list[bytes] = []
 
     def press(self, key_id: str) -> str:
@@ -56,6 +58,13 @@ class KeyboardClient:
         if self._ciphertexts:
             self._ciphertexts.pop()
         return self.mask
+
+    def commitment(self) -> bytes:
+        """The length commitment to send with :attr:`ciphertexts` (``submit(...,
+        commitment=...)``): binds the submission to exactly this many keystrokes."""
+        if not self._commit_key:
+            raise SoftKeyboardError("the keyboard view has no commit key: open the keyboard again")
+        return commit_length(self._commit_key, self.session_id, len(self._ciphertexts))
 
     @property
     def mask(self) -> str:

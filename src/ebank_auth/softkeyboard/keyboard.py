@@ -10,10 +10,18 @@
        b"SK1" ‖ session id (16 bytes) ‖ index (2 bytes BE) ‖ key id (ASCII)
 
    so the client holds key ids and ciphertexts only, never the password.
-3. :meth:`SoftKeyboard.submit` decrypts each record, requires the session id to
-   match and the indexes to run 0, 1, 2, … (a replayed, reordered, dropped or
-   foreign keystroke is refused), maps the ids back through the stored layout and
-   consumes the session (single use).
+3. With the keystrokes the client sends a *length commitment* (:func:`commit_length`)::
+
+       length (2 bytes BE) ‖ HMAC-SM3(commit key, b"SK1-LEN" ‖ session id ‖ length)
+
+   keyed with a random per-session secret that only the client view carries, so
+   whoever relays the submission cannot pass a prefix of the keystrokes off as a
+   shorter input (issue 11 item 14).
+4. :meth:`SoftKeyboard.submit` checks the commitment against the number of
+   keystrokes, decrypts each record, requires the session id to match and the
+   indexes to run 0, 1, 2, … (a replayed, reordered, dropped or foreign keystroke is
+   refused), maps the ids back through the stored layout and consumes the session
+   (single use).
 
 In ``SYSTEM`` mode (the user switched to the system keyboard) the record carries
 the typed character itself instead of a key id; the result is flagged
@@ -30,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ebank_auth.crypto import sm2
+from ebank_auth.crypto import sm2, sm3
 from ebank_auth.errors import ConfigurationError, CryptoError, SoftKeyboardError
 from ebank_auth.softkeyboard.render import render_svg, render_terminal
 from ebank_auth.store import Store
@@ -42,6 +50,7 @@ __all__ = [
     "KeyboardLayout",
     "KeyboardMode",
     "SoftKeyboard",
+    "commit_length",
     "encode_keystroke",
 ]
 
@@ -50,6 +59,9 @@ _log = logging.getLogger(__name__)
 KEYSTROKE_MAGIC = b"SK1"
 _SID_BYTES = 16
 _MAX_FAILED_SUBMITS = 3
+_COMMIT_KEY_BYTES = 16
+_COMMIT_LABEL = b"SK1-LEN"
+_COMMIT_BYTES = 2 + sm3.DIGEST_SIZE
 
 
 class KeyboardMode(str, Enum):
@@ -70,6 +82,15 @@ def encode_keystroke(session_id: str, index: int, value: str) -> bytes:
     return KEYSTROKE_MAGIC + bytes.fromhex(session_id) + index.to_bytes(2, "big") + value.encode()
 
 
+def commit_length(commit_key: bytes, session_id: str, length: int) -> bytes:
+    """The client's commitment to the number of keystrokes it submits:
+    ``length (2 B BE) ‖ HMAC-SM3(commit_key, b"SK1-LEN" ‖ session id ‖ length)``."""
+    if not 0 <= length <= 0xFFFF:
+        raise SoftKeyboardError("input length out of range: type again")
+    n = length.to_bytes(2, "big")
+    return n + sm3.hmac(commit_key, _COMMIT_LABEL + bytes.fromhex(session_id) + n)
+
+
 @dataclass(frozen=True)
 class KeyboardLayout:
     """One keyboard session as sent to the client.
@@ -85,6 +106,7 @@ class KeyboardLayout:
     expires_at: float
     public_key: bytes  # server SM2 public key, SubjectPublicKeyInfo DER
     system_keyboard_allowed: bool = True
+    commit_key: bytes = field(default=b"", repr=False)  # per-session secret for commit_length
 
     def svg(self) -> str:
         return render_svg(self.keys, self.columns) if self.keys else ""
@@ -103,6 +125,7 @@ class KeyboardLayout:
             "expires_at": self.expires_at,
             "public_key_der_hex": self.public_key.hex(),
             "system_keyboard_allowed": self.system_keyboard_allowed,
+            "commit_key_hex": self.commit_key.hex(),
         }
 
 
@@ -187,9 +210,10 @@ class SoftKeyboard:
             ids.add(key_id)
             keys.append((key_id, label))
         session_id = secrets.token_hex(_SID_BYTES)
+        commit_key = secrets.token_bytes(_COMMIT_KEY_BYTES)
         now = self.clock()
         record = json.dumps(
-            {"mode": mode.value, "map": dict(keys), "exp": now + self.ttl},
+            {"mode": mode.value, "map": dict(keys), "exp": now + self.ttl, "ck": commit_key.hex()},
             separators=(",", ":"),
         ).encode()
         if not self.store.put_if_absent(self._k("sess", session_id), record, ttl=self.ttl):
@@ -203,6 +227,7 @@ class SoftKeyboard:
             expires_at=now + self.ttl,
             public_key=self._pub_der,
             system_keyboard_allowed=self.allow_system_keyboard,
+            commit_key=commit_key,
         )
 
     def switch_to_system(self, session_id: str) -> KeyboardLayout:
@@ -222,12 +247,17 @@ class SoftKeyboard:
             raise SoftKeyboardError("unknown keyboard session: open the keyboard again")
 
     # -- input ------------------------------------------------------------------------
-    def submit(self, session_id: str, keystrokes: Sequence[bytes]) -> DecodedInput:
+    def submit(
+        self, session_id: str, keystrokes: Sequence[bytes], *, commitment: bytes
+    ) -> DecodedInput:
         """Decode the encrypted keystrokes of ``session_id`` (single use).
 
-        Raises SoftKeyboardError for an unknown/expired/used session, an empty or too
-        long input, a ciphertext that does not decrypt, belongs to another session,
-        is replayed or out of order, or names a key not on this layout.
+        ``commitment`` is the client's :func:`commit_length` for the number of
+        keystrokes it typed.  Raises SoftKeyboardError for an unknown/expired/used
+        session, an empty or too long input, a commitment that is missing, forged or
+        for another length (a prefix of the keystrokes), a ciphertext that does not
+        decrypt, belongs to another session, is replayed or out of order, or names a
+        key not on this layout.
         """
         self._check_session_id(session_id)
         key = self._k("sess", session_id)
@@ -247,6 +277,7 @@ class SoftKeyboard:
         header = len(KEYSTROKE_MAGIC) + _SID_BYTES + 2
         value = bytearray()
         try:
+            self._check_commitment(rec, session_id, len(keystrokes), commitment)
             for index, ciphertext in enumerate(keystrokes):
                 if not isinstance(ciphertext, (bytes, bytearray)) or len(ciphertext) > 512:
                     raise SoftKeyboardError("a keystroke is not an encrypted keystroke: type again")
@@ -306,6 +337,26 @@ class SoftKeyboard:
             mode=mode,
             system_keyboard=mode is KeyboardMode.SYSTEM,
         )
+
+    @staticmethod
+    def _check_commitment(
+        rec: dict[str, object], session_id: str, count: int, commitment: object
+    ) -> None:
+        ck = rec.get("ck")
+        if not isinstance(ck, str) or not ck:  # a session from before commitments: refuse
+            raise SoftKeyboardError(
+                "keyboard session has no length commitment key: open the keyboard again"
+            )
+        if not isinstance(commitment, (bytes, bytearray)) or len(commitment) != _COMMIT_BYTES:
+            raise SoftKeyboardError(
+                "the input length commitment is missing or malformed: type again"
+            )
+        expected = commit_length(bytes.fromhex(ck), session_id, count)
+        if not secrets.compare_digest(bytes(commitment), expected):
+            raise SoftKeyboardError(
+                "the keystrokes do not match the committed input length "
+                "(keystrokes dropped or added): type again"
+            )
 
     @staticmethod
     def mask(count: int, char: str = "*") -> str:
