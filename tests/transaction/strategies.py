@@ -59,7 +59,13 @@ def display_text(draw: st.DrawFn, min_size: int = 0, max_size: int = 100) -> str
     """Free text a transaction accepts (payee name, memo)."""
     alphabet = draw(st.sampled_from(sorted(_ALPHABETS)))
     chars = _ALPHABETS[alphabet] | _HAN | _COMMON | _CJK_PUNCT | st.just(" ")
-    raw = draw(st.text(alphabet=chars, min_size=min_size, max_size=max_size))
+    # pieces of screen text (labels, amounts) so that layouts are tried with text that
+    # nearly forges a line; a piece that forms a real amount label is refused and filtered
+    pieces = st.sampled_from(
+        ["金额", "金额：", "大写", "Amount", "amount: ", "：", ":", "CNY 1,000.00"]
+    )
+    parts = draw(st.lists(chars | pieces, min_size=min_size, max_size=max_size))
+    raw = "".join(parts)[: max_size + 8]
     text = re.sub(" +", " ", raw).strip()
     assume(min_size <= len(text) <= max_size and _acceptable(text))
     return text
