@@ -142,7 +142,7 @@ _ISO_4217_TABLE: Final = """
 """
 ISO_4217_CURRENCIES: Final[frozenset[str]] = frozenset(_ISO_4217_TABLE.split())
 
-# The token display's character repertoire for free text (docs/usbkey-protocol.md §9).
+# The token display's character repertoire for free text (docs/usbkey-protocol.md §8.1).
 _CJK_PUNCTUATION: Final = frozenset(
     "\u00b7"  # · middle dot (阿依古丽·买买提)
     "\u2014\u2026\u2018\u2019\u201c\u201d"  # — … ‘ ’ “ ”

@@ -3,7 +3,7 @@
 One module shared by the software token (which draws the screens) and any host-side
 preview, so both show the same rows.  It imports only :mod:`ebank_auth.transaction`
 and :mod:`ebank_auth.errors` (neutral: no host-side token code, no emulator code).
-The rules, specified in docs/usbkey-protocol.md §9:
+The rules, specified in docs/usbkey-protocol.md §8.1:
 
 * **Geometry.** A screen is :attr:`ScreenGeometry.rows` rows of
   :attr:`ScreenGeometry.columns` columns (the token: 32 x 4, :data:`TOKEN_SCREEN`).

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
-from ebank_auth.errors import InvalidTransaction
+from ebank_auth.errors import ApduError, InvalidTransaction
 from ebank_auth.transaction import Transaction
+from ebank_auth.usbkey.apdu import StatusWord
 from ebank_auth.usbkey.display_layout import TOKEN_SCREEN, ScreenGeometry, layout_text
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import (
@@ -92,4 +94,26 @@ def test_the_token_shows_the_screens_a_host_preview_computes(
     assert rows[3:5] == ["Payee: Müller Handelsgesellscha", "↳ ft mbH Zweigniederlassung"]
     assert result.signed_bytes == tx.encode()
     pub.verify(result.signature, result.signed_bytes)
+    s.close()
+
+
+def test_the_token_refuses_to_display_a_padded_payee_sent_as_bytes(
+    make_tx: Callable[..., Transaction],
+) -> None:
+    """Attack: a malicious host skips the library and sends canonical-looking bytes whose
+    payee name is padded with U+3000 up to a fake amount line; the token must not show it."""
+    token = SoftToken(None, AutoApprove())
+    s = open_session(token)
+    s.verify_pin(USER_PIN)
+    s.generate_key()
+    good = make_tx().encode()
+    name = "张三".encode()
+    forged_name = ("张三" + "\u3000" * 13 + "金额：CNY 1.00").encode()
+    old_field = struct.pack(">BH", 5, len(name)) + name
+    assert good.count(old_field) == 1
+    forged = good.replace(old_field, struct.pack(">BH", 5, len(forged_name)) + forged_name)
+    with pytest.raises(ApduError) as exc:
+        s.display_transaction(forged)
+    assert exc.value.sw == StatusWord.WRONG_DATA
+    assert token.display.shown == [] and token.display.screens_shown == []
     s.close()
