@@ -16,7 +16,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebank_auth.errors import InvalidTransaction
@@ -114,8 +114,8 @@ def long_text_transactions(draw: st.DrawFn) -> Transaction:
     return Transaction.from_dict(
         {
             **tx.to_dict(),
-            "payee_name": draw(display_text(1, 100)),
-            "memo": draw(display_text(0, 140)),
+            "payee_name": draw(display_text(1, 100, forge=True)),
+            "memo": draw(display_text(0, 140, forge=True)),
         }
     )
 
@@ -126,7 +126,11 @@ geometries = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     tx=st.one_of(transactions(), long_text_transactions()),
     lang=st.sampled_from(["zh", "en"]),
