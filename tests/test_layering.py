@@ -38,6 +38,7 @@ NEUTRAL_USBKEY = (
     "ebank_auth.usbkey.hid_framing",
     "ebank_auth.usbkey.manufacturer",
     "ebank_auth.usbkey.attestation_ext",
+    "ebank_auth.usbkey.display_layout",
 )
 #: Services and apps above the token layer: nothing in usbkey, crypto or store imports them.
 SERVICES = (

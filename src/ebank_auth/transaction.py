@@ -21,13 +21,32 @@ Field values are text in one canonical spelling:
 * ``tx_id``        1-64 of ``[A-Za-z0-9_-]``
 * ``tx_type``      a registered type name (``transfer``, ``payment``, …)
 * ``payer_account`` / ``payee_account``  4-34 of ``[0-9A-Za-z]``
-* ``payee_name``   1-100 characters; ``memo`` 0-140 characters
+* ``payee_name``   1-100 characters; ``memo`` 0-140 characters, both in the token
+  display's character repertoire (:func:`is_displayable`, rules below)
 * ``amount``       plain decimal with exactly two fraction digits, no sign, no
   leading zeros, no exponent: ``"0.01"`` … ``"999999999999.99"``
-* ``currency``     ISO 4217 alphabetic code, three upper-case ASCII letters
+* ``currency``     an active ISO 4217 alphabetic currency code (:data:`ISO_4217_CURRENCIES`)
 * ``timestamp``    ``YYYY-MM-DDTHH:MM:SS[.ffffff]±HH:MM`` — the fraction only
   when microseconds are non-zero, the UTC offset always present (``+00:00``
   for UTC; ``-00:00`` is not canonical)
+
+Free text (``payee_name``, ``memo``, the names of transaction types) must read the same
+on a small token screen as it does to the bank, so it is refused — never silently
+rewritten, since what is signed must be what is shown — when it holds:
+
+* a character outside the display repertoire: printable ASCII, Latin-1 letters,
+  Greek and Cyrillic letters, Han ideographs (URO, Extensions A-G, 〇), the middle
+  dot and a short list of CJK punctuation (:func:`is_displayable`).  Everything else
+  — controls, format characters (bidi overrides, zero-width), right-to-left letters,
+  combining marks, invisible fillers (U+3164, U+2800), box drawing, emoji,
+  full-width digits and letters (``１００``, ``Ａ``) — is refused;
+* a space other than U+0020, a run of spaces, or a leading or trailing space
+  (U+3000 ideographic-space padding wraps a name into a fake line on the token);
+* letters of two of the alphabets Latin, Greek, Cyrillic (``Аpple`` with a Cyrillic
+  ``А``), or only Greek/Cyrillic letters that all look like Latin ones or digits
+  (``АРРЕ``, ``ЗОО``); Han with Latin (``中国银行 Bank of China``) is fine;
+* the label of an amount line (``金额：``, ``大写：``, ``Amount:``), which a screen
+  could show as a second amount.
 
 There is exactly one byte string per transaction: :meth:`Transaction.decode`
 parses, validates, re-encodes and refuses the input unless the bytes are
@@ -53,6 +72,7 @@ __all__ = [
     "DEFAULT_CURRENCY",
     "FIELD_TAGS",
     "FORMAT_VERSION",
+    "ISO_4217_CURRENCIES",
     "MAGIC",
     "MAX_AMOUNT",
     "MAX_FIELD_BYTES",
@@ -60,6 +80,7 @@ __all__ = [
     "TransactionType",
     "amount_in_chinese",
     "format_amount",
+    "is_displayable",
     "new_tx_id",
     "register_tx_type",
     "registered_tx_types",
@@ -88,7 +109,6 @@ _FIELD_NAMES: Final = tuple(name for _, name in FIELD_TAGS)
 _TX_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _TYPE_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 _ACCOUNT_RE: Final = re.compile(r"[0-9A-Za-z]{4,34}", re.ASCII)
-_CURRENCY_RE: Final = re.compile(r"[A-Z]{3}", re.ASCII)
 _AMOUNT_RE: Final = re.compile(r"(0|[1-9][0-9]{0,11})\.[0-9]{2}", re.ASCII)
 _TS_RE: Final = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -102,6 +122,81 @@ _MAX_MEMO_CHARS: Final = 140
 # overrides, zero-width joiners that could hide text on a token screen), separators
 # other than the ordinary space, surrogates, private use, unassigned.
 _BAD_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+#: Active ISO 4217 alphabetic codes of currencies (ISO 4217 "list one", current currency
+#: and funds codes, as published by its maintenance agency SIX Financial Information;
+#: checked against the 2025 edition: HRK, CUC, SLL, ZWL and ANG withdrawn, SLE, VED, ZWG
+#: and XCG added).  Left out on purpose, because nobody transfers them: fund and
+#: accounting units (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW, XBA-XBD, XDR, XSU,
+#: XUA), precious metals (XAG, XAU, XPD, XPT), the test code XTS and "no currency" XXX.
+#: Update it when ISO withdraws a code (e.g. BGN after Bulgaria's 2026 euro changeover).
+_ISO_4217_TABLE: Final = """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR
+    FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD
+    JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD
+    MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP
+    PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC
+    SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST
+    XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+"""
+ISO_4217_CURRENCIES: Final[frozenset[str]] = frozenset(_ISO_4217_TABLE.split())
+
+# The token display's character repertoire for free text (docs/usbkey-protocol.md §8.1).
+_CJK_PUNCTUATION: Final = frozenset(
+    "\u00b7"  # · middle dot (阿依古丽·买买提)
+    "\u2014\u2026\u2018\u2019\u201c\u201d"  # — … ‘ ’ “ ”
+    "\u3001\u3002\u3008\u3009\u300a\u300b\u300c\u300d\u300e\u300f\u3010\u3011"
+    "\u3014\u3015"  # 、。〈〉《》「」『』【】〔〕
+    "\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f"  # ！（），：；？
+)
+_HAN_RANGES: Final = (
+    (0x3400, 0x4DBF),  # Extension A
+    (0x4E00, 0x9FFF),  # Unified Ideographs
+    (0x20000, 0x2EBEF),  # Extensions B-F
+    (0x30000, 0x3134F),  # Extension G
+)
+# Greek and Cyrillic letters that pass for Latin letters or digits on a token screen.
+_CYRILLIC_LOOKALIKES: Final = frozenset("АВЕЗКМНОРСТУХЅІЈаеорсухѕіјбԁ")
+_GREEK_LOOKALIKES: Final = frozenset("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαικνορυχ")
+_AMOUNT_LABEL_RE: Final = re.compile(r"(金 ?额|大 ?写|amount) ?[:：]", re.IGNORECASE)
+
+
+def _script(ch: str) -> str:
+    """``Latin``, ``Greek``, ``Cyrillic``, ``Han`` or ``Common`` for a displayable character."""
+    cp = ord(ch)
+    if ch.isascii() or 0xC0 <= cp <= 0xFF:
+        return "Latin" if ch.isalpha() else "Common"
+    if 0x0370 <= cp <= 0x03FF:
+        return "Greek"
+    if 0x0400 <= cp <= 0x04FF:
+        return "Cyrillic"
+    if cp == 0x3007 or any(lo <= cp <= hi for lo, hi in _HAN_RANGES):
+        return "Han"
+    return "Common"
+
+
+def is_displayable(ch: str) -> bool:
+    """Whether the single character ``ch`` is in the token display's repertoire.
+
+    The repertoire is printable ASCII (with the space), the letters of Latin-1,
+    Greek (U+0386-U+03CE) and Cyrillic (U+0400-U+045F), Han ideographs (URO,
+    Extensions A-G, 〇), the middle dot and the CJK punctuation ``—…‘’“”、。〈〉《》
+    「」『』【】〔〕！（），：；？``.  Free text with anything else is refused.
+    """
+    if len(ch) != 1:
+        return False
+    cp = ord(ch)
+    category = unicodedata.category(ch)
+    if category in _BAD_CATEGORIES or category.startswith("M"):
+        return False
+    if 0x20 <= cp <= 0x7E or ch in _CJK_PUNCTUATION:
+        return True
+    if 0xC0 <= cp <= 0xFF or 0x0386 <= cp <= 0x03CE or 0x0400 <= cp <= 0x045F:
+        return category in ("Lu", "Ll")
+    return cp == 0x3007 or any(lo <= cp <= hi for lo, hi in _HAN_RANGES)
+
+
 _MIN_YEAR: Final = 1970
 
 
@@ -161,14 +256,73 @@ def _check_text(what: str, value: object, min_len: int, max_len: int) -> str:
     if value != value.strip():
         raise InvalidTransaction(f"{what} has leading or trailing white space: remove it")
     for ch in value:
-        if unicodedata.category(ch) in _BAD_CATEGORIES or (
-            unicodedata.category(ch) == "Zs" and ch not in (" ", "\u3000")
-        ):
-            raise InvalidTransaction(
-                f"{what} contains a control, format or unusual space character "
-                f"U+{ord(ch):04X}: remove it"
-            )
+        if not is_displayable(ch):
+            raise InvalidTransaction(f"{what} {_char_refusal(ch)}")
+    if "  " in value:
+        raise InvalidTransaction(
+            f"{what} contains a run of spaces, which a token screen could use to push text "
+            "onto a line of its own: use single spaces"
+        )
+    _check_scripts(what, value)
+    label = _AMOUNT_LABEL_RE.search(value)
+    if label is not None:
+        raise InvalidTransaction(
+            f"{what} contains {label.group(0)!r}, the label of an amount line, which a "
+            "token screen would show as a second amount: reword it"
+        )
     return value
+
+
+def _char_refusal(ch: str) -> str:
+    """Why ``ch`` is refused, and what to do (for an :class:`InvalidTransaction` message)."""
+    cp = ord(ch)
+    name = unicodedata.name(ch, "unnamed")
+    code = f"U+{cp:04X} ({name})"
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Cf", "Zl", "Zp"):
+        return (
+            f"contains the control or format character {code}, which can reorder, hide or "
+            "break displayed text (bidi override, zero-width, line break): remove it"
+        )
+    if category.startswith("M"):
+        return (
+            f"contains the combining mark {code}, which changes how the character before it "
+            "looks on a token screen: use a precomposed letter or remove it"
+        )
+    if cp == 0x3000:
+        return (
+            "contains the ideographic space U+3000, which pads text so that it wraps into a "
+            "fake line on a token screen: use a single ordinary space"
+        )
+    if category == "Zs":
+        return f"contains the unusual space {code}: use a single ordinary space"
+    if 0xFF10 <= cp <= 0xFF19 or 0xFF21 <= cp <= 0xFF3A or 0xFF41 <= cp <= 0xFF5A:
+        return (
+            f"contains the full-width {'digit' if cp <= 0xFF19 else 'letter'} {code}, which "
+            f"a customer cannot tell from ordinary ones: write {unicodedata.normalize('NFKC', ch)!r}"
+        )
+    return (
+        f"contains {code}, which is not in the token display's character repertoire "
+        "(ASCII, Latin-1, Greek and Cyrillic letters, Han, common CJK punctuation): remove it"
+    )
+
+
+def _check_scripts(what: str, value: str) -> None:
+    alphabets = sorted({s for s in map(_script, value) if s in ("Latin", "Greek", "Cyrillic")})
+    if len(alphabets) > 1:
+        raise InvalidTransaction(
+            f"{what} mixes {' and '.join(alphabets)} letters, which look alike (a Cyrillic "
+            "'А' passes for a Latin 'A'): write the name in one alphabet"
+        )
+    if alphabets in (["Greek"], ["Cyrillic"]):
+        lookalikes = _GREEK_LOOKALIKES if alphabets == ["Greek"] else _CYRILLIC_LOOKALIKES
+        letters = [ch for ch in value if _script(ch) == alphabets[0]]
+        if all(ch in lookalikes for ch in letters):
+            raise InvalidTransaction(
+                f"{what} is written only in {alphabets[0]} letters that look like Latin "
+                "letters or digits, so it would pass for another name: write it in Latin "
+                "letters"
+            )
 
 
 def _check_pattern(what: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
@@ -357,7 +511,11 @@ class Transaction:
         _check_pattern("payer_account", self.payer_account, _ACCOUNT_RE, "use 4-34 of 0-9 A-Z a-z")
         _check_pattern("payee_account", self.payee_account, _ACCOUNT_RE, "use 4-34 of 0-9 A-Z a-z")
         _check_text("payee_name", self.payee_name, 1, _MAX_NAME_CHARS)
-        _check_pattern("currency", self.currency, _CURRENCY_RE, "use an ISO 4217 code such as CNY")
+        if not isinstance(self.currency, str) or self.currency not in ISO_4217_CURRENCIES:
+            raise InvalidTransaction(
+                f"currency {self.currency!r} is not an active ISO 4217 currency code: "
+                "use one such as CNY, USD, EUR or HKD"
+            )
         _check_text("memo", self.memo, 0, _MAX_MEMO_CHARS)
         object.__setattr__(self, "amount", _check_amount(self.amount))
         object.__setattr__(self, "timestamp", _check_timestamp(self.timestamp))

@@ -11,8 +11,11 @@ A real V盾 shows the transaction on its own screen and waits for its own button
   against a background emulator);
 * :class:`CallbackDisplay` — a hook: the bank app or a GUI supplies the decision.
 
-Every backend records what it showed last in :attr:`ConfirmationDevice.shown`, so
-tests can check that what is signed is exactly what was displayed.
+Every backend lays the display text out on the token's screen
+(:mod:`ebank_auth.usbkey.display_layout`: 32 columns x 4 rows, labelled fields,
+marked continuation rows, paging) and records what it showed in
+:attr:`ConfirmationDevice.shown` (the text) and :attr:`ConfirmationDevice.screens_shown`
+(the screens), so tests can check that what is signed is exactly what was displayed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
 from typing import TextIO
+
+from ebank_auth.usbkey.display_layout import (
+    TOKEN_SCREEN,
+    Screen,
+    ScreenGeometry,
+    column_width,
+    layout_text,
+)
 
 __all__ = [
     "AutoApprove",
@@ -44,20 +55,31 @@ class DisplayChoice(Enum):
 
 
 class ConfirmationDevice(ABC):
-    """Screen + button.  ``show`` puts text on the screen; ``wait_button`` blocks for a decision."""
+    """Screen + button.  ``show`` puts text on the screen; ``wait_button`` blocks for a decision.
 
-    def __init__(self) -> None:
+    ``geometry`` is the screen's size (:data:`~ebank_auth.usbkey.display_layout.TOKEN_SCREEN`
+    unless a test wants another).
+    """
+
+    def __init__(self, geometry: ScreenGeometry = TOKEN_SCREEN) -> None:
+        self.geometry = geometry
         self.shown: list[str] = []
+        self.screens_shown: list[tuple[Screen, ...]] = []
         self._lock = threading.Lock()
 
     def show(self, text: str) -> None:
-        """Display ``text`` (the transaction's display text)."""
+        """Lay out ``text`` (the transaction's display text) and display it.
+
+        Raises :class:`~ebank_auth.errors.InvalidTransaction` (nothing is shown) when
+        the text cannot be laid out unambiguously."""
+        screens = layout_text(text, self.geometry)
         with self._lock:
             self.shown.append(text)
-        self._render(text)
+            self.screens_shown.append(screens)
+        self._render_screens(screens)
 
-    def _render(self, text: str) -> None:  # noqa: B027 - optional hook
-        """Draw the screen (backends with a real output override this)."""
+    def _render_screens(self, screens: tuple[Screen, ...]) -> None:  # noqa: B027 - optional hook
+        """Draw the screens (backends with a real output override this)."""
 
     @abstractmethod
     def wait_button(self, text: str, timeout: float) -> DisplayChoice:
@@ -126,17 +148,24 @@ class TerminalDisplay(ConfirmationDevice):
     ``timeout`` seconds is a timeout.  The CLI passes the terminal's streams.
     """
 
-    def __init__(self, input: TextIO, output: TextIO) -> None:
-        super().__init__()
+    def __init__(
+        self, input: TextIO, output: TextIO, geometry: ScreenGeometry = TOKEN_SCREEN
+    ) -> None:
+        super().__init__(geometry)
         self._input = input
         self._output = output
 
-    def _render(self, text: str) -> None:
-        width = max(len(line) for line in text.splitlines() or [""]) + 4
-        self._output.write("\n┌" + "─" * width + "┐\n")
-        for line in text.splitlines():
-            self._output.write("│  " + line + "\n")
-        self._output.write("└" + "─" * width + "┘\n")
+    def _render_screens(self, screens: tuple[Screen, ...]) -> None:
+        # No right border: terminals draw "ambiguous" characters 1 column wide where the
+        # token's font draws them 2, so a border would not line up.
+        width = self.geometry.columns
+        for screen in screens:
+            status = f" {screen.number}/{screen.count} "
+            self._output.write("\n┌" + status + "─" * (width + 2 - len(status)) + "\n")
+            for row in screen.rows:
+                pad = width - sum(column_width(ch) for ch in row)
+                self._output.write("│ " + row + " " * pad + "\n")
+            self._output.write("└" + "─" * (width + 2) + "\n")
         self._output.flush()
 
     def wait_button(self, text: str, timeout: float) -> DisplayChoice:
