@@ -50,9 +50,9 @@ def test_mitm_turns_correct_pin_into_locked() -> None:
     unlock").  The host must refuse the unauthenticated status, not report a PIN verdict."""
     token = SoftToken(None, AutoApprove())
     mitm = OuterStatusRewriter(InProcessConnection(token), 0x63C0)
-    with TokenSession.open(mitm, trust_for(token)) as session:
-        with pytest.raises(SecureChannelError, match="not authenticated"):
-            session.verify_pin(USER_PIN)
+    session = TokenSession.open(mitm, trust_for(token))
+    with session, pytest.raises(SecureChannelError, match="not authenticated"):
+        session.verify_pin(USER_PIN)
     # the token itself accepted the PIN and kept every try
     assert token.state.user_pin.remaining == token.state.user_pin.max_retries
 

@@ -254,7 +254,8 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
     assert start.returncode == 0, start.stdout + start.stderr
     try:
         assert wait_for_card(pcscd_vpcd.readers[1], 30)
-        reader = ("--reader", pcscd_vpcd.readers[1])
+        # the daemon's token is trusted explicitly (its TEST manufacturer, from its state)
+        reader = ("--emulator", "--reader", pcscd_vpcd.readers[1])
         pub = tmp_path / "pub.pem"
         gen = run(
             "token", *reader, "key", "generate", "--algorithm", "sm2", "--public-key-out", str(pub)
