@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,8 @@ class SoftToken:
         self._info_bytes = self._info.encode()
         # parsed private keys by (container, PEM): parsing (RSA above all) costs milliseconds
         self._keys: dict[tuple[str, bytes], object] = {}
+        self._cancel_event: threading.Event | None = None  # set while a HID request runs
+        self._abandoned = False
         self._reset_volatile()
 
     # ------------------------------------------------------------------ setup
@@ -310,6 +313,50 @@ class SoftToken:
             logger.exception("software token internal error")
             data, sw = b"", StatusWord.NO_PRECISE_DIAGNOSIS
         return data + int(sw).to_bytes(2, "big")
+
+    def process_apdu_cancellable(self, apdu: bytes, cancelled: threading.Event) -> bytes | None:
+        """:meth:`process_apdu` honouring HID CANCEL
+        (:class:`~ebank_auth.usbkey.card_interface.CancellableCard`).
+
+        Returns ``None`` when the command was abandoned before it had any effect: cancelled
+        before it started, or while a confirmation waited for the button (then nothing is
+        signed and the pending confirmation is dropped).  Any other command runs to its end and
+        its real response is returned, even if ``cancelled`` was set meanwhile."""
+        if cancelled.is_set():
+            return None
+        self._abandoned = False
+        self._cancel_event = cancelled
+        try:
+            out = self.process_apdu(apdu)
+        finally:
+            self._cancel_event = None
+        if self._abandoned:
+            self._abandoned = False
+            return None
+        return out
+
+    def _wait_button(self, text: str) -> DisplayChoice:
+        """The customer's decision; under a HID request, stop waiting when the host cancels
+        (the decision is then TIMEOUT and the command is reported as abandoned)."""
+        cancel = self._cancel_event
+        if cancel is None:
+            return self.display.wait_button(text, self.confirm_timeout)
+        decided: list[DisplayChoice] = []
+
+        def wait() -> None:
+            decided.append(self.display.wait_button(text, self.confirm_timeout))
+
+        waiter = threading.Thread(target=wait, name="token-button", daemon=True)
+        waiter.start()
+        while waiter.is_alive():
+            if cancel.wait(0.02):
+                self._abandoned = True
+                return DisplayChoice.TIMEOUT  # never approve once the host cancelled
+            waiter.join(0.0)
+        if cancel.is_set():
+            self._abandoned = True
+            return DisplayChoice.TIMEOUT
+        return decided[0] if decided else DisplayChoice.REJECT  # a broken display never approves
 
     # ------------------------------------------------------------------ framing
     def _process(self, raw: bytes) -> tuple[bytes, int]:
@@ -829,7 +876,7 @@ class SoftToken:
             self._drop_pending()
             raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         self._require_user()
-        decision = self.display.wait_button(pending.text, self.confirm_timeout)
+        decision = self._wait_button(pending.text)
         self._drop_pending()
         if decision is DisplayChoice.REJECT:
             raise _Refuse(AppStatus.CONFIRMATION_REJECTED)
