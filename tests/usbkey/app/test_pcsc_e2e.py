@@ -118,6 +118,18 @@ def test_cli_workflow(
     assert info.returncode == 0, info.stderr
     doc = json.loads(info.stdout)
     assert doc["serial"] == token.serial and doc["genuine"] is True
+    # trusting the software token's test manufacturer is said out loud (--emulator-state)
+    assert "TEST manufacturer" in info.stderr and str(state) in info.stderr
+    # and never happens by default: the same token, its state as the default, no --emulator
+    plain = subprocess.run(
+        [sys.executable, "-m", "ebank_auth.cli", "token", "info"],
+        env=pcscd_vpcd.subprocess_env(EBANK_AUTH_TOKEN_STATE=str(state)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert plain.returncode == 2 and "--emulator" in plain.stderr, plain.stderr
 
     pub = tmp_path / "pub.pem"
     gen = cli(
