@@ -45,24 +45,24 @@ fi
 
 say "2. USB Key (V盾): the software token behind a real pcscd"
 step ebank-auth token list
-step ebank-auth token info
+step ebank-auth token --emulator info
 export EBANK_AUTH_PIN=314159   # the software token's factory user PIN (a hidden prompt without it)
-step ebank-auth token key generate --algorithm sm2 --public-key-out "$work/token.pub.pem"
+step ebank-auth token --emulator key generate --algorithm sm2 --public-key-out "$work/token.pub.pem"
 cat > "$work/tx.json" <<'JSON'
 {"tx_id": "T20261122001", "tx_type": "transfer", "payer_account": "6222000011112222",
  "payee_account": "6222000033334444", "payee_name": "张三", "amount": "1234.50",
  "currency": "CNY", "timestamp": "2026-11-22T10:30:00+08:00", "memo": "房租"}
 JSON
-step ebank-auth token sign --tx "$work/tx.json" --signature-out "$work/tx.sig" --signed-out "$work/tx.bin"
+step ebank-auth token --emulator sign --tx "$work/tx.json" --signature-out "$work/tx.sig" --signed-out "$work/tx.bin"
 say "The bank verifies the signature over exactly the bytes the token showed"
 step ebank-auth crypto sm2 verify --public-key "$work/token.pub.pem" --in "$work/tx.bin" --signature "$work/tx.sig"
 
 say "A transfer the customer rejects on the token (memo REJECT makes the simulated customer press reject)"
 sed -e 's/T20261122001/T20261122002/' -e 's/房租/REJECT/' "$work/tx.json" > "$work/tx2.json"
-if ebank-auth token sign --tx "$work/tx2.json" --signature-out "$work/tx2.sig"; then
+if ebank-auth token --emulator sign --tx "$work/tx2.json" --signature-out "$work/tx2.sig"; then
   echo "UNEXPECTED: a rejected transaction was signed" >&2; exit 1
 else
   echo "refused as expected: nothing was signed"
 fi
-step ebank-auth token pin status
+step ebank-auth token --emulator pin status
 say "demo finished (the sandbox stops the token and pcscd)"

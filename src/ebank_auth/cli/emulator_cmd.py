@@ -168,3 +168,41 @@ def status_cmd(state_dir: Path | None, as_json: bool) -> None:
     else:
         link = f"waiting for pcscd/vpcd at {st.host}:{st.port} (is pcscd running with vpcd?)"
     verdict(True, doc, f"running (pid {st.pid}), {link}; state {st.state_dir}; log {st.log_file}")
+
+
+@emulator.command(
+    "release",
+    epilog=examples(
+        "ebank-auth emulator release",
+        "ebank-auth emulator release --state ./token-a --json",
+    ),
+)
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), help=_STATE_HELP)
+@json_option
+def release_cmd(state_dir: Path | None, as_json: bool) -> None:
+    """The TEST manufacturer releases the installed software-token firmware (after an upgrade).
+
+    Signs the SM3 hash of the installed token code into the allow-list of the factory directory
+    (<state>.manufacturer, never inside the token's state) and publishes it to the token.  The
+    token itself never does this: a token whose code changed reports a hash on no list until
+    whoever holds the factory directory releases it here."""
+    from ebank_auth.usbkey.emulator.factory import Manufacturer, factory_dir_for, release
+
+    state = _state(state_dir)
+    factory = factory_dir_for(state)
+    maker = Manufacturer.load_or_create(factory)
+    entry = release(maker)
+    maker.publish_to(state)
+    emit(
+        {
+            "factory_dir": str(factory),
+            "version": entry.version,
+            "sm3": entry.sm3,
+            "sequence": maker.allowlist.sequence,
+        },
+        [
+            f"released software-token firmware {entry.version} (SM3 {entry.sm3[:16]}…) in the "
+            f"allow-list of {factory} (sequence {maker.allowlist.sequence})",
+            f"published to {state}/manufacturer/ for 'ebank-auth token --emulator'",
+        ],
+    )

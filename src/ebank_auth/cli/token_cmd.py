@@ -2,8 +2,9 @@
 
 Every command selects the token (``--reader NAME`` for PC/SC, ``--hid PATH`` for
 HID), checks it is genuine against the manufacturer root(s) (``--trust-root``,
-``--firmware-allowlist``; by default the software token's test manufacturer in
-its state directory) and opens the secure channel before doing anything else.
+``--firmware-allowlist``, or ``$EBANK_AUTH_TOKEN_ROOTS``; the software token's *test*
+manufacturer only when asked with ``--emulator``) and opens the secure channel before
+doing anything else.
 
 PINs are never taken as command-line values: they come from a hidden prompt,
 from ``--pin-file`` (first line), or from ``$EBANK_AUTH_PIN`` (admin:
@@ -66,6 +67,7 @@ class _Options:
     allowlist: Path | None
     emulator_state: Path | None
     skip_attestation: bool
+    emulator: bool = False
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -102,11 +104,22 @@ def _trust(opts: _Options) -> TrustConfig:
         click.echo(
             "warning: token authenticity NOT checked (--insecure-skip-attestation)", err=True
         )
+    state: Path | None = None
+    if opts.emulator and not opts.skip_attestation:
+        from ebank_auth.paths import token_state_dir
+
+        state = opts.emulator_state or token_state_dir()
+        if not opts.trust_roots and not os.environ.get("EBANK_AUTH_TOKEN_ROOTS"):
+            click.echo(
+                f"note: trusting the software token's TEST manufacturer in {state} (--emulator): "
+                "this proves nothing about a real token",
+                err=True,
+            )
     try:
         return resolve_trust(
             opts.trust_roots,
             opts.allowlist,
-            software_token_state=opts.emulator_state,
+            software_token_state=state,
             require_genuine=not opts.skip_attestation,
         )
     except (ConfigurationError, EncodingError) as exc:
@@ -184,9 +197,15 @@ def _verify_user(session: Token, pin_file: Path | None) -> None:
     help="Manufacturer-signed firmware allow-list (JSON).",
 )
 @click.option(
+    "--emulator",
+    is_flag=True,
+    help="Trust the software token's TEST manufacturer (no --trust-root needed); never for "
+    "real tokens.",
+)
+@click.option(
     "--emulator-state",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Software token state dir whose test manufacturer to trust when no --trust-root.",
+    help="Software token state dir for --emulator (implies it; default $EBANK_AUTH_TOKEN_STATE).",
 )
 @click.option(
     "--insecure-skip-attestation",
@@ -201,6 +220,7 @@ def token(
     hid_path: str | None,
     trust_roots: tuple[Path, ...],
     firmware_allowlist: Path | None,
+    emulator: bool,
     emulator_state: Path | None,
     insecure_skip_attestation: bool,
 ) -> None:
@@ -214,6 +234,7 @@ def token(
         firmware_allowlist,
         emulator_state,
         insecure_skip_attestation,
+        emulator or emulator_state is not None,
     )
 
 
@@ -232,8 +253,8 @@ _attach_list()
 @token.command(
     "info",
     epilog=examples(
-        "ebank-auth token info",
-        'ebank-auth token info --reader "Virtual PCD 00 00" --json',
+        "ebank-auth token info   # with $EBANK_AUTH_TOKEN_ROOTS set",
+        'ebank-auth token --emulator info --reader "Virtual PCD 00 00" --json',
         "ebank-auth token --trust-root maker-root.pem --firmware-allowlist fw.json info",
     ),
 )

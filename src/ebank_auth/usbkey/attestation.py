@@ -9,7 +9,11 @@ Before trusting a token the host checks three things:
    secure-channel handshake, which covers the device information, including the
    firmware version and hash (done in :mod:`ebank_auth.usbkey.secure_channel`);
 3. the reported **firmware version and hash** are on an allow-list signed by a
-   manufacturer root (the archive of released firmware images).
+   manufacturer root (the archive of released firmware images), and not revoked on it; the
+   list must be for this device: its ``issuer`` is the device certificate's issuer, its
+   ``model`` the certificate subject's ``OU``, and its ``sequence`` is not older than
+   :attr:`TrustConfig.min_allowlist_sequence`.  The token only *reports* its measured hash;
+   the list is made by the manufacturer's release step, never by the token.
 
 Any failure raises :class:`ebank_auth.errors.TokenNotGenuine`.
 """
@@ -34,9 +38,13 @@ __all__ = [
 
 def subject_common_name(subject: str) -> str | None:
     """The CN of an RFC 4514 subject string (``None`` when absent)."""
+    return _subject_attribute(subject, "CN")
+
+
+def _subject_attribute(subject: str, name: str) -> str | None:
     for part in subject.split(","):
         key, _, value = part.strip().partition("=")
-        if key.strip().upper() == "CN":
+        if key.strip().upper() == name:
             return value.strip()
     return None
 
@@ -47,12 +55,15 @@ class TrustConfig:
 
     ``require_genuine=False`` (development only) skips the checks; the session
     then reports ``genuine=False`` instead of refusing the token.
+    ``min_allowlist_sequence`` refuses allow-lists older than one already seen (a list from
+    before a revocation).
     """
 
     roots: tuple[x509.Certificate, ...] = ()
     allowlist: FirmwareAllowList | None = None
     require_genuine: bool = True
     intermediates: tuple[x509.Certificate, ...] = field(default=())
+    min_allowlist_sequence: int = 0
 
     @classmethod
     def from_files(
@@ -100,10 +111,29 @@ def verify_device_certificate(
         raise TokenNotGenuine(
             "no firmware allow-list is configured: pass --firmware-allowlist from the manufacturer"
         )
-    trust.allowlist.verify(trust.roots)
-    if not trust.allowlist.allows(info.firmware_version, info.firmware_hash):
+    allowlist = trust.allowlist
+    allowlist.verify(trust.roots)
+    if allowlist.issuer != cert.issuer or allowlist.model != _subject_attribute(cert.subject, "OU"):
         raise TokenNotGenuine(
-            f"firmware {info.firmware_version} (SM3 {info.firmware_hash.hex()[:16]}…) is not on "
+            f"the firmware allow-list is for {allowlist.model or '?'} devices of "
+            f"'{allowlist.issuer or '?'}', not for this token ({cert.subject}, issued by "
+            f"{cert.issuer}): use the allow-list of this token's manufacturer and model"
+        )
+    if allowlist.sequence < trust.min_allowlist_sequence:
+        raise TokenNotGenuine(
+            f"the firmware allow-list (sequence {allowlist.sequence}) is older than one already "
+            f"seen (sequence {trust.min_allowlist_sequence}): get the current list from the "
+            "manufacturer"
+        )
+    short = info.firmware_hash.hex()[:16]
+    if allowlist.is_revoked(info.firmware_hash):
+        raise TokenNotGenuine(
+            f"firmware {info.firmware_version} (SM3 {short}…) was revoked by the manufacturer: "
+            "do not use this token; ask the bank for a new one"
+        )
+    if not allowlist.allows(info.firmware_version, info.firmware_hash):
+        raise TokenNotGenuine(
+            f"firmware {info.firmware_version} (SM3 {short}…) is not on "
             "the manufacturer's signed allow-list: the token's firmware was modified"
         )
     return key

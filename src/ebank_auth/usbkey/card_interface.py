@@ -7,9 +7,10 @@ The vpcd link (:mod:`ebank_auth.usbkey.emulator.vpcd`), the in-process transport
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CardProtocol"]
+__all__ = ["CancellableCard", "CardProtocol"]
 
 
 @runtime_checkable
@@ -33,3 +34,15 @@ class CardProtocol(Protocol):
     def reset(self) -> None: ...
 
     def process_apdu(self, apdu: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class CancellableCard(Protocol):
+    """A card that can abandon a command (HID CANCEL) at points where it has changed nothing.
+
+    ``process_apdu_cancellable`` works as ``process_apdu`` but watches ``cancelled``: it returns
+    ``None`` when it abandoned the command *before any effect* (nothing persisted, nothing
+    signed), else the full response — also when ``cancelled`` was set too late to stop it.
+    """
+
+    def process_apdu_cancellable(self, apdu: bytes, cancelled: threading.Event) -> bytes | None: ...

@@ -20,9 +20,10 @@ Trust resolution (:func:`resolve_trust`), first match wins:
 1. the ``roots`` / ``allowlist`` arguments;
 2. ``EBANK_AUTH_TOKEN_ROOTS`` (paths separated by ``os.pathsep``) and
    ``EBANK_AUTH_FIRMWARE_ALLOWLIST``;
-3. the software token's test manufacturer in its state directory
-   (``<state>/manufacturer/root.pem`` and ``firmware-allowlist.json``; state directory from
-   ``software_token_state`` or :func:`ebank_auth.paths.token_state_dir`).
+3. only when the caller names a software token with ``software_token_state`` (the CLI's
+   ``--emulator``): that token's *test* manufacturer, published in
+   ``<state>/manufacturer/root.pem`` and ``firmware-allowlist.json``.  Nothing is trusted
+   from a default directory: a user-writable directory is no trust anchor.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Literal
 
 from ebank_auth.errors import ConfigurationError
-from ebank_auth.paths import token_state_dir
 from ebank_auth.usbkey.attestation import TrustConfig
 from ebank_auth.usbkey.manufacturer import (
     ALLOWLIST_FILENAME,
@@ -68,6 +68,8 @@ def resolve_trust(
 ) -> TrustConfig:
     """The :class:`TrustConfig` to check tokens with (order in the module docstring).
 
+    ``software_token_state`` is an explicit choice to trust the test manufacturer of the software
+    token in that directory (tests, demos); without roots, environment or it, nothing is trusted.
     ``require_genuine=False`` (development only) returns a configuration that checks nothing.
     Raises :class:`ConfigurationError` when no manufacturer root is found anywhere, and
     :class:`~ebank_auth.errors.EncodingError` when a configured file cannot be read."""
@@ -79,18 +81,23 @@ def resolve_trust(
         root_paths = [Path(p) for p in env_roots.split(os.pathsep) if p]
     if allowlist is None and os.environ.get(ALLOWLIST_ENV):
         allowlist = Path(os.environ[ALLOWLIST_ENV])
-    if not root_paths:
-        maker = (software_token_state or token_state_dir()) / MANUFACTURER_DIRNAME
-        if (maker / ROOT_CERT_FILENAME).is_file():
-            root_paths = [maker / ROOT_CERT_FILENAME]
-            if allowlist is None and (maker / ALLOWLIST_FILENAME).is_file():
-                allowlist = maker / ALLOWLIST_FILENAME
+    if not root_paths and software_token_state is not None:
+        maker = software_token_state / MANUFACTURER_DIRNAME
+        if not (maker / ROOT_CERT_FILENAME).is_file():
+            raise ConfigurationError(
+                f"{software_token_state} holds no software token (no {MANUFACTURER_DIRNAME}/"
+                f"{ROOT_CERT_FILENAME}): start it once with 'ebank-auth emulator start "
+                f"--state {software_token_state}'"
+            )
+        root_paths = [maker / ROOT_CERT_FILENAME]
+        if allowlist is None and (maker / ALLOWLIST_FILENAME).is_file():
+            allowlist = maker / ALLOWLIST_FILENAME
     if not root_paths:
         raise ConfigurationError(
             "no manufacturer root is configured, so the token cannot be checked: pass "
             f"--trust-root FILE and --firmware-allowlist FILE (or set {ROOTS_ENV} and "
-            f"{ALLOWLIST_ENV}); for the software token start it once with "
-            "'ebank-auth emulator start'"
+            f"{ALLOWLIST_ENV}); to trust the software token's TEST manufacturer say so with "
+            "--emulator"
         )
     return TrustConfig.from_files(root_paths, allowlist)
 

@@ -11,6 +11,12 @@ report is::
     5       2     sequence number of this report within the message, 0, 1, 2, ... (big endian)
     7       2     total payload length of the message (big endian), repeated in every report
     9       55    payload fragment (the last report is zero-padded)
+
+CANCEL semantics: the token answers every APDU request with exactly one final message.  After a
+CANCEL that final message is ERROR ``CANCELLED`` only when the card abandoned the command before
+it had any effect (nothing persisted, nothing signed); when the command had already gone past
+that point (or the card cannot be interrupted) it is the command's real response APDU.  A
+CANCEL with no request in progress is ignored (no answer).
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ class HidCommand(IntEnum):
     INIT = 0x01  # host: 8-byte nonce; token: nonce, channel id (4), version (1), capabilities (1)
     APDU = 0x02  # a command APDU (host) or a response APDU (token)
     KEEPALIVE = 0x03  # token only: one HidStatus byte
-    CANCEL = 0x04  # host only, empty: abandon the request in progress
+    CANCEL = 0x04  # host only, empty: ask the token to abandon the request in progress
     ERROR = 0x3F  # token only: one HidErrorCode byte
 
 
@@ -78,7 +84,7 @@ class HidErrorCode(IntEnum):
     INVALID_SEQUENCE = 0x03
     CHANNEL_BUSY = 0x04
     MESSAGE_TIMEOUT = 0x05
-    CANCELLED = 0x06
+    CANCELLED = 0x06  # the request was abandoned before it changed anything
     INVALID_CHANNEL = 0x07
     OTHER = 0x7F
 

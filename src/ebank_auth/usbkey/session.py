@@ -313,6 +313,9 @@ class TokenSession:
             CommandApdu(CLA_SECURE, ins, p1, p2, body, le=_LE, sensitive=True)
         )
         if resp.sw != StatusWord.SUCCESS:
+            # The outer status travels in clear: anyone on the link can rewrite it.  Only the
+            # status inside the protected body is the token's word, so an outer status other
+            # than 9000 is "no authenticated answer" -- never a PIN, key or signing verdict.
             channel.close()
             self._channel = None
             if resp.sw in (
@@ -320,11 +323,19 @@ class TokenSession:
                 StatusWord.SM_DATA_OBJECTS_MISSING,
             ):
                 raise SecureChannelError(
-                    "the token closed the secure channel (counter or integrity check failed): "
-                    "open a new session"
+                    "the token closed the secure channel (counter or integrity check failed; "
+                    f"status {resp.sw:04X} is not authenticated): open a new session"
                 )
-            raise_for_status(resp.sw)
-        inner, sw = channel.unwrap_response(header, resp.data, ctr)
+            raise SecureChannelError(
+                f"the token's answer is not authenticated (clear status {resp.sw:04X} instead of "
+                "a protected response): the link may be tampered with; reconnect the token and "
+                "retry"
+            )
+        try:
+            inner, sw = channel.unwrap_response(header, resp.data, ctr)
+        except SecureChannelError:
+            self._channel = None
+            raise
         _raise_inner(sw, what)
         return inner
 

@@ -7,9 +7,6 @@ extension.  Tests use the real software token in-process and the real X.509 vali
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +23,6 @@ from ebank_auth.usbkey.attestation_ext import (
 from ebank_auth.usbkey.emulator.card import SoftToken
 from ebank_auth.usbkey.emulator.display import AutoApprove
 from ebank_auth.usbkey.emulator.factory import Manufacturer
-from ebank_auth.usbkey.emulator.state import STATE_FILENAME
 from ebank_auth.usbkey.key_attestation import KeyAttestation, verify_key_attestation
 from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage
 from ebank_auth.usbkey.session import TokenSession
@@ -247,22 +243,3 @@ def test_statement_der_round_trips(
     assert KeyStatement.decode(der) == st_
     with pytest.raises(EncodingError):
         KeyStatement.decode(der + b"\x00")
-
-
-def test_token_state_from_before_attestation_gets_an_attestation_key(tmp_path: Path) -> None:
-    """A state file written before per-key attestation existed is upgraded at start: the
-    factory step (attestation key + manufacturer certificate) runs once, keys are kept."""
-    state_dir = tmp_path / "token"
-    first = SoftToken(state_dir, AutoApprove())
-    with open_session(first) as s:
-        s.verify_pin(USER_PIN)
-        pub = s.generate_key().public_key_der
-    path = state_dir / STATE_FILENAME
-    doc = json.loads(path.read_text())
-    del doc["attestation_key_pem"], doc["attestation_cert_der"]
-    path.write_text(json.dumps(doc))
-    again = SoftToken(state_dir, AutoApprove())
-    with open_session(again) as s:
-        facts = s.attest_key("sign").verify(trust_for(again))
-    assert facts.public_key_der == pub and facts.is_transaction_key
-    assert json.loads(path.read_text())["attestation_key_pem"]

@@ -119,6 +119,18 @@ def test_cli_workflow(
     assert info.returncode == 0, info.stderr
     doc = json.loads(info.stdout)
     assert doc["serial"] == token.serial and doc["genuine"] is True
+    # trusting the software token's test manufacturer is said out loud (--emulator-state)
+    assert "TEST manufacturer" in info.stderr and str(state) in info.stderr
+    # and never happens by default: the same token, its state as the default, no --emulator
+    plain = subprocess.run(
+        [sys.executable, "-m", "ebank_auth.cli", "token", "info"],
+        env=pcscd_vpcd.subprocess_env(EBANK_AUTH_TOKEN_STATE=str(state)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert plain.returncode == 2 and "--emulator" in plain.stderr, plain.stderr
 
     pub = tmp_path / "pub.pem"
     gen = cli(
@@ -268,7 +280,8 @@ def test_demo_with_the_emulator_daemon(pcscd_vpcd: PcscdVpcd, tmp_path: Path) ->
     start = run("emulator", "start", *pcscd_vpcd.emulator_args(1))
     assert start.returncode == 0, start.stdout + start.stderr
     try:
-        reader = ("--reader", pcscd_vpcd.readers[1])
+        # the daemon's token is trusted explicitly (its TEST manufacturer, from its state)
+        reader = ("--emulator", "--reader", pcscd_vpcd.readers[1])
         pub = tmp_path / "pub.pem"
         gen = run(
             "token", *reader, "key", "generate", "--algorithm", "sm2", "--public-key-out", str(pub)

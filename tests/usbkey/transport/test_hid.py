@@ -114,15 +114,16 @@ class ButtonCard(TestCard):
         self.button = threading.Event()
         self.gave_up = False
 
-    def process_apdu(self, apdu: bytes) -> bytes:
+    def process_apdu_cancellable(self, apdu: bytes, cancelled: threading.Event) -> bytes | None:
+        """A CancellableCard: ``None`` = abandoned before doing anything (HID CANCELLED)."""
         if apdu[1] != 0x50:
             return super().process_apdu(apdu)
         assert self.standin is not None
         self.standin.report_status(HidStatus.WAITING_FOR_BUTTON)
         while not self.button.wait(0.01):
-            if self.standin.cancelled.is_set():
+            if cancelled.is_set():
                 self.gave_up = True
-                return b"\x69\x85"
+                return None
         return b"signed\x90\x00"
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +40,21 @@ from ebank_auth.usbkey.attestation_ext import (
     KeyOrigin,
     KeyStatement,
 )
+from ebank_auth.usbkey.emulator import factory
 from ebank_auth.usbkey.emulator.display import (
     AutoReject,
     ConfirmationDevice,
     DisplayChoice,
     ReadingUser,
 )
-from ebank_auth.usbkey.emulator.factory import MANUFACTURER_NAME, Manufacturer
+from ebank_auth.usbkey.emulator.factory import (
+    FIRMWARE_VERSION,
+    MANUFACTURER_NAME,
+    Manufacturer,
+    factory_dir_for,
+)
 from ebank_auth.usbkey.emulator.state import ContainerRecord, PinRecord, StateFile, TokenState
+from ebank_auth.usbkey.manufacturer import MANUFACTURER_DIRNAME, ROOT_CERT_FILENAME
 from ebank_auth.usbkey.protocol import (
     AID,
     CLA_CHAINING_BIT,
@@ -80,34 +88,18 @@ from ebank_auth.usbkey.secure_channel import COUNTER_BYTES, SecureChannel, Token
 
 __all__ = ["FIRMWARE_VERSION", "MAX_CONTAINERS", "SoftToken", "demo_token", "firmware_hash"]
 
+
+def firmware_hash() -> bytes:
+    """SM3 over the software token's own source files (see :func:`factory.firmware_hash`)."""
+    return factory.firmware_hash()
+
+
 logger = logging.getLogger("ebank_auth.usbkey.emulator.card")
 
-FIRMWARE_VERSION: Final = "1.0.0"
 MAX_CONTAINERS: Final = 8
 _RESPONSE_CHUNK: Final = 256
 # the secure channel adds a counter and a GCM tag to the body
 _MAX_WRAPPED: Final = MAX_COMMAND_DATA + COUNTER_BYTES + 16
-_FIRMWARE_MODULES: Final = (
-    "card.py",
-    "display.py",
-    "factory.py",
-    "state.py",
-    "../protocol.py",
-    "../attestation_ext.py",
-    "../secure_channel.py",
-    "../tlv.py",
-)
-
-
-def firmware_hash() -> bytes:
-    """SM3 over the software token's own source files: its "firmware image"."""
-    here = Path(__file__).resolve().parent
-    h = sm3.SM3()
-    for name in _FIRMWARE_MODULES:
-        data = (here / name).read_bytes()
-        h.update(len(data).to_bytes(4, "big") + data)
-    out: bytes = h.digest()
-    return out
 
 
 def _atr() -> bytes:
@@ -143,7 +135,9 @@ class SoftToken:
     created (1..10, UK-3).  ``fault_hook(point)`` is called at named points
     (``"pin-decremented"``) after state was persisted — tests raise there to
     simulate power loss.  ``firmware_version``/``firmware_image_hash`` override
-    what the token reports (tests of the firmware allow-list).
+    what the token reports (tests of the firmware allow-list).  ``manufacturer`` personalises a
+    new token (default: the test manufacturer in :func:`factory_dir_for` ``(state_dir)``, made
+    and its current firmware released on first use); the token never signs an allow-list.
     """
 
     def __init__(
@@ -161,6 +155,7 @@ class SoftToken:
         fault_hook: Callable[[str], None] | None = None,
         firmware_version: str = FIRMWARE_VERSION,
         firmware_image_hash: bytes | None = None,
+        manufacturer: Manufacturer | None = None,
     ) -> None:
         check_retry_limit(retry_limit)
         check_retry_limit(admin_retry_limit)
@@ -176,15 +171,24 @@ class SoftToken:
         self.confirm_timeout = confirm_timeout
         self.fault_hook = fault_hook
         self._file = StateFile(self.state_dir)
-        if self.state_dir is None:
+        existing = self._file.exists()
+        if existing:  # an unreadable or outdated state is refused before anything is made
+            with self._file.locked():
+                self._file.load()
+        if manufacturer is not None:
+            self.manufacturer = manufacturer
+        elif self.state_dir is None:
             self.manufacturer = Manufacturer.in_memory()
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.manufacturer = Manufacturer.load_or_create(self.state_dir)
+            self.manufacturer = self._find_manufacturer(self.state_dir, existing)
+        if self.state_dir is not None and self.manufacturer.directory != (
+            self.state_dir / MANUFACTURER_DIRNAME
+        ):  # the maker's public files, for hosts (never its key)
+            self.manufacturer.publish_to(self.state_dir)
         self.firmware_version = firmware_version
+        # the token only *measures* its firmware; the manufacturer's release step lists it
         self.firmware_hash = firmware_image_hash or firmware_hash()
-        if firmware_image_hash is None:
-            self.manufacturer.release_firmware(firmware_version, self.firmware_hash)
         with self._file.locked():  # two first starts on one directory personalise only once
             if self._file.exists():
                 self._state = self._file.load()
@@ -217,9 +221,25 @@ class SoftToken:
         self._info_bytes = self._info.encode()
         # parsed private keys by (container, PEM): parsing (RSA above all) costs milliseconds
         self._keys: dict[tuple[str, bytes], object] = {}
+        self._cancel_event: threading.Event | None = None  # set while a HID request runs
+        self._abandoned = False
         self._reset_volatile()
 
     # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _find_manufacturer(state_dir: Path, existing: bool) -> Manufacturer:
+        """The factory directory beside the state; a token whose factory is elsewhere (or gone)
+        keeps the public copy it was published with (it only needs the maker at personalisation)."""
+        factory_dir = factory_dir_for(state_dir)
+        published = state_dir / MANUFACTURER_DIRNAME
+        if (
+            existing
+            and not (factory_dir / ROOT_CERT_FILENAME).exists()
+            and (published / ROOT_CERT_FILENAME).exists()
+        ):
+            return Manufacturer.load(published)
+        return Manufacturer.load_or_create(factory_dir)
+
     def _personalise(
         self,
         serial: str | None,
@@ -316,6 +336,50 @@ class SoftToken:
             logger.exception("software token internal error")
             data, sw = b"", StatusWord.NO_PRECISE_DIAGNOSIS
         return data + int(sw).to_bytes(2, "big")
+
+    def process_apdu_cancellable(self, apdu: bytes, cancelled: threading.Event) -> bytes | None:
+        """:meth:`process_apdu` honouring HID CANCEL
+        (:class:`~ebank_auth.usbkey.card_interface.CancellableCard`).
+
+        Returns ``None`` when the command was abandoned before it had any effect: cancelled
+        before it started, or while a confirmation waited for the button (then nothing is
+        signed and the pending confirmation is dropped).  Any other command runs to its end and
+        its real response is returned, even if ``cancelled`` was set meanwhile."""
+        if cancelled.is_set():
+            return None
+        self._abandoned = False
+        self._cancel_event = cancelled
+        try:
+            out = self.process_apdu(apdu)
+        finally:
+            self._cancel_event = None
+        if self._abandoned:
+            self._abandoned = False
+            return None
+        return out
+
+    def _wait_button(self, text: str) -> DisplayChoice:
+        """The customer's decision; under a HID request, stop waiting when the host cancels
+        (the decision is then TIMEOUT and the command is reported as abandoned)."""
+        cancel = self._cancel_event
+        if cancel is None:
+            return self.display.wait_button(text, self.confirm_timeout)
+        decided: list[DisplayChoice] = []
+
+        def wait() -> None:
+            decided.append(self.display.wait_button(text, self.confirm_timeout))
+
+        waiter = threading.Thread(target=wait, name="token-button", daemon=True)
+        waiter.start()
+        while waiter.is_alive():
+            if cancel.wait(0.02):
+                self._abandoned = True
+                return DisplayChoice.TIMEOUT  # never approve once the host cancelled
+            waiter.join(0.0)
+        if cancel.is_set():
+            self._abandoned = True
+            return DisplayChoice.TIMEOUT
+        return decided[0] if decided else DisplayChoice.REJECT  # a broken display never approves
 
     # ------------------------------------------------------------------ framing
     def _process(self, raw: bytes) -> tuple[bytes, int]:
@@ -897,7 +961,7 @@ class SoftToken:
             self._drop_pending()
             raise _Refuse(StatusWord.CONDITIONS_NOT_SATISFIED)
         self._require_user()
-        decision = self.display.wait_button(pending.text, self.confirm_timeout)
+        decision = self._wait_button(pending.text)
         self._drop_pending()
         if decision is DisplayChoice.REJECT:
             raise _Refuse(AppStatus.CONFIRMATION_REJECTED)

@@ -1,26 +1,40 @@
-"""The software token's "manufacturer": a test root CA, device certificates, firmware allow-list.
+"""The software token's "manufacturer": a test root CA, device certificates, firmware releases.
 
-A real manufacturer keeps its root key in an HSM, personalises each token with a
-device key and certificate at the factory, and publishes a signed list of
-released firmware.  For the software token all of this lives in
-``<state dir>/manufacturer/``:
+A real manufacturer keeps its root key in an HSM, personalises each token with a device key and
+certificate at the factory, and *releases* firmware: once per shipped version it signs an
+allow-list of the released images (SM3 hashes).  A token never signs that list; it only reports
+the hash of the firmware it runs, and the host compares (:mod:`ebank_auth.usbkey.attestation`).
 
-* ``root.pem`` — the test manufacturer root certificate (hosts trust this file);
-* ``root-key.pem`` — its private key (test only: a real root never leaves the HSM);
-* ``firmware-allowlist.json`` — the signed allow-list (hosts check firmware with it).
+The software token's test manufacturer does the same with two directories:
 
-It is a *test* manufacturer: trusting ``root.pem`` means trusting every software
-token made from that directory.
+* the **factory directory** (default: ``<state dir>.manufacturer``, a sibling of the token's
+  state directory, never inside it; :func:`factory_dir_for`) holds ``root.pem``, the root
+  *key* ``root-key.pem`` (0600; test only) and ``firmware-allowlist.json``;
+* the token's state directory holds a published copy of the public files only, in
+  ``<state dir>/manufacturer/`` (``root.pem``, ``firmware-allowlist.json``), which
+  ``resolve_trust(software_token_state=...)`` and ``ebank-auth token --emulator`` read.
+
+**Release.**  :func:`release` measures the installed software-token code
+(:func:`firmware_hash`) and adds it to the signed allow-list, bumping its ``sequence``.  It runs
+once when a factory directory is created (the firmware "shipped" with it) and afterwards only when
+someone holding the factory directory asks for it (``ebank-auth emulator release``, e.g. after
+upgrading ebank-auth).  Starting a token never releases anything, so a token whose code was
+changed reports a hash that is on no list.  :meth:`Manufacturer.revoke_firmware` withdraws an
+image.
+
+It is a *test* manufacturer: trusting its ``root.pem`` means trusting every software token made
+from that factory directory, and anyone who can read ``root-key.pem`` can release firmware.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
-from ebank_auth.crypto import sm2, x509
+from ebank_auth.crypto import sm2, sm3, x509
+from ebank_auth.errors import ConfigurationError, EbankAuthError, EncodingError
 from ebank_auth.usbkey.attestation_ext import ATTESTATION_CA_VALUE, OID_ATTESTATION_CA
 from ebank_auth.usbkey.manufacturer import (
     ALLOWLIST_FILENAME,
@@ -31,34 +45,88 @@ from ebank_auth.usbkey.manufacturer import (
     FirmwareEntry,
 )
 
-__all__ = ["MANUFACTURER_NAME", "Manufacturer"]
+__all__ = [
+    "DEVICE_MODEL",
+    "FIRMWARE_VERSION",
+    "MANUFACTURER_NAME",
+    "Manufacturer",
+    "factory_dir_for",
+    "firmware_hash",
+    "release",
+]
 
 MANUFACTURER_NAME: Final = "ebank-auth Test Token Manufacturer"
+#: The device model, the ``OU`` of every device certificate and the ``model`` of the allow-list.
+DEVICE_MODEL: Final = "ebank-auth software token"
+FIRMWARE_VERSION: Final = "1.0.0"
+
+_FIRMWARE_MODULES: Final = (
+    "card.py",
+    "display.py",
+    "factory.py",
+    "state.py",
+    "../protocol.py",
+    "../attestation_ext.py",
+    "../display_layout.py",
+    "../secure_channel.py",
+    "../tlv.py",
+)
 
 _memory_lock = threading.Lock()
 _memory_manufacturer: Manufacturer | None = None
 
 
+def firmware_hash() -> bytes:
+    """SM3 over the software token's own source files: its "firmware image" as measured now."""
+    here = Path(__file__).resolve().parent
+    h = sm3.SM3()
+    for name in _FIRMWARE_MODULES:
+        data = (here / name).read_bytes()
+        h.update(len(data).to_bytes(4, "big") + data)
+    out: bytes = h.digest()
+    return out
+
+
+def factory_dir_for(state_dir: Path) -> Path:
+    """The default factory directory of the token in ``state_dir``: a sibling, never inside."""
+    state_dir = Path(state_dir)
+    return state_dir.with_name(state_dir.name + ".manufacturer")
+
+
 @dataclass
 class Manufacturer:
-    """A manufacturer root CA (``ca``) and its published firmware allow-list."""
+    """A manufacturer root (certificate, and key when this is the factory) and its allow-list."""
 
-    ca: x509.CertificateAuthority
+    root: x509.Certificate
     allowlist: FirmwareAllowList
+    key: sm2.SM2PrivateKey | None = None
     directory: Path | None = None
 
     @property
-    def root(self) -> x509.Certificate:
-        return self.ca.certificate
+    def ca(self) -> x509.CertificateAuthority:
+        if self.key is None:
+            raise ConfigurationError(
+                "this copy of the test manufacturer has no root key (only its public files): "
+                "use its factory directory"
+            )
+        return x509.CertificateAuthority(self.root, self.key)
 
     @classmethod
-    def create(cls, directory: Path | None = None) -> Manufacturer:
+    def create(cls, directory: Path | None = None, *, release_current: bool = True) -> Manufacturer:
+        """A new test manufacturer; with ``release_current`` it releases the installed firmware
+        (the version shipped at set-up)."""
         key = sm2.generate_private_key()
         ca = x509.CertificateAuthority.create_root(
             f"CN={MANUFACTURER_NAME} Root,O=ebank-auth test,C=CN", key, valid_days=3650
         )
-        maker = cls(ca, FirmwareAllowList(MANUFACTURER_NAME, ()), directory)
-        maker._publish()
+        empty = FirmwareAllowList(
+            MANUFACTURER_NAME, (), issuer=ca.certificate.subject, model=DEVICE_MODEL
+        )
+        maker = cls(ca.certificate, empty, key, directory)
+        if release_current:
+            release(maker)
+        else:
+            maker._resign(empty)
         return maker
 
     @classmethod
@@ -71,27 +139,32 @@ class Manufacturer:
             return _memory_manufacturer
 
     @classmethod
-    def load_or_create(cls, state_dir: Path) -> Manufacturer:
-        directory = state_dir / MANUFACTURER_DIRNAME
-        cert_path = directory / ROOT_CERT_FILENAME
-        key_path = directory / ROOT_KEY_FILENAME
-        if not cert_path.exists():
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return cls.create(directory)
-        cert = x509.load_certificate(cert_path.read_bytes())
-        key = sm2.load_pem_private_key(key_path.read_bytes())
-        allow_path = directory / ALLOWLIST_FILENAME
-        allowlist = (
-            FirmwareAllowList.load(allow_path)
-            if allow_path.exists()
-            else FirmwareAllowList(MANUFACTURER_NAME, ())
-        )
-        return cls(x509.CertificateAuthority(cert, key), allowlist, directory)
+    def load(cls, directory: Path) -> Manufacturer:
+        """Read a factory directory (with key) or a published copy (without)."""
+        try:
+            root = x509.load_certificate((directory / ROOT_CERT_FILENAME).read_bytes())
+            key_path = directory / ROOT_KEY_FILENAME
+            key = sm2.load_pem_private_key(key_path.read_bytes()) if key_path.exists() else None
+        except OSError as exc:
+            raise EncodingError(
+                f"cannot read test manufacturer {directory}: {exc.strerror}"
+            ) from None
+        except EbankAuthError:
+            raise EncodingError(f"test manufacturer files in {directory} are corrupt") from None
+        allowlist = FirmwareAllowList.load(directory / ALLOWLIST_FILENAME)
+        return cls(root, allowlist, key, directory)
+
+    @classmethod
+    def load_or_create(cls, factory_dir: Path) -> Manufacturer:
+        if not (factory_dir / ROOT_CERT_FILENAME).exists():
+            factory_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return cls.create(factory_dir)
+        return cls.load(factory_dir)
 
     def issue_device_certificate(self, serial: str, device_key: sm2.SM2PublicKey) -> bytes:
-        """Personalise a token: certificate (DER) for its device key, CN = serial."""
+        """Personalise a token: certificate (DER) for its device key, CN = serial, OU = model."""
         cert = self.ca.issue(
-            f"CN={serial},OU=ebank-auth software token,O=ebank-auth test,C=CN",
+            f"CN={serial},OU={DEVICE_MODEL},O=ebank-auth test,C=CN",
             device_key,
             key_usage={x509.KeyUsage.DIGITAL_SIGNATURE},
             valid_days=3650,
@@ -115,24 +188,69 @@ class Manufacturer:
         )
         return cert.to_der()
 
-    def release_firmware(self, version: str, firmware_hash: bytes) -> None:
-        """Add a firmware image to the signed allow-list (idempotent)."""
-        entry = FirmwareEntry(version, firmware_hash.hex())
-        if entry in self.allowlist.entries and self.allowlist.signature:
+    def release_firmware(self, version: str, image_hash: bytes) -> None:
+        """The release step: add an image to the signed allow-list (idempotent).
+
+        Refuses a revoked image: a withdrawn firmware is never released again."""
+        entry = FirmwareEntry(version, image_hash.hex())
+        if entry in self.allowlist.entries:
             return
-        entries = (*(e for e in self.allowlist.entries if e != entry), entry)
-        self.allowlist = FirmwareAllowList(self.allowlist.manufacturer, entries)
+        if self.allowlist.is_revoked(image_hash):
+            raise ConfigurationError(
+                f"firmware SM3 {image_hash.hex()[:16]}… was revoked: it cannot be released again"
+            )
+        self._resign(replace(self.allowlist, entries=(*self.allowlist.entries, entry)))
+
+    def revoke_firmware(self, image_hash: bytes) -> None:
+        """Withdraw an image: it leaves the entries and joins ``revoked``."""
+        digest = image_hash.hex()
+        if digest in self.allowlist.revoked:
+            return
+        self._resign(
+            replace(
+                self.allowlist,
+                entries=tuple(e for e in self.allowlist.entries if e.sm3 != digest),
+                revoked=(*self.allowlist.revoked, digest),
+            )
+        )
+
+    def publish_to(self, state_dir: Path) -> None:
+        """Copy the public files (never the key) into ``<state_dir>/manufacturer/``."""
+        _write_public(state_dir / MANUFACTURER_DIRNAME, self.root, self.allowlist)
+
+    def _resign(self, allowlist: FirmwareAllowList) -> None:
+        key = self.ca.key
+        assert isinstance(key, sm2.SM2PrivateKey)
+        self.allowlist = replace(allowlist, sequence=self.allowlist.sequence + 1).sign(key)
         self._publish()
 
     def _publish(self) -> None:
-        key = self.ca.key
-        assert isinstance(key, sm2.SM2PrivateKey)
-        self.allowlist = self.allowlist.sign(key)
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (self.directory / ROOT_CERT_FILENAME).write_bytes(self.ca.certificate.to_pem())
-        key_path = self.directory / ROOT_KEY_FILENAME
-        key_path.write_bytes(key.to_pem())
-        key_path.chmod(0o600)
-        (self.directory / ALLOWLIST_FILENAME).write_text(self.allowlist.dumps(), encoding="utf-8")
+        if self.key is not None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key_path = self.directory / ROOT_KEY_FILENAME
+            if not key_path.exists():
+                key_path.touch(mode=0o600)
+                key_path.write_bytes(self.key.to_pem())
+        _write_public(self.directory, self.root, self.allowlist)
+
+
+def _write_public(directory: Path, root: x509.Certificate, allowlist: FirmwareAllowList) -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / ROOT_CERT_FILENAME).write_bytes(root.to_pem())
+    tmp = directory / (ALLOWLIST_FILENAME + ".tmp")
+    tmp.write_text(allowlist.dumps(), encoding="utf-8")
+    tmp.replace(directory / ALLOWLIST_FILENAME)
+
+
+def release(
+    maker: Manufacturer, version: str = FIRMWARE_VERSION, image_hash: bytes | None = None
+) -> FirmwareEntry:
+    """The manufacturer's release step: sign the installed software-token code into the list.
+
+    ``image_hash`` defaults to :func:`firmware_hash` (the code installed now).  Needs the
+    factory directory (the root key).  Returns the released entry."""
+    digest = firmware_hash() if image_hash is None else image_hash
+    maker.release_firmware(version, digest)
+    return FirmwareEntry(version, digest.hex())

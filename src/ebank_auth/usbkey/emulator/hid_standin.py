@@ -4,10 +4,13 @@ This machine (and CI) has no ``/dev/uhid`` and no USB, so a HID token cannot be 
 kernel level.  :class:`HidTokenStandIn` takes the place of the ``hid.device`` object instead: the
 host side (:class:`ebank_auth.usbkey.transport.hid.HidConnection`) is the real production code,
 the token side here decodes reports, runs any :class:`CardProtocol` in a worker thread, sends
-KEEPALIVE while the card works and honours CANCEL.  Only the USB/kernel layer is missing.
+KEEPALIVE while the card works and passes CANCEL on.  Only the USB/kernel layer is missing.
 
-A card that waits for a button press calls :meth:`HidTokenStandIn.report_status` with
-``WAITING_FOR_BUTTON`` and should watch :attr:`HidTokenStandIn.cancelled` to give up early.
+CANCEL is honest: a card that implements
+:class:`~ebank_auth.usbkey.card_interface.CancellableCard` (the software token does) gets the
+cancel event and may abandon the command at a point where it has changed nothing; only then does
+the host get ERROR ``CANCELLED``.  Otherwise the command runs to its end and the host gets its
+real answer, so "cancelled" always means "nothing was done".
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import struct
 import threading
 
 from ebank_auth.errors import HidError
-from ebank_auth.usbkey.card_interface import CardProtocol
+from ebank_auth.usbkey.card_interface import CancellableCard, CardProtocol
 from ebank_auth.usbkey.hid_framing import (
     BROADCAST_CID,
     FRAMING_VERSION,
@@ -126,10 +129,10 @@ class HidTokenStandIn:
             self._emit(msg.cid, HidCommand.ERROR, bytes([HidErrorCode.INVALID_CHANNEL]))
             return
         if msg.command == HidCommand.CANCEL:
+            # passed on to the card; the worker sends the one final answer (CANCELLED only when
+            # the card abandoned the command before it had any effect)
             if self._busy is not None and self._busy.is_alive():
                 self.cancelled.set()
-                self._request_id += 1  # the answer of the abandoned request is dropped
-                self._emit(self._cid, HidCommand.ERROR, bytes([HidErrorCode.CANCELLED]))
             return
         if msg.command != HidCommand.APDU:
             self._emit(self._cid, HidCommand.ERROR, bytes([HidErrorCode.INVALID_COMMAND]))
@@ -157,8 +160,13 @@ class HidTokenStandIn:
 
         ticker = threading.Thread(target=keepalive, daemon=True)
         ticker.start()
+        resp: bytes | None
         try:
-            resp = bytes(self.card.process_apdu(apdu))
+            if isinstance(self.card, CancellableCard):
+                out = self.card.process_apdu_cancellable(apdu, self.cancelled)
+                resp = None if out is None else bytes(out)
+            else:
+                resp = bytes(self.card.process_apdu(apdu))
         except Exception:
             logger.exception("card failed on an APDU behind the HID stand-in")
             resp = b"\x6f\x00"
@@ -166,4 +174,7 @@ class HidTokenStandIn:
             done.set()
         with self._lock:
             if self._request_id == request_id and not self.closed:
-                self._emit(cid, HidCommand.APDU, resp)
+                if resp is None:
+                    self._emit(cid, HidCommand.ERROR, bytes([HidErrorCode.CANCELLED]))
+                else:
+                    self._emit(cid, HidCommand.APDU, resp)

@@ -14,7 +14,18 @@ that no interleaving of them grants an extra PIN try or writes an older counter 
 card runs every command inside :meth:`StateFile.locked` (an exclusive ``flock`` on
 ``token-state.lock``, plus a thread lock) and re-reads the state first.
 
-With ``path=None`` the state lives in memory only (unit tests).
+**Secrets at rest** (format version 2).  Private keys, the device key and the PIN verifiers
+are never written in clear: each is sealed with SM4-GCM under a 128-bit key-encryption key
+(KEK) kept in a separate file, ``token-state.kek`` (mode 0600, made once with the token), with a
+fresh 12-byte nonce and the field's name as associated data (a sealed value cannot be moved to
+another field).  The state file alone — a backup, a copy attached to a bug report — gives away
+neither a key nor a PIN verifier.  PIN verifiers are argon2id (RFC 9106; t=2, m=19 MiB, p=1,
+parameters stored per record) over the PIN and a 16-byte salt.  Decrypted values are cached by
+ciphertext, so re-reading the state for every APDU costs no decryption when nothing changed.
+Version 1 files (plaintext PEM, PBKDF2 at 20k iterations) are refused with advice.  What this
+does and does not protect against: ``docs/usbkey.md`` ("Threat model of the software token").
+
+With ``path=None`` the state lives in memory only (unit tests), sealed under a random KEK.
 """
 
 from __future__ import annotations
@@ -23,7 +34,6 @@ import base64
 import contextlib
 import copy
 import fcntl
-import hashlib
 import hmac
 import json
 import os
@@ -35,22 +45,97 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ebank_auth.errors import ConfigurationError, EncodingError, PinPolicyError, StoreError
+from argon2.low_level import Type, hash_secret_raw
+
+from ebank_auth.crypto import sm3, sm4
+from ebank_auth.errors import (
+    ConfigurationError,
+    CryptoError,
+    EncodingError,
+    PinPolicyError,
+    StoreError,
+)
 from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage, check_retry_limit
 
 __all__ = [
+    "KEK_FILENAME",
     "STATE_FILENAME",
     "STATE_VERSION",
     "ContainerRecord",
     "PinRecord",
+    "Sealer",
     "StateFile",
     "TokenState",
 ]
 
 STATE_FILENAME: Final = "token-state.json"
 LOCK_FILENAME: Final = "token-state.lock"
-STATE_VERSION: Final = 1
-_PBKDF2_ITERATIONS: Final = 20_000
+KEK_FILENAME: Final = "token-state.kek"
+STATE_VERSION: Final = 2
+#: argon2id cost of new PIN verifiers: RFC 9106 / OWASP minimum for a 6-digit secret that is
+#: also sealed under the KEK (time cost, memory in KiB, lanes)
+PIN_KDF_COST: Final = (2, 19 * 1024, 1)
+_KEK_BYTES: Final = 16
+_NONCE_BYTES: Final = 12
+_SEAL_LABEL: Final = b"ebank-auth token state v2|"
+_CACHE_LIMIT: Final = 256
+
+
+class Sealer:
+    """SM4-GCM sealing of secret fields under the KEK, with caches both ways.
+
+    ``seal(what, plain)`` returns ``nonce ‖ ciphertext ‖ tag``; sealing the same value of the
+    same field again returns the same bytes (no new nonce for an unchanged secret), so the
+    cache of ``unseal`` keeps hitting across saves."""
+
+    def __init__(self, kek: bytes) -> None:
+        if len(kek) != _KEK_BYTES:
+            raise EncodingError("token state: the key-encryption key must be 16 bytes")
+        self._kek = bytes(kek)
+        self._plain: dict[tuple[str, bytes], bytes] = {}
+        self._sealed: dict[tuple[str, bytes], bytes] = {}
+
+    def seal(self, what: str, plain: bytes) -> bytes:
+        cached = self._sealed.get((what, plain))
+        if cached is not None:
+            return cached
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        blob = nonce + sm4.encrypt_gcm(self._kek, nonce, plain, aad=_SEAL_LABEL + what.encode())
+        self._remember(what, plain, blob)
+        return blob
+
+    def unseal(self, what: str, blob: bytes) -> bytes:
+        cached = self._plain.get((what, blob))
+        if cached is not None:
+            return cached
+        if len(blob) < _NONCE_BYTES + 16:
+            raise EncodingError(f"token state: sealed {what} is too short")
+        try:
+            plain = sm4.decrypt_gcm(
+                self._kek,
+                blob[:_NONCE_BYTES],
+                blob[_NONCE_BYTES:],
+                aad=_SEAL_LABEL + what.encode(),
+            )
+        except CryptoError:
+            raise EncodingError(
+                f"token state: sealed {what} does not decrypt under this token's key-encryption "
+                "key (altered, or the state and its .kek file do not belong together)"
+            ) from None
+        self._remember(what, plain, blob)
+        return plain
+
+    def _remember(self, what: str, plain: bytes, blob: bytes) -> None:
+        if len(self._plain) >= _CACHE_LIMIT:
+            self._plain.clear()
+            self._sealed.clear()
+        self._plain[(what, blob)] = plain
+        self._sealed[(what, plain)] = blob
+
+
+def _redacted(plain: bytes) -> str:
+    """What ``to_json()`` without a sealer shows for a secret: its SM3 (comparisons only)."""
+    return "sm3:" + sm3.digest(plain).hex()
 
 
 def _b64(data: bytes) -> str:
@@ -80,52 +165,76 @@ def _str(value: object, what: str) -> str:
 
 @dataclass
 class PinRecord:
-    """One PIN: salted PBKDF2-HMAC-SHA256 verifier, retry limit and tries left."""
+    """One PIN: salted argon2id verifier (its cost stored with it), retry limit, tries left."""
 
     salt: bytes
     verifier: bytes
     max_retries: int
     remaining: int
+    cost: tuple[int, int, int] = PIN_KDF_COST
 
     @staticmethod
-    def _derive(pin: bytes, salt: bytes) -> bytes:
-        return hashlib.pbkdf2_hmac("sha256", pin, salt, _PBKDF2_ITERATIONS)
+    def _derive(pin: bytes, salt: bytes, cost: tuple[int, int, int]) -> bytes:
+        t, m, p = cost
+        return hash_secret_raw(
+            pin, salt, time_cost=t, memory_cost=m, parallelism=p, hash_len=32, type=Type.ID
+        )
 
     @classmethod
     def create(cls, pin: bytes, max_retries: int) -> PinRecord:
         check_retry_limit(max_retries)
         salt = secrets.token_bytes(16)
-        return cls(salt, cls._derive(pin, salt), max_retries, max_retries)
+        return cls(salt, cls._derive(pin, salt, PIN_KDF_COST), max_retries, max_retries)
 
     def matches(self, pin: bytes) -> bool:
         """Constant-time comparison of ``pin`` with the stored verifier."""
-        return hmac.compare_digest(self._derive(pin, self.salt), self.verifier)
+        return hmac.compare_digest(self._derive(pin, self.salt, self.cost), self.verifier)
 
     def set_pin(self, pin: bytes) -> None:
         self.salt = secrets.token_bytes(16)
-        self.verifier = self._derive(pin, self.salt)
+        self.cost = PIN_KDF_COST
+        self.verifier = self._derive(pin, self.salt, self.cost)
 
     @property
     def locked(self) -> bool:
         return self.remaining <= 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, sealer: Sealer | None = None, what: str = "pin") -> dict[str, Any]:
+        t, m, p = self.cost
         return {
+            "kdf": {"name": "argon2id", "t": t, "m": m, "p": p},
             "salt": _b64(self.salt),
-            "verifier": _b64(self.verifier),
+            "verifier_sealed": _redacted(self.verifier)
+            if sealer is None
+            else _b64(sealer.seal(f"{what}.verifier", self.verifier)),
             "max_retries": self.max_retries,
             "remaining": self.remaining,
         }
 
     @classmethod
-    def from_json(cls, d: object, what: str) -> PinRecord:
+    def from_json(cls, d: object, what: str, sealer: Sealer) -> PinRecord:
         if not isinstance(d, dict):
             raise EncodingError(f"token state: {what} must be an object")
+        kdf = d.get("kdf")
+        if not isinstance(kdf, dict) or kdf.get("name") != "argon2id":
+            raise EncodingError(f"token state: {what}.kdf must be argon2id")
+        cost = (
+            _int(kdf.get("t"), f"{what}.kdf.t"),
+            _int(kdf.get("m"), f"{what}.kdf.m"),
+            _int(kdf.get("p"), f"{what}.kdf.p"),
+        )
+        if not (
+            1 <= cost[0] <= 100 and 8 * cost[2] <= cost[1] <= 4 * 1024 * 1024 and 1 <= cost[2] <= 64
+        ):
+            raise EncodingError(f"token state: {what}.kdf parameters out of range")
         rec = cls(
             _unb64(d.get("salt"), f"{what}.salt"),
-            _unb64(d.get("verifier"), f"{what}.verifier"),
+            sealer.unseal(
+                f"{what}.verifier", _unb64(d.get("verifier_sealed"), f"{what}.verifier_sealed")
+            ),
             _int(d.get("max_retries"), f"{what}.max_retries"),
             _int(d.get("remaining"), f"{what}.remaining"),
+            cost,
         )
         try:
             check_retry_limit(rec.max_retries)
@@ -146,17 +255,19 @@ class ContainerRecord:
     public_key_der: bytes
     certificate_der: bytes | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, sealer: Sealer | None = None, what: str = "container") -> dict[str, Any]:
         return {
             "algorithm": int(self.algorithm),
             "usage": int(self.usage),
-            "private_key_pem": self.private_key_pem.decode("ascii"),
+            "private_key_sealed": _redacted(self.private_key_pem)
+            if sealer is None
+            else _b64(sealer.seal(f"{what}.private_key", self.private_key_pem)),
             "public_key_der": _b64(self.public_key_der),
             "certificate_der": None if self.certificate_der is None else _b64(self.certificate_der),
         }
 
     @classmethod
-    def from_json(cls, d: object, what: str) -> ContainerRecord:
+    def from_json(cls, d: object, what: str, sealer: Sealer) -> ContainerRecord:
         if not isinstance(d, dict):
             raise EncodingError(f"token state: {what} must be an object")
         try:
@@ -165,10 +276,11 @@ class ContainerRecord:
         except ValueError:
             raise EncodingError(f"token state: {what} has an unknown algorithm or usage") from None
         cert = d.get("certificate_der")
+        sealed = _unb64(d.get("private_key_sealed"), f"{what}.private_key_sealed")
         return cls(
             alg,
             usage,
-            _str(d.get("private_key_pem"), f"{what}.private_key_pem").encode("ascii"),
+            sealer.unseal(f"{what}.private_key", sealed),
             _unb64(d.get("public_key_der"), f"{what}.public_key_der"),
             None if cert is None else _unb64(cert, f"{what}.certificate_der"),
         )
@@ -190,24 +302,39 @@ class TokenState:
     attestation_key_pem: bytes = b""
     attestation_cert_der: bytes = b""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, sealer: Sealer | None = None) -> dict[str, Any]:
+        """The stored document; without ``sealer`` secrets appear as their SM3 (comparisons)."""
         return {
             "version": STATE_VERSION,
             "serial": self.serial,
             "label": self.label,
-            "device_key_pem": self.device_key_pem.decode("ascii"),
+            "device_key_sealed": _redacted(self.device_key_pem)
+            if sealer is None
+            else _b64(sealer.seal("device_key", self.device_key_pem)),
             "device_cert_der": _b64(self.device_cert_der),
-            "user_pin": self.user_pin.to_json(),
-            "admin_pin": self.admin_pin.to_json(),
-            "containers": {k: v.to_json() for k, v in sorted(self.containers.items())},
-            "attestation_key_pem": self.attestation_key_pem.decode("ascii"),
+            "user_pin": self.user_pin.to_json(sealer, "user_pin"),
+            "admin_pin": self.admin_pin.to_json(sealer, "admin_pin"),
+            "containers": {
+                k: v.to_json(sealer, f"container {k}") for k, v in sorted(self.containers.items())
+            },
+            # the key-attestation key is sealed like every other private key
+            "attestation_key_sealed": _redacted(self.attestation_key_pem)
+            if sealer is None
+            else _b64(sealer.seal("attestation_key", self.attestation_key_pem)),
             "attestation_cert_der": _b64(self.attestation_cert_der),
         }
 
     @classmethod
-    def from_json(cls, d: object) -> TokenState:
+    def from_json(cls, d: object, sealer: Sealer) -> TokenState:
         if not isinstance(d, dict):
             raise EncodingError("token state must be a JSON object")
+        if d.get("version") == 1:
+            raise EncodingError(
+                "token state version 1 (written by an older ebank-auth) keeps private keys and "
+                "PIN verifiers in clear and its test manufacturer's root key beside them; it is "
+                "not upgraded: delete this software token's state directory to make a new one "
+                "(its keys and certificates are test material)"
+            )
         if d.get("version") != STATE_VERSION:
             raise EncodingError(f"token state version {d.get('version')!r} is not supported")
         containers = d.get("containers")
@@ -216,18 +343,21 @@ class TokenState:
         return cls(
             serial=_str(d.get("serial"), "serial"),
             label=_str(d.get("label"), "label"),
-            device_key_pem=_str(d.get("device_key_pem"), "device_key_pem").encode("ascii"),
+            device_key_pem=sealer.unseal(
+                "device_key", _unb64(d.get("device_key_sealed"), "device_key_sealed")
+            ),
             device_cert_der=_unb64(d.get("device_cert_der"), "device_cert_der"),
-            user_pin=PinRecord.from_json(d.get("user_pin"), "user_pin"),
-            admin_pin=PinRecord.from_json(d.get("admin_pin"), "admin_pin"),
+            user_pin=PinRecord.from_json(d.get("user_pin"), "user_pin", sealer),
+            admin_pin=PinRecord.from_json(d.get("admin_pin"), "admin_pin", sealer),
             containers={
-                _str(k, "container name"): ContainerRecord.from_json(v, f"container {k}")
+                _str(k, "container name"): ContainerRecord.from_json(v, f"container {k}", sealer)
                 for k, v in containers.items()
             },
-            attestation_key_pem=_str(
-                d.get("attestation_key_pem", ""), "attestation_key_pem"
-            ).encode("ascii"),
-            attestation_cert_der=_unb64(d.get("attestation_cert_der", ""), "attestation_cert_der"),
+            attestation_key_pem=sealer.unseal(
+                "attestation_key",
+                _unb64(d.get("attestation_key_sealed"), "attestation_key_sealed"),
+            ),
+            attestation_cert_der=_unb64(d.get("attestation_cert_der"), "attestation_cert_der"),
         )
 
     def copy(self) -> TokenState:
@@ -242,6 +372,44 @@ class StateFile:
         self.path = None if directory is None else directory / STATE_FILENAME
         self._memory: dict[str, Any] | None = None
         self._thread_lock = threading.Lock()
+        self._sealer_obj: Sealer | None = None
+
+    def _sealer(self, *, create: bool = False) -> Sealer:
+        """The sealer under this token's KEK (``create``: make the KEK file if there is none)."""
+        if self._sealer_obj is not None:
+            return self._sealer_obj
+        if self.directory is None:
+            self._sealer_obj = Sealer(secrets.token_bytes(_KEK_BYTES))
+            return self._sealer_obj
+        kek_path = self.directory / KEK_FILENAME
+        try:
+            kek = kek_path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                raise StoreError(
+                    f"the token's key-encryption key {kek_path} is missing, so its keys and PINs "
+                    "cannot be read: restore it together with token-state.json, or delete the "
+                    "directory to make a new software token"
+                ) from None
+            kek = secrets.token_bytes(_KEK_BYTES)
+            self._write_kek(kek_path, kek)
+        except OSError as exc:
+            raise StoreError(f"cannot read {kek_path}: {exc.strerror}") from None
+        self._sealer_obj = Sealer(kek)
+        return self._sealer_obj
+
+    def _write_kek(self, path: Path, kek: bytes) -> None:
+        assert self.directory is not None
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+        try:
+            os.write(fd, kek)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -277,7 +445,7 @@ class StateFile:
         if self.path is None:
             if self._memory is None:
                 raise ConfigurationError("the in-memory token has no state yet")
-            return TokenState.from_json(copy.deepcopy(self._memory))
+            return TokenState.from_json(copy.deepcopy(self._memory), self._sealer())
         try:
             raw = self.path.read_bytes()
         except OSError as exc:
@@ -289,11 +457,13 @@ class StateFile:
                 f"token state {self.path} is corrupt: restore it or delete the directory "
                 "to start a new token"
             ) from None
-        return TokenState.from_json(data)
+        if isinstance(data, dict) and data.get("version") != STATE_VERSION:
+            return TokenState.from_json(data, Sealer(bytes(_KEK_BYTES)))  # refused with advice
+        return TokenState.from_json(data, self._sealer())
 
     def save(self, state: TokenState) -> None:
         """Atomically replace the stored state (temp file + fsync + os.replace + dir fsync)."""
-        doc = state.to_json()
+        doc = state.to_json(self._sealer(create=not self.exists()))
         if self.path is None or self.directory is None:
             self._memory = copy.deepcopy(doc)
             return

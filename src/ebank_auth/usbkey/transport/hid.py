@@ -15,7 +15,10 @@ channel with the nonce, a fresh channel id, the framing version and capability f
 messages then carry one command APDU (host → token) or one response APDU (token → host).  While it
 works the token sends KEEPALIVE messages whose one-byte payload is a :class:`HidStatus` —
 ``WAITING_FOR_BUTTON`` means the user must press the button on the token.  The host may send
-CANCEL at any time; the token then abandons the request and answers ERROR ``CANCELLED``.
+CANCEL at any time; the token then either abandons the request before it had any effect and
+answers ERROR ``CANCELLED`` (:class:`HidError`: nothing was done), or — when the command was
+already past that point — finishes it and sends its real response, which :meth:`transmit`
+returns as usual.
 
 The framing itself (:func:`~ebank_auth.usbkey.hid_framing.encode_message`,
 :class:`~ebank_auth.usbkey.hid_framing.MessageAssembler`) lives in the neutral module
@@ -197,12 +200,18 @@ class HidConnection(Connection):
                 except ValueError:
                     name = f"error {code:#x}"
                 if code == HidErrorCode.CANCELLED:
-                    raise HidError("the request was cancelled: nothing was done on the token")
+                    raise HidError(
+                        "the request was cancelled: the token stopped before acting on it, so "
+                        "nothing was done on the token"
+                    )
                 raise HidError(f"HID token reported an error: {name}")
             logger.debug("ignoring HID message %#x while waiting for an answer", msg.command)
 
     def cancel(self) -> None:
-        """Ask the token to abandon the request in progress (safe from another thread)."""
+        """Ask the token to abandon the request in progress (safe from another thread).
+
+        The waiting :meth:`transmit` then raises :class:`HidError` ("cancelled") if the token
+        stopped before doing anything, or returns the real answer if it could not stop."""
         self._send(HidCommand.CANCEL)
 
     def close(self) -> None:
