@@ -12,7 +12,16 @@ with transparent rehash, and a forced change at first login.
 * :class:`PasswordService` — stores hashes in a :class:`~ebank_auth.store.Store`,
   verifies, rehashes on upgrade, forces a change at first login.
 
-Counting failed logins and locking the account belongs to the policy/lockout layer.
+Counting failed logins and locking the account belongs to the policy/lockout layer
+(``LoginLockout.attempt(user, check)``).  ``change_password`` checks the old password,
+so it is counted the same way: through the application's lockout when one is given
+(``PasswordService(store, lockout=lockout)``: one counter for login and change), else
+through the service's own counter with the same rule (5 consecutive failures lock
+until local midnight, AU-6).
+
+An unknown user costs the same argon2 verification as a known one (against a dummy
+hash with the hasher's parameters), so response times do not reveal which user
+names exist.
 """
 
 from __future__ import annotations
@@ -21,14 +30,18 @@ import itertools
 import json
 import logging
 import re
+import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 import argon2
 import argon2.exceptions
 
 from ebank_auth.errors import (
+    AccountLocked,
     ConfigurationError,
     ConflictError,
     PasswordChangeRequired,
@@ -37,10 +50,12 @@ from ebank_auth.errors import (
     PasswordPolicyError,
     StoreError,
 )
+from ebank_auth.localtime import next_midnight, resolve_timezone
 from ebank_auth.store import Store
 from ebank_auth.store.keys import check_namespace, store_key
 
 __all__ = [
+    "AttemptCounter",
     "LoginResult",
     "PasswordHasher",
     "PasswordPolicy",
@@ -330,8 +345,31 @@ class LoginResult:
     rehashed: bool  # the stored hash was upgraded to the current parameters
 
 
+class _Outcome(Protocol):
+    @property
+    def success(self) -> bool: ...
+
+
+class AttemptCounter(Protocol):
+    """Counts an attempt before running ``check`` (True = credential correct) and
+    raises :class:`~ebank_auth.errors.AccountLocked` without running it when locked:
+    ``policy.LoginLockout`` is one."""
+
+    def attempt(self, user: str, check: Callable[[], bool]) -> _Outcome: ...
+
+
+MAX_CHANGE_FAILURES = 5
+"""Wrong old passwords in ``change_password`` before it locks (own counter; AU-6)."""
+
+
 class PasswordService:
-    """Password records in a store: ``<ns>:rec:<user>`` = JSON {hash, must_change}."""
+    """Password records in a store: ``<ns>:rec:<user>`` = JSON {hash, must_change}.
+
+    ``lockout``: the application's login failure counter (e.g. ``LoginLockout``); when
+    given, wrong old passwords in :meth:`change_password` count on it, like wrong
+    logins.  Without it they count on ``<ns>:fail:<user>`` (5 consecutive failures lock
+    until local midnight in ``timezone``).
+    """
 
     def __init__(
         self,
@@ -341,12 +379,33 @@ class PasswordService:
         *,
         namespace: str = "pw",
         clock: Callable[[], float] | None = None,
+        lockout: AttemptCounter | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self.store = store
         self.hasher = hasher or PasswordHasher()
         self.policy = policy or PasswordPolicy()
         self.ns = check_namespace(namespace)
         self.clock = clock or store.clock
+        self.lockout = lockout
+        self._tz = resolve_timezone(timezone)
+        self._dummy: str | None = None
+        self._dummy_lock = threading.Lock()
+
+    def _dummy_hash(self) -> str:
+        """A hash of a random secret with the current parameters: verifying against it
+        costs what verifying a real user's hash costs."""
+        with self._dummy_lock:
+            if self._dummy is None:
+                self._dummy = self.hasher.hash(secrets.token_bytes(16))
+            return self._dummy
+
+    def _find(self, user_id: str) -> tuple[bytes, dict[str, object]] | None:
+        """The user's record, or None (after the same argon2 work) if there is none."""
+        try:
+            return self._load(user_id)
+        except PasswordIncorrect:
+            return None
 
     def _key(self, user_id: str) -> str:
         if not isinstance(user_id, str) or not user_id:
@@ -381,9 +440,14 @@ class PasswordService:
             raise ConflictError("password record changed concurrently: try again")
 
     def login(self, user_id: str, password: Secret) -> LoginResult:
-        """Check the password.  Raises PasswordIncorrect, or PasswordChangeRequired
-        (only after a *correct* password) when a change is due."""
-        raw, rec = self._load(user_id)
+        """Check the password.  Raises PasswordIncorrect (also for an unknown user,
+        after the same argon2 work), or PasswordChangeRequired (only after a *correct*
+        password) when a change is due."""
+        found = self._find(user_id)
+        if found is None:
+            self.hasher.check(self._dummy_hash(), password)
+            raise PasswordIncorrect()
+        raw, rec = found
         encoded = str(rec["hash"])
         self.hasher.verify(encoded, password)
         rehashed = False
@@ -406,9 +470,23 @@ class PasswordService:
         new: Secret,
         info: PersonalInfo | None = None,
     ) -> None:
-        """Replace the password after checking the old one and the policy."""
-        raw, rec = self._load(user_id)
-        self.hasher.verify(str(rec["hash"]), old)
+        """Replace the password after checking the old one and the policy.
+
+        The old-password check is counted before it runs (see the class docstring):
+        raises PasswordIncorrect, AccountLocked (too many wrong old passwords; the
+        check is not even run), PasswordPolicyError, ConflictError."""
+        found: list[tuple[bytes, dict[str, object]]] = []
+
+        def check() -> bool:
+            record = self._find(user_id)
+            if record is None:
+                self.hasher.check(self._dummy_hash(), old)
+                return False
+            found.append(record)
+            return self.hasher.check(str(record[1]["hash"]), old)
+
+        self._counted(user_id, check)
+        raw, rec = found[0]
         self.policy.check(new, info)
         if self.hasher.check(str(rec["hash"]), new):
             raise PasswordPolicyError("the new password must differ from the current one")
@@ -416,6 +494,33 @@ class PasswordService:
             self._key(user_id), raw, self._record(self.hasher.hash(new), False)
         ):
             raise ConflictError("password record changed concurrently: try again")
+
+    def _counted(self, user_id: str, check: Callable[[], bool]) -> None:
+        """Run ``check`` as a counted attempt; raise PasswordIncorrect if it fails."""
+        if self.lockout is not None:
+            if not self.lockout.attempt(user_id, check).success:
+                raise PasswordIncorrect()
+            return
+        key = store_key(self.ns, "fail", user_id)
+        now = self.clock()
+        until = next_midnight(now, self._tz)
+        counted = self.store.incr_bounded(
+            key, MAX_CHANGE_FAILURES, ttl=max(1.0, until.timestamp() - now)
+        )  # persisted before the check
+        if not counted.allowed:
+            raise AccountLocked(
+                f"too many wrong passwords: locked until {until:%Y-%m-%d %H:%M} "
+                f"({until.tzname()}); try again then or contact the bank"
+            )
+        if not check():
+            left = MAX_CHANGE_FAILURES - counted.value
+            if left <= 0:
+                _log.warning("password change of %s locked after wrong old passwords", user_id)
+            raise PasswordIncorrect(
+                f"wrong password: {left} tr{'y' if left == 1 else 'ies'} left before the "
+                "account is locked"
+            )
+        self.store.reset_counter(key)
 
     def must_change(self, user_id: str) -> bool:
         _, rec = self._load(user_id)

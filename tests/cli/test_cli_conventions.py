@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_reporting_commands_emit_json(pki: dict[str, Path]) -> None:
+    seed = pki["msg"].parent / "seed.hex"
+    seed.write_text("ab" * 16, encoding="ascii")  # secrets come from files, never argv
     cases: list[tuple[list[str], int]] = [
         (["crypto", "sm3", str(pki["msg"])], 0),
         (["crypto", "sm2", "verify", "--public-key", str(pki["pub"]), "--in", str(pki["msg"]),
@@ -123,7 +126,7 @@ def test_reporting_commands_emit_json(pki: dict[str, Path]) -> None:
         (["cert", "show", str(pki["leaf"])], 0),
         (["cert", "verify", str(pki["leaf"]), "--trust", str(pki["root"])], 0),
         (["cms", "verify", str(pki["p7"]), "--trust", str(pki["root"])], 0),
-        (["otp", "sm3", "--seed", "ab" * 16, "--time", "0"], 0),
+        (["otp", "sm3", "--seed-file", str(seed), "--time", "0"], 0),
         (["policy", "check", "default"], 0),
         (["policy", "explain", "default", "--context", '{"user":"c1","operation":"login"}'], 1),
         (["softkeyboard", "demo", "--type", "2840"], 0),
@@ -179,7 +182,9 @@ def test_unreachable_redis_is_service_unavailable_not_a_wrong_code() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     res = run("lockout", "status", "alice", "--store", url)
     assert res.exit_code == 3, res.output
-    res = run("otp", "totp", "verify", "--store", url, "--sealing-key", "00" * 16,
+    seal = Path(tempfile.mkdtemp()) / "seal.hex"
+    seal.write_text("00" * 16, encoding="ascii")
+    res = run("otp", "totp", "verify", "--store", url, "--sealing-key-file", str(seal),
               "--user", "alice", "--code", "123456", "--json")  # fmt: skip
     assert res.exit_code == 3, res.output
     doc = _json(res)

@@ -23,7 +23,7 @@ from plugins.otp_helpers import make_service, tx
 def main() -> None:
     url, outbox, op, barrier = sys.argv[1:5]
     store = open_store(url)
-    service, _ = make_service(store, Path(outbox), OtpSettings(resend_cooldown=0))
+    service, _ = make_service(store, Path(outbox), OtpSettings(resend_cooldown=0, test_mode=True))
     while not os.path.exists(barrier):
         time.sleep(0.005)
     ok = 0

@@ -19,6 +19,7 @@ from ebank_auth.errors import (
     ConflictError,
     DecryptionError,
     OtpError,
+    RateLimited,
     ReplayDetected,
 )
 from ebank_auth.otp import (
@@ -76,7 +77,9 @@ def test_hotp_look_ahead_and_resync(store_backend: StoreFactory) -> None:
     service = AuthenticatorService(
         store_backend(FakeClock()),
         SecretSealer.generate(),
-        AuthenticatorSettings(kind=AuthenticatorKind.HOTP, max_failures=20),
+        AuthenticatorSettings(
+            kind=AuthenticatorKind.HOTP, max_failures=20, lock_after=40, test_mode=True
+        ),
     )
     seed = _seed(service.enroll("u", secret=RFC_SEED).secret_b32)
 
@@ -110,25 +113,37 @@ def test_gmt0021_token_service(store_backend: StoreFactory) -> None:
         service.verify("u", code)
 
 
-def test_failures_are_limited(store_backend: StoreFactory) -> None:
+def test_failures_back_off_then_lock(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
     service = AuthenticatorService(
         store_backend(clock),
         SecretSealer.generate(),
-        AuthenticatorSettings(max_failures=3, failure_window=600),
+        AuthenticatorSettings(max_failures=3, lock_after=5, backoff=30),
     )
     seed = _seed(service.enroll("u").secret_b32)
-    right = hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1)
     valid = {hotp_code(seed, int(T0 // 30) + d, 6, OtpAlgorithm.SHA1) for d in (-1, 0, 1)}
     wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
-    for _ in range(3):
+    for _ in range(3):  # free tries
         with pytest.raises(CodeInvalid):
             service.verify("u", wrong)
-    with pytest.raises(CodeAttemptsExceeded):
-        service.verify("u", right)
-    clock.advance(600)
+    with pytest.raises(CodeInvalid, match="wait"):  # takes the 30 s back-off slot
+        service.verify("u", wrong)
+    with pytest.raises(RateLimited) as info:  # nothing compared while backing off
+        service.verify("u", wrong)
+    assert info.value.retry_after == pytest.approx(30)
+    assert service.failures("u") == 4
+    clock.advance(30)
+    with pytest.raises(CodeInvalid, match="locked"):  # the 5th failure locks
+        service.verify("u", wrong)
+    clock.advance(86400 * 7)  # a lock does not expire by itself
     right = hotp_code(seed, int(clock() // 30), 6, OtpAlgorithm.SHA1)
-    assert service.verify("u", right)
+    with pytest.raises(CodeAttemptsExceeded, match="administrator"):
+        service.verify("u", right)
+    assert service.locked("u")
+    with pytest.raises(ConfigurationError):
+        service.admin_reset("u", admin="")
+    service.admin_reset("u", admin="ops-7")
+    assert not service.locked("u") and service.verify("u", right)
 
 
 def test_malformed_codes_touch_no_state(store_backend: StoreFactory) -> None:
@@ -209,7 +224,9 @@ def test_qr_svg_encodes_the_uri() -> None:
 def test_concurrent_same_totp_code_accepted_once(store_backend: StoreFactory) -> None:
     clock = FakeClock(T0)
     service = AuthenticatorService(
-        store_backend(clock), SecretSealer.generate(), AuthenticatorSettings(max_failures=100)
+        store_backend(clock),
+        SecretSealer.generate(),
+        AuthenticatorSettings(max_failures=100, lock_after=200, test_mode=True),
     )
     seed = _seed(service.enroll("u").secret_b32)
     code = hotp_code(seed, int(T0 // 30), 6, OtpAlgorithm.SHA1)
@@ -241,7 +258,9 @@ def test_totp_never_accepts_counter_le_last(offsets: list[int], gaps: list[int])
     """Property: accepted counters strictly increase, whatever codes arrive when."""
     clock = FakeClock(T0)
     service = AuthenticatorService(
-        MemoryStore(clock=clock), SecretSealer.generate(), AuthenticatorSettings(max_failures=100)
+        MemoryStore(clock=clock),
+        SecretSealer.generate(),
+        AuthenticatorSettings(max_failures=100, lock_after=200, test_mode=True),
     )
     seed = _seed(service.enroll("u").secret_b32)
     last = -1

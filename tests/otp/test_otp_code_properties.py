@@ -32,7 +32,7 @@ def _run(store_factory: object, actions: list[tuple[str, int]]) -> None:
     store = store_factory(clock)  # type: ignore[operator]
     with tempfile.TemporaryDirectory() as tmp:
         service, gateway = make_service(store, Path(tmp))
-        issued = service.issue("alice", "transaction", tx_digest=tx(1))
+        issued = service.issue("alice", "transaction", transaction=tx(1))
         code = last_code(gateway, PHONES["alice"])
         accepted = 0
         tries = 0
@@ -98,7 +98,10 @@ def test_daily_caps_never_exceeded(
 ) -> None:
     clock = FakeClock(1768017600.0 + 9 * 3600)  # 21:00 Shanghai: runs cross midnight
     cfg = OtpSettings(
-        resend_cooldown=0, daily_limit_per_user=limit_user, daily_limit_per_phone=limit_phone
+        resend_cooldown=0,
+        daily_limit_per_user=limit_user,
+        daily_limit_per_phone=limit_phone,
+        test_mode=True,
     )
     tz = resolve_timezone(cfg.timezone)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,3 +120,5 @@ def test_daily_caps_never_exceeded(
             per_phone[key] = per_phone.get(key, 0) + 1
             assert per_user[(day, user)] <= limit_user
             assert per_phone[key] <= limit_phone
+            # a refusal never consumes: the user counter is exactly what was sent
+            assert service.sent_today(user) == per_user[(day, user)]

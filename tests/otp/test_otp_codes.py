@@ -16,7 +16,7 @@ from ebank_auth.errors import (
     EncodingError,
     RateLimited,
 )
-from ebank_auth.otp import DeliveryChannel, OtpSettings, RiskTier, TransactionSummary
+from ebank_auth.otp import DeliveryChannel, OtpSettings, RiskTier
 from ebank_auth.otp.gateway import OutboundMessage
 from ebank_auth.store import MemoryStore
 from plugins.otp_helpers import PHONES, last_code, make_service, tx
@@ -35,7 +35,7 @@ def test_issue_verify_once(store_backend: StoreFactory, tmp_path: Path) -> None:
     service, gateway = make_service(store_backend(clock), tmp_path / "out")
     issued = service.issue("alice", "transaction", DeliveryChannel.SMS, tx(1))
     assert issued.validity == 60 and issued.expires_at == NOON_SHANGHAI + 60
-    assert issued.phone_masked == "138****0001"
+    assert issued.phone_masked == "+86138****0001"
     code = last_code(gateway, PHONES["alice"])
     assert code not in repr(issued)
     ok = service.verify("alice", "transaction", code, tx(1))
@@ -46,13 +46,13 @@ def test_issue_verify_once(store_backend: StoreFactory, tmp_path: Path) -> None:
 
 def test_code_bound_to_transaction(store_backend: StoreFactory, tmp_path: Path) -> None:
     service, gateway = make_service(store_backend(FakeClock()), tmp_path / "out")
-    service.issue("alice", "transaction", tx_digest=tx(1))
+    service.issue("alice", "transaction", transaction=tx(1))
     code = last_code(gateway, PHONES["alice"])
     with pytest.raises(CodeInvalid, match="different transaction"):
         service.verify("alice", "transaction", code, tx(2))
     with pytest.raises(CodeInvalid):
         service.verify("alice", "transaction", code, None)
-    assert service.verify("alice", "transaction", code, tx(1)).tx_digest == tx(1)
+    assert service.verify("alice", "transaction", code, tx(1)).tx_digest == tx(1).digest()
 
 
 def test_code_expires(store_backend: StoreFactory, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_code_expires(store_backend: StoreFactory, tmp_path: Path) -> None:
 def test_risk_tier_shortens_validity(store_backend: StoreFactory, tmp_path: Path) -> None:
     clock = FakeClock()
     service, gateway = make_service(store_backend(clock), tmp_path / "out")
-    issued = service.issue("alice", "transaction", tx_digest=tx(3), risk=RiskTier.CRITICAL)
+    issued = service.issue("alice", "transaction", transaction=tx(3), risk=RiskTier.CRITICAL)
     assert issued.validity == 30
     code = last_code(gateway, PHONES["alice"])
     clock.advance(30)
@@ -130,16 +130,17 @@ def test_resend_cooldown(store_backend: StoreFactory, tmp_path: Path) -> None:
     with pytest.raises(RateLimited) as info:
         service.issue("alice", "login")
     assert info.value.retry_after == pytest.approx(40)
-    service.issue("alice", "transaction", tx_digest=tx(1))  # other purpose: own cooldown
+    with pytest.raises(RateLimited):  # another purpose shares the customer's cooldown
+        service.issue("alice", "transaction", transaction=tx(1))
     clock.advance(40)
-    service.issue("alice", "login")
+    service.issue("alice", "transaction", transaction=tx(1))
 
 
 def test_daily_cap_per_user_resets_at_local_midnight(
     store_backend: StoreFactory, tmp_path: Path
 ) -> None:
     clock = FakeClock(NOON_SHANGHAI)
-    settings = OtpSettings(resend_cooldown=0)
+    settings = OtpSettings(resend_cooldown=0, test_mode=True)
     service, _ = make_service(store_backend(clock), tmp_path / "out", settings)
     for _ in range(10):
         service.issue("alice", "login")
@@ -156,7 +157,9 @@ def test_daily_cap_per_user_resets_at_local_midnight(
 
 def test_daily_cap_per_phone(store_backend: StoreFactory, tmp_path: Path) -> None:
     """alice and carol share a registered phone: the phone cap counts both."""
-    settings = OtpSettings(resend_cooldown=0, daily_limit_per_user=10, daily_limit_per_phone=4)
+    settings = OtpSettings(
+        resend_cooldown=0, daily_limit_per_user=10, daily_limit_per_phone=4, test_mode=True
+    )
     service, _ = make_service(store_backend(FakeClock()), tmp_path / "out", settings)
     for _ in range(2):
         service.issue("alice", "login")
@@ -174,28 +177,20 @@ def test_only_registered_phone(tmp_path: Path) -> None:
         service.issue("mallory", "login")
     assert gateway.messages() == []
     service.issue("alice", "login", phone=PHONES["alice"])
-    assert [m.phone for m in gateway.messages()] == [PHONES["alice"]]
+    assert [m.phone for m in gateway.messages()] == ["+86138****0001"]  # masked at rest
 
 
 def test_voice_code_states_type_and_amount(tmp_path: Path) -> None:
-    service, gateway = make_service(MemoryStore(), tmp_path / "out")
-    with pytest.raises(ConfigurationError, match="type and amount"):
-        service.issue("alice", "transaction", DeliveryChannel.VOICE, tx(1))
-    summary = TransactionSummary(kind="转账", amount="12345.6")
-    service.issue("alice", "transaction", DeliveryChannel.VOICE, tx(1), summary=summary)
+    clock = FakeClock()
+    service, gateway = make_service(MemoryStore(clock=clock), tmp_path / "out")
+    service.issue("alice", "transaction", DeliveryChannel.VOICE, tx(12245))
     message = gateway.messages()[-1]
     assert message.channel is DeliveryChannel.VOICE
-    assert "转账" in message.text and "12,345.60元" in message.text
-    service.issue(
-        "bob",
-        "transaction",
-        DeliveryChannel.VOICE,
-        tx(2),
-        lang="en",
-        summary=TransactionSummary(kind="transfer", amount="99"),
-    )
+    assert "转账" in message.text and "12,345.00元" in message.text
+    clock.advance(1)
+    service.issue("bob", "transaction", DeliveryChannel.VOICE, tx(2), lang="en")
     text = gateway.messages()[-1].text
-    assert "transfer of 99.00 CNY" in text and "Again:" in text
+    assert "Transfer of 102.00 CNY" in text and "Again:" in text and "4444" in text
 
 
 class _BrokenGateway:

@@ -43,9 +43,9 @@ def test_threads_accept_code_once(store_backend: StoreFactory, tmp_path: Path) -
         service, gateway = make_service(
             store_backend(),
             tmp_path / f"out{round_}",
-            OtpSettings(resend_cooldown=0, max_attempts=10),
+            OtpSettings(resend_cooldown=0, max_attempts=10, test_mode=True),
         )
-        service.issue("alice", "transaction", tx_digest=tx(1))
+        service.issue("alice", "transaction", transaction=tx(1))
         code = last_code(gateway, PHONES["alice"])
 
         def attempt(service=service, code=code) -> int:  # type: ignore[no-untyped-def]
@@ -62,7 +62,9 @@ def test_threads_accept_code_once(store_backend: StoreFactory, tmp_path: Path) -
 
 
 def test_threads_never_exceed_daily_cap(store_backend: StoreFactory, tmp_path: Path) -> None:
-    service, _ = make_service(store_backend(), tmp_path / "out", OtpSettings(resend_cooldown=0))
+    service, _ = make_service(
+        store_backend(), tmp_path / "out", OtpSettings(resend_cooldown=0, test_mode=True)
+    )
 
     def issue() -> int:
         ok = 0
@@ -109,8 +111,10 @@ def _processes(url: str, outbox: Path, op: str, args: list[str], tmp: Path, n: i
 
 def test_processes_accept_code_once(shared_url: str, tmp_path: Path) -> None:
     store = open_store(shared_url)
-    service, gateway = make_service(store, tmp_path / "out", OtpSettings(max_attempts=10))
-    service.issue("alice", "transaction", tx_digest=tx(1))
+    service, gateway = make_service(
+        store, tmp_path / "out", OtpSettings(max_attempts=10, test_mode=True)
+    )
+    service.issue("alice", "transaction", transaction=tx(1))
     code = last_code(gateway, PHONES["alice"])
     store.close()
     assert _processes(shared_url, tmp_path / "out", "verify", [code, "3"], tmp_path) == 1

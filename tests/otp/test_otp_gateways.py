@@ -13,17 +13,17 @@ import pytest
 
 from ebank_auth.crypto import sm3
 from ebank_auth.errors import ConfigurationError, DeliveryError
+from ebank_auth.masking import mask_phone
 from ebank_auth.otp import (
     ConsoleGateway,
     DeliveryChannel,
     FileGateway,
     Language,
     OutboundMessage,
-    TransactionSummary,
     WebhookGateway,
-    mask_phone,
     render_message,
 )
+from plugins.otp_helpers import tx
 
 SECRET = b"webhook-secret-0123456789"
 
@@ -74,7 +74,7 @@ def test_webhook_delivers_signed_json(platform: _Platform) -> None:
     headers, body = platform.received[0]
     assert headers["X-Ebank-Signature"] == "hmac-sm3=" + sm3.hmac(SECRET, body).hex()
     payload = json.loads(body)
-    assert payload["message"]["phone"] == "13800000001"
+    assert payload["message"]["phone"] == "+8613800000001"  # E.164
     assert payload["message"]["channel"] == "sms"
     assert len(payload["nonce"]) == 32
 
@@ -116,8 +116,36 @@ def test_file_gateway_round_trip(tmp_path: Path) -> None:
     messages = gateway.messages()
     assert [m.text for m in messages] == ["first", "second"]
     assert messages[1].channel is DeliveryChannel.VOICE
-    assert gateway.last_for("13800000001") == messages[0]
+    assert gateway.last_for("+86 138 0000 0001") == messages[0]
+    assert [m.phone for m in messages] == ["+86138****0001", "+86138****0002"]
+    for path in (tmp_path / "outbox").glob("*.json"):
+        assert "13800000001" not in path.read_text(encoding="utf-8")
+        assert path.stat().st_mode & 0o077 == 0
     assert not list((tmp_path / "outbox").glob(".tmp-*"))
+
+
+def test_file_gateway_expires_and_limits_the_outbox(tmp_path: Path) -> None:
+    """Issue 11 item 12: the file outbox kept every code and full number forever.  Files
+    older than the retention and beyond ``max_messages`` are removed."""
+    now = [1_000_000.0]
+    gateway = FileGateway(tmp_path / "o", retention=600, max_messages=3, clock=lambda: now[0])
+    now[0] = __import__("time").time()
+    for i in range(5):
+        gateway.send(
+            OutboundMessage(f"id{i}", DeliveryChannel.SMS, "13800000001", f"m{i}", "zh", "x", i)
+        )
+    assert [m.text for m in gateway.messages()] == ["m2", "m3", "m4"]
+    now[0] += 601
+    assert gateway.messages() == []
+    assert list((tmp_path / "o").glob("*.json")) == []
+
+
+def test_gateways_refuse_an_unparseable_number(tmp_path: Path) -> None:
+    bad = OutboundMessage("id", DeliveryChannel.SMS, "12345", "x", "zh", "login", 1.0)
+    with pytest.raises(DeliveryError, match="phone number"):
+        FileGateway(tmp_path / "o").send(bad)
+    with pytest.raises(DeliveryError, match="phone number"):
+        ConsoleGateway(io.StringIO()).send(bad)
 
 
 def test_file_gateway_unwritable_is_delivery_error(tmp_path: Path) -> None:
@@ -136,33 +164,32 @@ def test_console_gateway_writes_stream() -> None:
 def test_message_repr_hides_code() -> None:
     assert "123456" not in repr(_msg()) and "138****0001" in repr(_msg())
     assert mask_phone("13800000001") == "138****0001"
-    assert mask_phone("12345") == "*****"
+    assert mask_phone("+8613800000001") == "+86138****0001"
 
 
 @pytest.mark.parametrize("lang", list(Language))
 def test_templates(lang: Language) -> None:
-    summary = TransactionSummary(
-        kind="转账" if lang is Language.ZH else "transfer", amount="1000", payee_hint="尾号1234"
-    )
+    transaction = tx(900)
     sms = render_message(
         channel=DeliveryChannel.SMS,
         code="012345",
         validity_seconds=60,
         purpose="transaction",
         lang=lang,
-        summary=summary,
+        transaction=transaction,
         bank_name="示例银行",
     )
-    assert "012345" in sms and "1,000.00" in sms and "示例银行" in sms
+    assert "012345" in sms and "1,000.00" in sms and "示例银行" in sms and "4444" in sms
     voice = render_message(
         channel=DeliveryChannel.VOICE,
         code="012345",
         validity_seconds=30,
         purpose="transaction",
         lang=lang,
-        summary=summary,
+        transaction=transaction,
     )
-    assert "1,000.00" in voice and summary.kind in voice  # type and amount spoken (OTP-3)
+    kind = "转账" if lang is Language.ZH else "Transfer"
+    assert "1,000.00" in voice and kind in voice  # type and amount spoken (OTP-3)
     assert "012345" not in voice  # spelled digit by digit
     login = render_message(
         channel=DeliveryChannel.VOICE,
@@ -172,9 +199,3 @@ def test_templates(lang: Language) -> None:
         lang=lang,
     )
     assert ("2分钟" if lang is Language.ZH else "2 minutes") in login
-
-
-@pytest.mark.parametrize("amount", ["-1", "abc", "NaN"])
-def test_summary_rejects_bad_amount(amount: str) -> None:
-    with pytest.raises(ConfigurationError):
-        TransactionSummary(kind="transfer", amount=amount)

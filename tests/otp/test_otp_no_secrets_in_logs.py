@@ -16,12 +16,12 @@ from plugins.otp_helpers import PHONES, last_code, make_service, tx
 def test_codes_never_reach_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="ebank_auth")
     service, gateway = make_service(MemoryStore(), tmp_path / "out")
-    service.issue("alice", "transaction", tx_digest=tx(1))
+    service.issue("alice", "transaction", transaction=tx(1))
     code = last_code(gateway, PHONES["alice"])
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     with pytest.raises(CodeInvalid):
-        service.verify("alice", "transaction", wrong, tx_digest=tx(1))
-    service.verify("alice", "transaction", code, tx_digest=tx(1))
+        service.verify("alice", "transaction", wrong, transaction=tx(1))
+    service.verify("alice", "transaction", code, transaction=tx(1))
     assert caplog.records, "the service logs its events (so this test can fail)"
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert code not in text

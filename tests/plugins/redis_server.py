@@ -4,8 +4,10 @@ Use from an area conftest::
 
     from plugins.redis_server import redis_url  # noqa: F401
 
-The server listens on 127.0.0.1 on a free port, works in a temporary directory,
-keeps nothing on disk (no RDB, no AOF) and is stopped at the end of the session.
+The server listens on 127.0.0.1 on a free port, works in a temporary directory
+(removed at the end of the session) with the durability a production store needs and
+``RedisStore`` checks at connect: append-only file on (``appendfsync everysec``), no
+RDB snapshots, ``maxmemory-policy noeviction``.
 When ``redis-server`` or the ``redis`` Python package is missing the tests that use
 the fixture are skipped -- unless ``EBANK_AUTH_REQUIRE_SERVICES=1`` (CI), in which
 case they fail.
@@ -50,8 +52,13 @@ def _binary() -> str | None:
     return "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
 
 
-def start_redis_server(workdir: Path, binary: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Start redis-server in ``workdir``; return (process, port) once it answers PING."""
+def start_redis_server(
+    workdir: Path, binary: str, extra_args: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start redis-server in ``workdir``; return (process, port) once it answers PING.
+
+    ``extra_args`` override the defaults (e.g. ``["--appendonly", "no"]`` for a server
+    without persistence, which ``RedisStore`` refuses)."""
     last_error = "did not start"
     for _attempt in range(5):
         port = _free_port()
@@ -67,7 +74,11 @@ def start_redis_server(workdir: Path, binary: str) -> tuple[subprocess.Popen[byt
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--maxmemory-policy",
+                "noeviction",
                 "--daemonize",
                 "no",
                 "--protected-mode",
@@ -76,6 +87,7 @@ def start_redis_server(workdir: Path, binary: str) -> tuple[subprocess.Popen[byt
                 "warning",
                 "--logfile",
                 str(workdir / f"redis-{port}.log"),
+                *(extra_args or []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -148,7 +148,7 @@ def test_gateway_notifier(tmp_path: Path) -> None:
         lockout.attempt("alice", lambda: False)
     msgs = outbox.messages()
     assert len(msgs) == 1
-    assert msgs[0].phone == "13812345678" and msgs[0].channel.value == "sms"
+    assert msgs[0].phone == "+86138****5678" and msgs[0].channel.value == "sms"  # masked outbox
     assert "连续5次" in msgs[0].text and "2026-03-11 00:00" in msgs[0].text
     with pytest.raises(DeliveryError, match="no registered phone"):
         notifier.notify_locked(LockoutEvent("bob", 5, datetime.now(DEFAULT_TIMEZONE)))

@@ -5,18 +5,25 @@ accepted, 1 code refused (wrong, expired, used, rate limited), 2 usage or input
 error (also a sealing key that does not open the stored secret), 3 the store or
 the SMS gateway is unavailable.  State lives in the store named by ``--store``
 (env ``EBANK_AUTH_STORE``; default: SQLite under :func:`ebank_auth.paths.home`).
+
+Secrets (sealing keys, the code server key, a GM/T 0021 seed) are never taken as
+command-line arguments, which other local users can read in the process list and
+which shells keep in their history: each comes from a file (``--…-file PATH``,
+hex text) or from its environment variable.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from ebank_auth.errors import ConfigurationError, DecryptionError
+from ebank_auth.errors import ConfigurationError, DecryptionError, EncodingError
 from ebank_auth.otp import (
     AuthenticatorKind,
     AuthenticatorService,
@@ -28,12 +35,12 @@ from ebank_auth.otp import (
     MappingPhoneRegistry,
     OtpAlgorithm,
     SecretSealer,
-    TransactionSummary,
     sm3_otp,
     time_factor,
 )
 from ebank_auth.otp.qr import qr_terminal
 from ebank_auth.store import Store
+from ebank_auth.transaction import Transaction
 
 from ._output import Group, emit, examples, json_option, renamed_option
 from ._store import STORE_HELP, open_target
@@ -50,7 +57,7 @@ def _unsealing() -> Iterator[None]:
         yield
     except DecryptionError as exc:
         raise ConfigurationError(
-            "the sealing key does not open this user's token secret: check --sealing-key "
+            "the sealing key does not open this user's token secret: check --sealing-key-file "
             "(or EBANK_AUTH_SEALING_KEY) and its version"
         ) from exc
 
@@ -74,10 +81,27 @@ def _hex(value: str, what: str, length: int | None = None) -> bytes:
     return data
 
 
-def _sealer(spec: str | None) -> SecretSealer:
+def _secret_text(path: str | None, envvar: str, what: str, option: str) -> str:
+    """A secret from the file ``path`` or else environment variable ``envvar``."""
+    if path:
+        try:
+            text = Path(path).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read {what} from {path}: {exc}")
+        if not text:
+            _fail(f"{path} is empty: it must hold the {what} as hex")
+        return text
+    value = os.environ.get(envvar, "").strip()
+    if not value:
+        _fail(f"the {what} is needed: {option} FILE (hex in a file) or {envvar}")
+    return value
+
+
+def _sealer(sealing_key_file: str | None) -> SecretSealer:
     """``HEX`` (version 1) or ``V:HEX,V:HEX`` (newest version is current)."""
-    if not spec:
-        _fail("a sealing key is needed: --sealing-key HEX or EBANK_AUTH_SEALING_KEY")
+    spec = _secret_text(
+        sealing_key_file, "EBANK_AUTH_SEALING_KEY", "sealing key", "--sealing-key-file"
+    )
     keys: dict[int, bytes] = {}
     for part in spec.split(","):
         version, _, key = part.rpartition(":")
@@ -91,9 +115,11 @@ def _sealer(spec: str | None) -> SecretSealer:
 
 store_option = click.option("--store", "store_url", default=None, help=STORE_HELP)
 sealing_option = click.option(
-    "--sealing-key",
-    envvar="EBANK_AUTH_SEALING_KEY",
-    help="SM4 key(s) sealing token secrets: HEX or VERSION:HEX,VERSION:HEX.",
+    "--sealing-key-file",
+    "sealing_key",
+    type=click.Path(dir_okay=False),
+    help="File holding the SM4 key(s) sealing token secrets: HEX or VERSION:HEX,VERSION:HEX "
+    "(or env EBANK_AUTH_SEALING_KEY; never on the command line).",
 )
 
 
@@ -115,7 +141,8 @@ def totp() -> None:
     epilog=examples(
         "EBANK_AUTH_SEALING_KEY=00112233445566778899aabbccddeeff "
         "ebank-auth otp totp enroll --user alice",
-        "ebank-auth otp totp enroll --user alice --kind hotp --no-qr --json",
+        "ebank-auth otp totp enroll --sealing-key-file sealing.key --user alice --kind hotp "
+        "--no-qr --json",
     ),
 )
 @store_option
@@ -187,23 +214,23 @@ def totp_enroll(
 @sealing_option
 @click.option("--user", required=True)
 @click.option("--code", required=True)
-@click.option("--at", "at", type=float, help="Verify at this Unix time instead of now.")
-@click.option("--window", type=int, default=1, show_default=True, help="TOTP steps ± now.")
+@click.option(
+    "--window", type=int, default=1, show_default=True, help="TOTP steps ± now (at most 60 s)."
+)
 @json_option
 def totp_verify(
     store_url: str | None,
     sealing_key: str | None,
     user: str,
     code: str,
-    at: float | None,
     window: int,
     as_json: bool,
 ) -> None:
-    """Verify a token code (exit 0 accepted, 1 refused)."""
+    """Verify a token code at the store's time (exit 0 accepted, 1 refused)."""
     sealer = _sealer(sealing_key)
     settings = AuthenticatorSettings(window=window)
     with _store(store_url) as store, _unsealing():
-        result = AuthenticatorService(store, sealer, settings).verify(user, code, at=at)
+        result = AuthenticatorService(store, sealer, settings).verify(user, code)
     emit(
         {"accepted": True, "counter": result.counter, "drift": result.drift},
         f"accepted: counter {result.counter} (drift {result.drift:+d})",
@@ -233,12 +260,18 @@ def totp_resync(
 @otp.command(
     "sm3",
     epilog=examples(
-        "ebank-auth otp sm3 --seed 1234567890abcdef1234567890abcdef --time 1700000000 --step 60",
-        "ebank-auth otp sm3 --seed 1234567890abcdef1234567890abcdef --time 0 --challenge 5678 --json",
+        "ebank-auth otp sm3 --seed-file seed.hex --time 1700000000 --step 60",
+        "EBANK_AUTH_SM3_KEY=1234567890abcdef1234567890abcdef ebank-auth otp sm3 --time 0 "
+        "--challenge 5678 --json",
     ),
 )
-@click.option("--seed", "key", required=True, help="Seed key K, hex (≥ 16 bytes).")
-@renamed_option("--key", "--seed")
+@click.option(
+    "--seed-file",
+    "key_file",
+    type=click.Path(dir_okay=False),
+    help="File holding the seed key K as hex (≥ 16 bytes); or env EBANK_AUTH_SM3_KEY.",
+)
+@renamed_option("--key", "--seed-file")
 @click.option("--time", "t", type=int, required=True, help="Unix time t.")
 @click.option("--step", type=int, default=1, show_default=True, help="Tc: T = floor(t / Tc).")
 @click.option("--counter", type=int, default=0, show_default=True, help="Event counter C.")
@@ -246,10 +279,16 @@ def totp_resync(
 @click.option("--digits", type=int, default=6, show_default=True)
 @json_option
 def sm3_cmd(
-    key: str, t: int, step: int, counter: int, challenge: str, digits: int, as_json: bool
+    key_file: str | None,
+    t: int,
+    step: int,
+    counter: int,
+    challenge: str,
+    digits: int,
+    as_json: bool,
 ) -> None:
     """Compute a GM/T 0021 SM3 one-time password."""
-    seed = _hex(key, "--seed")
+    seed = _hex(_secret_text(key_file, "EBANK_AUTH_SM3_KEY", "seed key", "--seed-file"), "seed key")
     code = sm3_otp(seed, time_factor(t, step), counter, challenge, digits)
     emit({"code": code}, code)
 
@@ -257,11 +296,21 @@ def sm3_cmd(
 # --------------------------------------------------------------------------- SMS / voice
 
 server_key_option = click.option(
-    "--server-key",
-    envvar="EBANK_AUTH_OTP_KEY",
-    required=True,
-    help="HMAC-SM3 server key, hex (≥ 16 bytes); env EBANK_AUTH_OTP_KEY.",
+    "--server-key-file",
+    "server_key",
+    type=click.Path(dir_okay=False),
+    help="File holding the HMAC-SM3 server key as hex (≥ 16 bytes); or env EBANK_AUTH_OTP_KEY.",
 )
+
+
+def _transaction(path: str) -> Transaction:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read the transaction file {path}: {exc}")
+    except ValueError as exc:
+        raise EncodingError(f"the transaction file {path} is not JSON: {exc}") from None
+    return Transaction.from_dict(doc)
 
 
 @otp.group("sms")
@@ -270,9 +319,10 @@ def sms() -> None:
 
 
 def _code_service(
-    store: Store, outbox: str, server_key: str, user: str, phone: str | None
+    store: Store, outbox: str, server_key: str | None, user: str, phone: str | None
 ) -> CodeService:
-    key = _hex(server_key, "--server-key")
+    text = _secret_text(server_key, "EBANK_AUTH_OTP_KEY", "server key", "--server-key-file")
+    key = _hex(text, "server key")
     registry = MappingPhoneRegistry({user: phone} if phone else {})
     return CodeService(store, FileGateway(outbox), registry, key)
 
@@ -282,8 +332,8 @@ def _code_service(
     epilog=examples(
         "EBANK_AUTH_OTP_KEY=abab…ab ebank-auth otp sms send --outbox ./outbox --user alice "
         "--phone 13800000001",
-        "ebank-auth otp sms send --outbox ./outbox --user alice --phone 13800000001 "
-        "--channel voice --tx-kind 转账 --amount 500 --tx-digest <64 hex> --json",
+        "ebank-auth otp sms send --server-key-file otp.key --outbox ./outbox --user alice "
+        "--phone 13800000001 --channel voice --purpose transaction --transaction tx.json --json",
     ),
 )
 @store_option
@@ -298,36 +348,33 @@ def _code_service(
 @click.option("--phone", required=True, help="The customer's registered phone number.")
 @click.option("--purpose", default="login", show_default=True)
 @click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
-@click.option("--tx-digest", help="SM3 digest of the transaction (hex, 32 bytes).")
-@click.option("--tx-kind", help="Transaction type spoken in voice codes (e.g. 转账).")
-@click.option("--amount", help="Transaction amount spoken in voice codes.")
+@click.option(
+    "--transaction",
+    "transaction_file",
+    type=click.Path(dir_okay=False),
+    help="JSON file of the transaction the code approves (Transaction.to_dict form); the "
+    "message states its type, amount and payee account tail.",
+)
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 @json_option
 def sms_send(
     store_url: str | None,
-    server_key: str,
+    server_key: str | None,
     outbox: str,
     user: str,
     phone: str,
     purpose: str,
     channel: str,
-    tx_digest: str | None,
-    tx_kind: str | None,
-    amount: str | None,
+    transaction_file: str | None,
     lang: str,
     as_json: bool,
 ) -> None:
     """Issue a code and write the message to the outbox."""
-    tx = _hex(tx_digest, "--tx-digest", 32) if tx_digest else None
-    summary = None
-    if tx_kind or amount:
-        if not (tx_kind and amount):
-            _fail("--tx-kind and --amount go together")
-        summary = TransactionSummary(kind=tx_kind or "", amount=amount or "")
+    transaction = _transaction(transaction_file) if transaction_file else None
     with _store(store_url) as store:
         service = _code_service(store, outbox, server_key, user, phone)
         issued = service.issue(
-            user, purpose, DeliveryChannel(channel), tx, summary=summary, lang=Language(lang)
+            user, purpose, DeliveryChannel(channel), transaction, lang=Language(lang)
         )
     emit(
         {"code_id": issued.code_id, "channel": issued.channel.value,
@@ -351,18 +398,29 @@ def sms_send(
 @click.option("--purpose", default="login", show_default=True)
 @click.option("--code", required=True)
 @click.option("--tx-digest", help="SM3 digest of the transaction (hex, 32 bytes).")
+@click.option(
+    "--transaction",
+    "transaction_file",
+    type=click.Path(dir_okay=False),
+    help="JSON file of the transaction (instead of --tx-digest).",
+)
 @json_option
 def sms_verify(
     store_url: str | None,
-    server_key: str,
+    server_key: str | None,
     user: str,
     purpose: str,
     code: str,
     tx_digest: str | None,
+    transaction_file: str | None,
     as_json: bool,
 ) -> None:
     """Verify a code (exit 0 accepted, 1 refused)."""
+    if tx_digest and transaction_file:
+        _fail("give either --tx-digest or --transaction, not both")
     tx = _hex(tx_digest, "--tx-digest", 32) if tx_digest else None
+    if transaction_file:
+        tx = _transaction(transaction_file).digest()
     with _store(store_url) as store:
         service = _code_service(store, os.devnull, server_key, user, None)
         result = service.verify(user, purpose, code, tx)

@@ -1,7 +1,8 @@
 """One-time codes: SMS / voice codes bound to a transaction (:mod:`.codes`),
 TOTP / HOTP and GM/T 0021 SM3 dynamic-password tokens (:mod:`.tokens`,
 :mod:`.gmt0021`), secrets sealed at rest (:mod:`.sealing`), delivery gateways
-(:mod:`.gateway`) and message templates (:mod:`.templates`)."""
+(:mod:`.gateway`), phone numbers in E.164 form (:mod:`.phones`) and message templates
+(:mod:`.templates`)."""
 
 from ebank_auth.otp.authenticators import (
     AuthenticatorKind,
@@ -25,12 +26,12 @@ from ebank_auth.otp.gateway import (
     Gateway,
     OutboundMessage,
     WebhookGateway,
-    mask_phone,
 )
 from ebank_auth.otp.gmt0021 import sm3_otp, time_factor
+from ebank_auth.otp.phones import normalize_phone
 from ebank_auth.otp.sealing import SecretSealer
 from ebank_auth.otp.settings import MAX_VALIDITY, DeliveryChannel, OtpSettings, RiskTier
-from ebank_auth.otp.templates import Language, TransactionSummary, render_message
+from ebank_auth.otp.templates import Language, render_message
 
 __all__ = [
     "MAX_VALIDITY",
@@ -53,11 +54,10 @@ __all__ = [
     "PhoneRegistry",
     "RiskTier",
     "SecretSealer",
-    "TransactionSummary",
     "VerifiedCode",
     "WebhookGateway",
     "hotp_code",
-    "mask_phone",
+    "normalize_phone",
     "render_message",
     "sm3_otp",
     "time_factor",

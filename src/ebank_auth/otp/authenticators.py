@@ -5,15 +5,28 @@ and resync.
 "Authenticator" here always means a one-time-password generator; a USB Key (U盾) is a
 *token* and lives in :mod:`ebank_auth.usbkey`.
 
-State per user in the store (namespace ``tok`` by default)::
+State per user in the store (namespace ``authenticator`` by default)::
 
-    tok:rec:<user>    JSON {kind, alg, digits, period, secret: sealed blob (hex)}
-    tok:last:<user>   last accepted counter (TOTP/SM3: time step; HOTP: event counter)
-    tok:fail:<user>   failed-verification counter (bounded, counted before comparing)
+    authenticator:rec:<user>    JSON {kind, alg, digits, period, secret: sealed blob (hex)}
+    authenticator:last:<user>   last accepted counter (TOTP/SM3: time step; HOTP: event counter)
+    authenticator:fail:<user>   consecutive wrong codes (counted before comparing, no expiry)
+    authenticator:wait:<user>   back-off slot: while present, no code is compared
 
 Replay: a code is accepted only if its counter is greater than the last accepted
 one, and the new counter is written with compare-and-set, so two callers presenting
 the same code can never both succeed.
+
+Brute force: the failure count belongs to the authenticator (separate from the login
+password's lockout).  The first ``max_failures`` wrong codes are free; after that each
+try must wait for the back-off slot (``backoff`` seconds, doubling per further failure,
+at most ``backoff_max``), and at ``lock_after`` consecutive failures the authenticator
+is locked until an administrator calls :meth:`AuthenticatorService.admin_reset`; the
+count never expires by itself.  A correct code resets the count.
+
+Time: the verifier's time is the store's clock (the Redis server's ``TIME`` for a
+Redis store); a caller-chosen time (``verify(at=...)``) is accepted only in
+``test_mode``.  GM/T 0021 (SM3) tokens put the time step in T (C = 0) when
+time-based and the event counter in C (T = 0) when event-based.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +52,7 @@ from ebank_auth.errors import (
     ConflictError,
     EncodingError,
     OtpError,
+    RateLimited,
     ReplayDetected,
     StoreError,
 )
@@ -56,6 +71,12 @@ __all__ = [
     "OtpAlgorithm",
     "hotp_code",
 ]
+
+_log = logging.getLogger(__name__)
+
+MAX_WINDOW_SECONDS = 60
+"""Outside test mode a TOTP code is accepted at most this many seconds either side of
+now (window x period), and the period is at most this long (OTP-1: codes valid 60 s)."""
 
 
 class AuthenticatorKind(str, Enum):
@@ -77,10 +98,18 @@ _DIGESTS: dict[OtpAlgorithm, Callable[..., Any]] = {
 }
 
 
-def hotp_code(secret: bytes, counter: int, digits: int, algorithm: OtpAlgorithm) -> str:
-    """The one-time password for ``counter`` (RFC 4226 truncation, or GM/T 0021 for SM3
-    with T = counter, C = 0, no challenge)."""
+def hotp_code(
+    secret: bytes,
+    counter: int,
+    digits: int,
+    algorithm: OtpAlgorithm,
+    kind: AuthenticatorKind = AuthenticatorKind.TOTP,
+) -> str:
+    """The one-time password for ``counter`` (RFC 4226 truncation; or GM/T 0021 for SM3:
+    time-based T = counter, C = 0; event-based T = 0, C = counter; no challenge)."""
     if algorithm is OtpAlgorithm.SM3:
+        if AuthenticatorKind(kind) is AuthenticatorKind.HOTP:
+            return sm3_otp(secret, 0, counter, b"", digits)
         return sm3_otp(secret, counter, 0, b"", digits)
     b32 = base64.b32encode(secret).decode("ascii")
     return str(pyotp.HOTP(b32, digits=digits, digest=_DIGESTS[algorithm]).at(counter))
@@ -90,12 +119,18 @@ def hotp_code(secret: bytes, counter: int, digits: int, algorithm: OtpAlgorithm)
 class AuthenticatorSettings:
     """How authenticators are enrolled and verified.
 
-    ``window``: TOTP steps accepted either side of now (default ±1).
+    ``window``: TOTP steps accepted either side of now (default ±1; window x period
+    at most 60 s and period at most 60 s outside test mode).
     ``look_ahead``: HOTP counters accepted after the last one (default 3).
     ``resync_window``: HOTP counters searched by :meth:`AuthenticatorService.resync`.
     ``secret_bytes``: enrolment secret size (≥ 20 bytes = 160 bits).
-    ``max_failures`` per ``failure_window`` seconds: wrong codes allowed before
-    verification is refused (counted before comparing).
+    ``max_failures``: consecutive wrong codes compared without delay (1-5).
+    ``backoff`` / ``backoff_max``: after that, seconds before the next try, doubling
+    per failure up to ``backoff_max``.
+    ``lock_after``: consecutive wrong codes that lock the authenticator until
+    :meth:`AuthenticatorService.admin_reset` (``max_failures`` < it <= 20).
+    ``test_mode``: lifts the floors (wider windows, more failures) and allows
+    ``verify(at=...)``; logged as a warning.  Never in production.
     """
 
     kind: AuthenticatorKind = AuthenticatorKind.TOTP
@@ -107,28 +142,56 @@ class AuthenticatorSettings:
     resync_window: int = 50
     secret_bytes: int = 20
     max_failures: int = 5
-    failure_window: float = 900.0
+    backoff: float = 30.0
+    backoff_max: float = 3600.0
+    lock_after: int = 10
     issuer: str = "ebank-auth"
+    test_mode: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", AuthenticatorKind(self.kind))
         object.__setattr__(self, "algorithm", OtpAlgorithm(self.algorithm))
+        testing = self.test_mode is True
         if not 6 <= self.digits <= 10:
             raise ConfigurationError("authenticator codes must have 6 to 10 digits")
         if not 1 <= self.period <= 300:
             raise ConfigurationError("the authenticator period must be 1 to 300 seconds")
         if not 0 <= self.window <= 10:
             raise ConfigurationError("TOTP window must be 0..10 steps")
+        if not testing and (
+            self.period > MAX_WINDOW_SECONDS or self.window * self.period > MAX_WINDOW_SECONDS
+        ):
+            raise ConfigurationError(
+                f"a TOTP code may be accepted at most {MAX_WINDOW_SECONDS} s either side of now "
+                f"and the period may be at most {MAX_WINDOW_SECONDS} s (window {self.window} x "
+                f"period {self.period} s is too wide); wider only in test_mode"
+            )
         if not 0 <= self.look_ahead <= 100 or not 2 <= self.resync_window <= 1000:
             raise ConfigurationError("HOTP look_ahead must be 0..100 and resync_window 2..1000")
         if not 20 <= self.secret_bytes <= 64:
             raise ConfigurationError(
                 "authenticator secrets must be 20 to 64 bytes (160 to 512 bits)"
             )
-        if not 1 <= self.max_failures <= 100 or self.failure_window <= 0:
-            raise ConfigurationError("max_failures must be 1..100 and failure_window positive")
+        most = 100 if testing else 5
+        if not 1 <= self.max_failures <= most:
+            raise ConfigurationError(
+                f"max_failures must be 1..{most} (AU-6: at most 5 consecutive failures "
+                "before refusing)"
+            )
+        if not self.max_failures < self.lock_after <= (200 if testing else 20):
+            raise ConfigurationError("lock_after must be above max_failures and at most 20")
+        if not 0 < self.backoff <= self.backoff_max <= 86400:
+            raise ConfigurationError("backoff must satisfy 0 < backoff <= backoff_max <= 86400 s")
         if not self.issuer or ":" in self.issuer:
             raise ConfigurationError("issuer must be non-empty and contain no ':'")
+        if testing:
+            _log.warning(
+                "AUTHENTICATOR TEST MODE: window %d x %d s, max_failures %d and caller-chosen "
+                "verification times are allowed; never use in production",
+                self.window,
+                self.period,
+                self.max_failures,
+            )
 
 
 @dataclass(frozen=True)
@@ -232,6 +295,7 @@ class AuthenticatorService:
                     "the authenticator was changed at the same time by another request: try again"
                 )
             self.store.delete(self._k("last", user_id))
+            self.store.delete(self._k("wait", user_id))
             self.store.reset_counter(self._k("fail", user_id))
         elif not self.store.put_if_absent(key, record):
             raise ConflictError(
@@ -266,9 +330,72 @@ class AuthenticatorService:
         return f"otpauth://{s.kind.value}/{label}?{urlencode(params, quote_via=quote)}"
 
     def unenroll(self, user_id: str) -> None:
-        for kind in ("rec", "last"):
+        for kind in ("rec", "last", "wait"):
             self.store.delete(self._k(kind, user_id))
         self.store.reset_counter(self._k("fail", user_id))
+
+    # -- brute-force limits -----------------------------------------------------------
+    def failures(self, user_id: str) -> int:
+        """Consecutive wrong codes counted for ``user_id``'s authenticator."""
+        return self.store.get_counter(self._k("fail", user_id))
+
+    def locked(self, user_id: str) -> bool:
+        """True if the authenticator needs :meth:`admin_reset` before any code counts."""
+        return self.failures(user_id) >= self.settings.lock_after
+
+    def admin_reset(self, user_id: str, *, admin: str) -> None:
+        """Administrator reset of a locked (or backed-off) authenticator: clears the
+        failure count and the back-off slot.  Logged with the administrator's id."""
+        if not isinstance(admin, str) or not admin:
+            raise ConfigurationError("admin_reset needs the administrator's id")
+        before = self.failures(user_id)
+        self.store.reset_counter(self._k("fail", user_id))
+        self.store.delete(self._k("wait", user_id))
+        _log.warning(
+            "authenticator of %s reset by administrator %s after %d failures",
+            user_id,
+            admin,
+            before,
+        )
+
+    def _count_try(self, user_id: str) -> int:
+        """Refuse when locked or backing off; otherwise count this try (before the
+        comparison, anti-tearing) and return the failures it would make."""
+        s = self.settings
+        fail_key = self._k("fail", user_id)
+        failures = self.store.get_counter(fail_key)
+        if failures < s.lock_after and failures >= s.max_failures:
+            delay = min(s.backoff * 2 ** (failures - s.max_failures), s.backoff_max)
+            now = self.clock()
+            wait_key = self._k("wait", user_id)
+            if not self.store.put_if_absent(wait_key, repr(now + delay).encode(), ttl=delay):
+                held = self.store.get(wait_key)
+                try:
+                    retry = max(1.0, float(held) - now) if held else delay
+                except ValueError:
+                    retry = delay
+                raise RateLimited(
+                    f"too many wrong authenticator codes: wait {int(retry) + 1} s before the "
+                    "next try",
+                    retry_after=retry,
+                )
+        attempt = self.store.incr_bounded(fail_key, s.lock_after, ttl=None)
+        if not attempt.allowed:
+            raise CodeAttemptsExceeded(
+                f"this authenticator is locked after {s.lock_after} wrong codes: an "
+                "administrator must reset it (contact the bank)"
+            )
+        if attempt.value == s.lock_after:
+            _log.warning(
+                "authenticator of %s locked after %d consecutive wrong codes",
+                user_id,
+                attempt.value,
+            )
+        return attempt.value
+
+    def _succeeded(self, user_id: str) -> None:
+        self.store.reset_counter(self._k("fail", user_id))
+        self.store.delete(self._k("wait", user_id))
 
     # -- helpers --------------------------------------------------------------------
     def _load(self, user_id: str) -> tuple[dict[str, Any], bytes, bytes]:
@@ -310,10 +437,11 @@ class AuthenticatorService:
         candidate is compared, in constant time)."""
         found: int | None = None
         alg = OtpAlgorithm(rec["alg"])
+        kind = AuthenticatorKind(rec["kind"])
         for counter in candidates:
             if counter < 0:
                 continue
-            expected = hotp_code(seed, counter, int(rec["digits"]), alg)
+            expected = hotp_code(seed, counter, int(rec["digits"]), alg, kind)
             if hmac.compare_digest(expected.encode(), code.encode()) and found is None:
                 found = counter
         return found
@@ -333,19 +461,20 @@ class AuthenticatorService:
 
     # -- verification ---------------------------------------------------------------
     def verify(self, user_id: str, code: str, at: float | None = None) -> AuthenticatorVerification:
-        """Accept ``code`` once.  Raises CodeInvalid, ReplayDetected,
-        CodeAttemptsExceeded, OtpError (no token), StoreUnavailable."""
+        """Accept ``code`` once.  Raises CodeInvalid, ReplayDetected, RateLimited
+        (back-off), CodeAttemptsExceeded (locked: needs :meth:`admin_reset`), OtpError
+        (no authenticator), StoreUnavailable.  ``at`` (a chosen verification time) is
+        refused unless the settings are in ``test_mode``."""
         s = self.settings
+        if at is not None and not s.test_mode:
+            raise ConfigurationError(
+                "the verification time comes from the store's clock; at= is accepted only in "
+                "test mode (AuthenticatorSettings(test_mode=True))"
+            )
         rec, seed, _ = self._load(user_id)
         digits = int(rec["digits"])
         self._check_format(code, digits)
-        attempt = self.store.incr_bounded(
-            self._k("fail", user_id), s.max_failures, ttl=s.failure_window
-        )
-        if not attempt.allowed:
-            raise CodeAttemptsExceeded(
-                "too many wrong authenticator codes: wait before trying again or contact the bank"
-            )
+        failures = self._count_try(user_id)
         _, last = self._last(user_id)
         if AuthenticatorKind(rec["kind"]) is AuthenticatorKind.TOTP:
             now = self.clock() if at is None else at
@@ -357,12 +486,24 @@ class AuthenticatorService:
             expected = last + 1
         counter = self._match(seed, rec, code, candidates)
         if counter is None:
-            raise CodeInvalid(
-                f"the authenticator code is wrong: {s.max_failures - attempt.value} tries left"
-            )
+            raise CodeInvalid(self._wrong_message(failures))
         self._advance(user_id, counter)
-        self.store.reset_counter(self._k("fail", user_id))
+        self._succeeded(user_id)
         return AuthenticatorVerification(user_id, counter, counter - expected)
+
+    def _wrong_message(self, failures: int) -> str:
+        s = self.settings
+        if failures >= s.lock_after:
+            return (
+                "the authenticator code is wrong; the authenticator is now locked: an "
+                "administrator must reset it"
+            )
+        if failures >= s.max_failures:
+            return (
+                "the authenticator code is wrong: wait before the next try "
+                f"({s.lock_after - failures} left before the authenticator is locked)"
+            )
+        return f"the authenticator code is wrong: {s.max_failures - failures} tries left"
 
     def resync(self, user_id: str, code1: str, code2: str) -> AuthenticatorVerification:
         """HOTP: find two consecutive codes within ``resync_window`` after the last
@@ -374,16 +515,14 @@ class AuthenticatorService:
         digits = int(rec["digits"])
         self._check_format(code1, digits)
         self._check_format(code2, digits)
-        attempt = self.store.incr_bounded(
-            self._k("fail", user_id), s.max_failures, ttl=s.failure_window
-        )
-        if not attempt.allowed:
-            raise CodeAttemptsExceeded()
+        failures = self._count_try(user_id)
         _, last = self._last(user_id)
         alg = OtpAlgorithm(rec["alg"])
+        kind = AuthenticatorKind(rec["kind"])
         found: int | None = None
         codes = [
-            hotp_code(seed, c, digits, alg) for c in range(last + 1, last + 2 + s.resync_window)
+            hotp_code(seed, c, digits, alg, kind)
+            for c in range(last + 1, last + 2 + s.resync_window)
         ]
         for i in range(len(codes) - 1):
             pair_ok = hmac.compare_digest(codes[i].encode(), code1.encode()) & hmac.compare_digest(
@@ -394,10 +533,10 @@ class AuthenticatorService:
         if found is None:
             raise CodeInvalid(
                 "the two codes are not consecutive codes of this authenticator: enter two codes "
-                "shown one after the other"
+                f"shown one after the other ({self._wrong_message(failures)})"
             )
         self._advance(user_id, found + 1)
-        self.store.reset_counter(self._k("fail", user_id))
+        self._succeeded(user_id)
         return AuthenticatorVerification(user_id, found + 1, found + 1 - (last + 1))
 
     def code_at(self, user_id: str, counter: int) -> str:
@@ -405,4 +544,10 @@ class AuthenticatorService:
         rec, seed, _ = self._load(user_id)
         if counter < 0:
             raise EncodingError("counter must be non-negative")
-        return hotp_code(seed, counter, int(rec["digits"]), OtpAlgorithm(rec["alg"]))
+        return hotp_code(
+            seed,
+            counter,
+            int(rec["digits"]),
+            OtpAlgorithm(rec["alg"]),
+            AuthenticatorKind(rec["kind"]),
+        )

@@ -3,22 +3,33 @@
 Life of a code (all state in a :class:`~ebank_auth.store.Store`, so several app
 processes share it and it survives restarts)::
 
-    issue(user, purpose, channel, tx_digest)
-      1. phone := registry.registered_phone(user)        (never a caller-given number)
-      2. cooldown  put_if_absent(cool:user:purpose, ttl=resend_cooldown)   -> RateLimited
-      3. caps      incr_bounded(day:user:DATE) and (day:phone:DATE), ttl = end of local day
-      4. record    {id, HMAC-SM3(server_key, id|user|purpose|channel|tx|code), tx, expiry}
-                   replaces any earlier code of the same (user, purpose)
-      5. deliver through the gateway (record removed if delivery fails)
+    issue(user, purpose, channel, transaction)
+      1. phone := E.164(registry.registered_phone(user))   (never a caller-given number)
+      2. cooldowns cool:user:<user> and cool:phone:<tag>, checked then put_if_absent
+         (one per customer whatever the purpose, one per handset) -> RateLimited
+      3. caps      both daily counters read first (a refusal consumes neither), then
+                   incr_bounded(day:user:DATE) and (day:phone:DATE), ttl = end of local day
+      4. record    {id, HMAC-SM3(server_key, id|user|purpose|channel|tx|code), tx, times}
+                   replaces any earlier code of (user, purpose) in ONE compare_and_set;
+                   tries are counted per code id (att:user:purpose:id), so the new code
+                   starts with fresh tries and the old one can never get any back
+      5. the text is built from the Transaction itself (type, amount, payee tail) and
+         delivered through the gateway (record removed if delivery fails)
 
-    verify(user, purpose, code, tx_digest)
+    verify(user, purpose, code, transaction or its digest)
       1. format check (digits only, right length)          -> CodeInvalid, no state touched
-      2. get_and_incr: read the record and count the try in one atomic step, BEFORE
-         comparing (anti-tearing); att:user:purpose is reset when a new code is issued
-      3. record present / not used / not expired / tries left
-         -> CodeInvalid / CodeAlreadyUsed / CodeExpired / CodeAttemptsExceeded
+      2. get_and_incr: read the record and count the try against its id in one atomic
+         step, BEFORE comparing (anti-tearing)
+      3. record present / not used / clock not behind its issue time / not expired /
+         tries left -> CodeInvalid / CodeAlreadyUsed / StoreUnavailable / CodeExpired /
+         CodeAttemptsExceeded
       4. constant-time comparison of the HMAC and of the transaction digest
-      5. accept    compare_and_set(record -> deleted): exactly one caller wins
+      5. accept    compare_and_set(record -> used): exactly one caller wins
+
+Time: the service uses its store's clock (the Redis server's ``TIME`` for a Redis
+store; SQLite refuses a process clock behind what the database has seen), and a
+verifier whose clock is more than ``MAX_CLOCK_SKEW`` behind the code's issue time
+refuses instead of extending the code's life.
 
 The code itself is never stored, logged or returned: only its HMAC-SM3 under the
 server key.
@@ -44,12 +55,17 @@ from ebank_auth.errors import (
     EncodingError,
     RateLimited,
     StoreError,
+    StoreUnavailable,
 )
-from ebank_auth.otp.gateway import Gateway, OutboundMessage, mask_phone
+from ebank_auth.masking import mask_phone
+from ebank_auth.otp.gateway import Gateway, OutboundMessage
+from ebank_auth.otp.phones import normalize_phone
 from ebank_auth.otp.settings import MAX_VALIDITY, DeliveryChannel, OtpSettings, RiskTier, day_window
-from ebank_auth.otp.templates import Language, TransactionSummary, render_message
+from ebank_auth.otp.templates import Language, render_message
 from ebank_auth.store import Store
+from ebank_auth.store.base import MAX_CLOCK_SKEW
 from ebank_auth.store.keys import check_namespace, store_key
+from ebank_auth.transaction import Transaction
 
 __all__ = [
     "CodeService",
@@ -72,13 +88,17 @@ class PhoneRegistry(Protocol):
 
 
 class MappingPhoneRegistry:
-    """A phone registry over a mapping ``user_id -> phone`` (tests, small tools)."""
+    """A phone registry over a mapping ``user_id -> phone`` (tests, small tools).
+
+    Numbers are returned in E.164 form; one that is not a valid number raises
+    :class:`~ebank_auth.errors.EncodingError` when it is looked up."""
 
     def __init__(self, phones: Mapping[str, str]) -> None:
         self._phones = dict(phones)
 
     def registered_phone(self, user_id: str) -> str | None:
-        return self._phones.get(user_id)
+        raw = self._phones.get(user_id)
+        return None if raw is None or raw == "" else normalize_phone(raw)
 
 
 @dataclass(frozen=True)
@@ -115,12 +135,18 @@ def _check_name(what: str, value: str) -> str:
     return value
 
 
-def _check_tx(tx_digest: bytes | None) -> bytes | None:
-    if tx_digest is None:
+def _check_tx(tx: Transaction | bytes | None) -> bytes | None:
+    """The 32-byte SM3 digest of ``tx`` (a Transaction or already its digest)."""
+    if tx is None:
         return None
-    if not isinstance(tx_digest, (bytes, bytearray)) or len(tx_digest) != 32:
-        raise EncodingError("tx_digest must be the 32-byte SM3 digest of the transaction")
-    return bytes(tx_digest)
+    if isinstance(tx, Transaction):
+        return tx.digest()
+    if not isinstance(tx, (bytes, bytearray)) or len(tx) != 32:
+        raise EncodingError(
+            "give the Transaction (or its 32-byte SM3 digest, Transaction.digest()) the code "
+            "is bound to"
+        )
+    return bytes(tx)
 
 
 @dataclass(frozen=True)
@@ -228,73 +254,78 @@ class CodeService:
         user_id: str,
         purpose: str,
         channel: DeliveryChannel = DeliveryChannel.SMS,
-        tx_digest: bytes | None = None,
+        transaction: Transaction | None = None,
         *,
-        summary: TransactionSummary | None = None,
         risk: RiskTier = RiskTier.NORMAL,
         lang: Language | str = Language.ZH,
         phone: str | None = None,
     ) -> IssuedCode:
         """Create a code and send it to the user's registered phone.
 
-        ``phone``: if given, must equal the registered number (else DeliveryError);
-        the code is never sent anywhere else.  Voice codes for a transaction need a
-        ``summary`` (type and amount are spoken).  Raises RateLimited (cooldown or
-        daily cap), DeliveryError, StoreUnavailable.
+        ``transaction``: the :class:`~ebank_auth.transaction.Transaction` the code
+        approves; the code is bound to its digest and the message states its type,
+        amount and payee account tail (a bare digest is refused: it cannot say what
+        the customer approves).  ``phone``: if given, must be the registered number
+        (any spelling; else DeliveryError); the code is never sent anywhere else.
+        Raises RateLimited (cooldown or daily cap), DeliveryError, EncodingError (a
+        registered number that is not a valid phone number), StoreUnavailable.
         """
         user_id = _check_name("user_id", user_id)
         purpose = _check_name("purpose", purpose)
         channel = DeliveryChannel(channel)
-        tx = _check_tx(tx_digest)
+        if transaction is not None and not isinstance(transaction, Transaction):
+            raise EncodingError(
+                "a code for a transaction is issued with the Transaction itself (its message "
+                "states the type and amount), not a digest or summary"
+            )
+        tx = _check_tx(transaction)
         language = Language(lang)
-        if channel is DeliveryChannel.VOICE and tx is not None and summary is None:
-            raise ConfigurationError(
-                "a voice code for a transaction must read out the transaction's type and "
-                "amount: give its summary (TransactionSummary) when issuing the code"
-            )
-        registered = self.registry.registered_phone(user_id)
-        if not registered:
+        raw_registered = self.registry.registered_phone(user_id)
+        if not raw_registered:
             raise DeliveryError("no registered phone number for this customer: code not sent")
-        if phone is not None and not hmac.compare_digest(phone.encode(), registered.encode()):
-            raise DeliveryError(
-                "codes are sent only to the phone number registered with the bank: not sent"
-            )
+        registered = normalize_phone(raw_registered)
+        if phone is not None:
+            try:
+                given = normalize_phone(phone)
+            except EncodingError:
+                given = ""
+            if not hmac.compare_digest(given.encode(), registered.encode()):
+                raise DeliveryError(
+                    "codes are sent only to the phone number registered with the bank: not sent"
+                )
         s = self.settings
         now = self.clock()
-        # 1. resend cooldown (per user and purpose)
+        phone_tag = self._phone_tag(registered)
+        # 1. resend cooldowns: one per customer (whatever the purpose) and one per handset;
+        #    both are looked at before either is taken, so a refusal takes neither
         if s.resend_cooldown > 0:
-            until = now + s.resend_cooldown
-            cool_key = self._k("cool", user_id, purpose)
-            if not self.store.put_if_absent(cool_key, repr(until).encode(), ttl=s.resend_cooldown):
-                held = self.store.get(cool_key)
-                retry = max(0.0, float(held) - now) if held else s.resend_cooldown
-                raise RateLimited(
-                    f"a code was sent moments ago: wait {int(retry) + 1} s before asking again",
-                    retry_after=retry,
-                )
-        # 2. daily caps, counted before anything is sent
+            cool_keys = (self._k("cool", "user", user_id), self._k("cool", "phone", phone_tag))
+            for cool_key in cool_keys:
+                self._check_cooldown(cool_key, now)
+            for cool_key in cool_keys:
+                if not self.store.put_if_absent(
+                    cool_key, repr(now + s.resend_cooldown).encode(), ttl=s.resend_cooldown
+                ):
+                    self._check_cooldown(cool_key, now)
+                    raise RateLimited(
+                        "a code was sent moments ago: wait before asking again",
+                        retry_after=s.resend_cooldown,
+                    )
+        # 2. daily caps, counted before anything is sent; both read first so that a
+        #    refusal by one does not consume the other
         day, left = day_window(now, self._tz)
-        user_cap = self.store.incr_bounded(
-            self._k("day", "user", day, user_id), s.daily_limit_per_user, ttl=left
-        )
-        if not user_cap.allowed:
-            raise RateLimited(
-                f"daily limit of {s.daily_limit_per_user} codes reached for this customer: "
-                "try again tomorrow",
-                retry_after=left,
-            )
-        phone_cap = self.store.incr_bounded(
-            self._k("day", "phone", day, self._phone_tag(registered)),
-            s.daily_limit_per_phone,
-            ttl=left,
-        )
-        if not phone_cap.allowed:
-            raise RateLimited(
-                f"daily limit of {s.daily_limit_per_phone} codes reached for this phone number: "
-                "try again tomorrow",
-                retry_after=left,
-            )
-        # 3. the code and its record
+        user_key = self._k("day", "user", day, user_id)
+        phone_key = self._k("day", "phone", day, phone_tag)
+        if self.store.get_counter(user_key) >= s.daily_limit_per_user:
+            self._user_cap_refused(left)
+        if self.store.get_counter(phone_key) >= s.daily_limit_per_phone:
+            self._phone_cap_refused(left)
+        if not self.store.incr_bounded(user_key, s.daily_limit_per_user, ttl=left).allowed:
+            self._user_cap_refused(left)
+        if not self.store.incr_bounded(phone_key, s.daily_limit_per_phone, ttl=left).allowed:
+            self._phone_cap_refused(left)
+        # 3. the code and its record: one compare_and_set replaces any earlier code; the
+        #    tries are counted per code id, so nothing needs resetting
         validity = s.validity_for(risk)
         code = f"{secrets.randbelow(10**s.digits):0{s.digits}d}"
         code_id = secrets.token_hex(12)
@@ -309,7 +340,6 @@ class CodeService:
             used=False,
         ).encode()
         rec_key = self._k("code", user_id, purpose)
-        self.store.reset_counter(self._k("att", user_id, purpose))  # a new code, new tries
         self._replace(rec_key, record, validity + _GRACE)
         # 4. delivery
         text = render_message(
@@ -318,7 +348,7 @@ class CodeService:
             validity_seconds=validity,
             purpose=purpose,
             lang=language,
-            summary=summary,
+            transaction=transaction,
             bank_name=self.bank_name,
         )
         message = OutboundMessage(
@@ -357,6 +387,33 @@ class CodeService:
             tx_digest=tx,
         )
 
+    def _check_cooldown(self, key: str, now: float) -> None:
+        held = self.store.get(key)
+        if held is None:
+            return
+        try:
+            retry = max(0.0, float(held) - now)
+        except ValueError:
+            retry = self.settings.resend_cooldown
+        raise RateLimited(
+            f"a code was sent moments ago: wait {int(retry) + 1} s before asking again",
+            retry_after=retry,
+        )
+
+    def _user_cap_refused(self, left: float) -> None:
+        raise RateLimited(
+            f"daily limit of {self.settings.daily_limit_per_user} codes reached for this "
+            "customer: try again tomorrow",
+            retry_after=left,
+        )
+
+    def _phone_cap_refused(self, left: float) -> None:
+        raise RateLimited(
+            f"daily limit of {self.settings.daily_limit_per_phone} codes reached for this phone "
+            "number: try again tomorrow",
+            retry_after=left,
+        )
+
     def _replace(self, key: str, record: bytes, ttl: float) -> None:
         for _ in range(20):
             current = self.store.get(key)
@@ -366,16 +423,22 @@ class CodeService:
 
     # -- verify -----------------------------------------------------------------------
     def verify(
-        self, user_id: str, purpose: str, code: str, tx_digest: bytes | None = None
+        self,
+        user_id: str,
+        purpose: str,
+        code: str,
+        transaction: Transaction | bytes | None = None,
     ) -> VerifiedCode:
-        """Accept ``code`` once for (user, purpose) and this exact transaction.
+        """Accept ``code`` once for (user, purpose) and this exact transaction (the
+        Transaction or its 32-byte digest).
 
         Raises CodeInvalid (wrong code, wrong transaction, malformed, none pending),
-        CodeExpired, CodeAlreadyUsed, CodeAttemptsExceeded, StoreUnavailable.
+        CodeExpired, CodeAlreadyUsed, CodeAttemptsExceeded, StoreUnavailable (also when
+        this server's clock is behind the code's issue time).
         """
         user_id = _check_name("user_id", user_id)
         purpose = _check_name("purpose", purpose)
-        tx = _check_tx(tx_digest)
+        tx = _check_tx(transaction)
         s = self.settings
         if (
             not isinstance(code, str)
@@ -385,18 +448,41 @@ class CodeService:
         ):
             raise CodeInvalid(f"the code must be exactly {s.digits} digits: check it and retry")
         rec_key = self._k("code", user_id, purpose)
-        # anti-tearing: the try is counted and persisted, in the same atomic step that
-        # reads the record, before any comparison
-        record, attempt = self.store.get_and_incr(
-            rec_key, self._k("att", user_id, purpose), s.max_attempts, ttl=MAX_VALIDITY + _GRACE
-        )
-        if record is None:
-            raise CodeInvalid("no code is pending for this operation: request a new one")
-        rec = _Record.decode(record)
+        # anti-tearing: the try is counted against the record's code id and persisted, in
+        # the same atomic step that reads the record, before any comparison
+        for _ in range(3):
+            peek = self.store.get(rec_key)
+            if peek is None:
+                raise CodeInvalid("no code is pending for this operation: request a new one")
+            peek_id = _Record.decode(peek).code_id
+            record, attempt = self.store.get_and_incr(
+                rec_key,
+                self._k("att", user_id, purpose, peek_id),
+                s.max_attempts,
+                ttl=MAX_VALIDITY + _GRACE,
+            )
+            if record is None:
+                raise CodeInvalid("no code is pending for this operation: request a new one")
+            rec = _Record.decode(record)
+            if rec.code_id == peek_id:
+                break
+            # a new code replaced the one whose tries we counted: count against the new one
+        else:
+            raise CodeInvalid("a new code was sent meanwhile: enter the newest code")
         code_id = rec.code_id
         if rec.used:
             raise CodeAlreadyUsed()
         now = self.clock()
+        if now < rec.issued_at - MAX_CLOCK_SKEW:
+            _log.error(
+                "clock of this server is %.1f s behind the issue time of code %s: refused",
+                rec.issued_at - now,
+                code_id,
+            )
+            raise StoreUnavailable(
+                "this server's clock is behind the time the code was issued: refused; "
+                "synchronise the clocks of the application servers (NTP)"
+            )
         if now >= rec.expires_at:
             raise CodeExpired()
         if not attempt.allowed:

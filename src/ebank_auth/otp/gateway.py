@@ -7,7 +7,8 @@ the customer), never by the caller.  Any failure raises
 
 * :class:`ConsoleGateway` — writes messages to a text stream (development only).
 * :class:`FileGateway` — one JSON file per message in an outbox directory (tests,
-  the CLI, or a hand-off to a separate sender process).
+  the CLI, demonstrations).  The number is stored masked and messages are removed
+  after ``retention`` seconds (default 600) and beyond ``max_messages`` (default 100).
 * :class:`WebhookGateway` — HTTP(S) POST of JSON to the bank's SMS/voice platform,
   signed with HMAC-SM3 so the platform can check the sender.
 """
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
 
 from ebank_auth.crypto import sm3
-from ebank_auth.errors import ConfigurationError, DeliveryError
+from ebank_auth.errors import ConfigurationError, DeliveryError, EbankAuthError
+from ebank_auth.masking import mask_phone
+from ebank_auth.otp.phones import normalize_phone
 from ebank_auth.otp.settings import DeliveryChannel
 
 __all__ = [
@@ -38,18 +41,17 @@ __all__ = [
     "Gateway",
     "OutboundMessage",
     "WebhookGateway",
-    "mask_phone",
 ]
 
 _log = logging.getLogger(__name__)
 
 
-def mask_phone(phone: str) -> str:
-    """``13812345678`` -> ``138****5678`` (for logs and UI)."""
-    digits = phone.strip()
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+def _e164(message: OutboundMessage) -> str:
+    """The message's number in E.164 form; a gateway never sends to anything else."""
+    try:
+        return normalize_phone(message.phone)
+    except EbankAuthError as exc:
+        raise DeliveryError(f"not sent: {exc.message}") from None
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ class ConsoleGateway:
 
     def send(self, message: OutboundMessage) -> None:
         out = self.stream or sys.stderr
+        shown = mask_phone(_e164(message))
         try:
-            out.write(f"[{message.channel.value} to {message.phone}] {message.text}\n")
+            out.write(f"[{message.channel.value} to {shown}] {message.text}\n")
             out.flush()
         except (OSError, ValueError) as exc:
             raise DeliveryError(f"console gateway could not write: {exc}") from exc
@@ -101,19 +104,43 @@ class ConsoleGateway:
 
 class FileGateway:
     """Writes each message as ``<outbox>/<created>-<id>.json`` atomically (temp file +
-    rename), readable with :meth:`messages`.  The directory is created 0700."""
+    rename, mode 0600, directory 0700), readable with :meth:`messages`.
 
-    def __init__(self, outbox: str | os.PathLike[str]) -> None:
+    For tests, the CLI and demonstrations: the text holds the code in clear, so the
+    outbox keeps as little as it can -- the phone number masked (``+86138****0001``),
+    files older than ``retention`` seconds (by their modification time, against
+    ``clock``) and all but the newest ``max_messages`` files are removed on every
+    :meth:`send` and :meth:`messages`.
+    """
+
+    def __init__(
+        self,
+        outbox: str | os.PathLike[str],
+        *,
+        retention: float = 600.0,
+        max_messages: int = 100,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(retention, bool) or not 0 < float(retention) <= 86400:
+            raise ConfigurationError("the outbox retention must be 0 to 86400 seconds")
+        if isinstance(max_messages, bool) or not 1 <= int(max_messages) <= 100_000:
+            raise ConfigurationError("max_messages must be 1 to 100000")
         self.outbox = Path(outbox)
+        self.retention = float(retention)
+        self.max_messages = int(max_messages)
+        self.clock = clock
 
     def send(self, message: OutboundMessage) -> None:
+        masked = mask_phone(_e164(message))
         try:
             self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
             name = f"{int(message.created_at * 1000):015d}-{message.message_id}.json"
             fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(message.to_json(), fh, ensure_ascii=False)
+                    doc = message.to_json()
+                    doc["phone"] = masked
+                    json.dump(doc, fh, ensure_ascii=False)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, self.outbox / name)
@@ -122,14 +149,39 @@ class FileGateway:
                 raise
         except OSError as exc:
             raise DeliveryError(f"file gateway could not write to {self.outbox}: {exc}") from exc
+        self.purge()
+
+    def purge(self) -> int:
+        """Remove expired messages and all but the newest ``max_messages``; returns how
+        many files were removed."""
+        if not self.outbox.is_dir():
+            return 0
+        removed = 0
+        cutoff = self.clock() - self.retention
+        paths = sorted(self.outbox.glob("[0-9]*.json"))
+        excess = max(0, len(paths) - self.max_messages)
+        for index, path in enumerate(paths):
+            try:
+                if index < excess or path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # removed by another process meanwhile
+                continue
+            except OSError as exc:
+                raise DeliveryError(f"file gateway could not clean {self.outbox}: {exc}") from exc
+        return removed
 
     def messages(self) -> list[OutboundMessage]:
-        """All messages in the outbox, oldest first."""
+        """Messages still in the outbox, oldest first (``phone`` is masked)."""
         out: list[OutboundMessage] = []
+        self.purge()
         if not self.outbox.is_dir():
             return out
         for path in sorted(self.outbox.glob("[0-9]*.json")):
-            d = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                d = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue
             out.append(
                 OutboundMessage(
                     message_id=str(d["message_id"]),
@@ -144,8 +196,9 @@ class FileGateway:
         return out
 
     def last_for(self, phone: str) -> OutboundMessage | None:
-        """The newest message sent to ``phone``, if any."""
-        found = [m for m in self.messages() if m.phone == phone]
+        """The newest message sent to ``phone`` (any spelling of it), if any."""
+        masked = mask_phone(normalize_phone(phone))
+        found = [m for m in self.messages() if m.phone == masked]
         return found[-1] if found else None
 
 
@@ -182,9 +235,11 @@ class WebhookGateway:
         return "hmac-sm3=" + sm3.hmac(self._secret, body).hex()
 
     def send(self, message: OutboundMessage) -> None:
+        doc = message.to_json()
+        doc["phone"] = _e164(message)
         body = json.dumps(
             {
-                "message": message.to_json(),
+                "message": doc,
                 "nonce": secrets.token_hex(16),
                 "timestamp": self.clock(),
             },

@@ -1,20 +1,20 @@
 """Message templates for SMS and voice codes, in Chinese and English.
 
-A voice message always states the transaction type and amount when the code
-protects a transaction (OTP-3), so the customer hears what they are approving.
-The code itself is spelled digit by digit in voice messages.
+A code that protects a transaction is always sent with what that transaction *is*,
+taken from the canonical :class:`~ebank_auth.transaction.Transaction` whose digest
+the code is bound to (the one seam; no caller-supplied summary): its type, amount
+and currency and the last four characters of the payee account.  A voice message
+states type and amount (OTP-3) and spells the code digit by digit, twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from enum import Enum
 
-from ebank_auth.errors import ConfigurationError
 from ebank_auth.otp.settings import DeliveryChannel
+from ebank_auth.transaction import Transaction, registered_tx_types
 
-__all__ = ["Language", "TransactionSummary", "render_message"]
+__all__ = ["Language", "render_message"]
 
 
 class Language(str, Enum):
@@ -24,36 +24,6 @@ class Language(str, Enum):
 
 _ZH_DIGITS = "零一二三四五六七八九"
 _EN_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-@dataclass(frozen=True)
-class TransactionSummary:
-    """What the customer is told about the transaction a code protects.
-
-    ``kind``: transaction type as shown to the customer (e.g. "转账" / "transfer").
-    ``amount``: decimal amount as text or Decimal; ``currency``: ISO 4217 code.
-    ``payee_hint``: optional masked payee (e.g. "尾号1234"), never a full account number.
-    """
-
-    kind: str
-    amount: Decimal | str
-    currency: str = "CNY"
-    payee_hint: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.kind.strip():
-            raise ConfigurationError("transaction summary needs a transaction type")
-        try:
-            amount = Decimal(str(self.amount))
-        except InvalidOperation as exc:
-            raise ConfigurationError(f"transaction amount {self.amount!r} is not a number") from exc
-        if not amount.is_finite() or amount < 0:
-            raise ConfigurationError("transaction amount must be a non-negative number")
-        object.__setattr__(self, "amount", amount)
-
-    @property
-    def amount_text(self) -> str:
-        return f"{Decimal(self.amount):,.2f}"
 
 
 def _spell(code: str, lang: Language) -> str:
@@ -70,6 +40,20 @@ _PURPOSE_ZH = {
 }
 
 
+def _currency_zh(currency: str) -> str:
+    return {"CNY": "元", "USD": "美元", "EUR": "欧元", "HKD": "港元"}.get(currency, currency)
+
+
+def _facts(tx: Transaction, lang: Language) -> tuple[str, str, str]:
+    """(type name, amount with currency, payee account's last four) of ``tx``."""
+    kind = registered_tx_types()[tx.tx_type]
+    amount = f"{tx.amount:,.2f}"
+    tail = tx.payee_account[-4:]
+    if lang is Language.ZH:
+        return kind.name_zh, f"{amount}{_currency_zh(tx.currency)}", tail
+    return kind.name_en, f"{amount} {tx.currency}", tail
+
+
 def render_message(
     *,
     channel: DeliveryChannel,
@@ -77,7 +61,7 @@ def render_message(
     validity_seconds: float,
     purpose: str,
     lang: Language = Language.ZH,
-    summary: TransactionSummary | None = None,
+    transaction: Transaction | None = None,
     bank_name: str = "",
 ) -> str:
     """The text sent to the customer (SMS) or spoken to them (voice)."""
@@ -91,11 +75,12 @@ def render_message(
     )
     head_zh = f"【{bank_name}】" if bank_name else ""
     head_en = f"[{bank_name}] " if bank_name else ""
+    facts = _facts(transaction, lang) if transaction is not None else None
     if channel is DeliveryChannel.VOICE:
         if lang is Language.ZH:
             what = (
-                f"您正在进行{summary.kind}，金额{summary.amount_text}{_currency_zh(summary.currency)}。"
-                if summary
+                f"您正在进行{facts[0]}，金额{facts[1]}，收款账户尾号{facts[2]}。"
+                if facts
                 else f"您正在进行{_PURPOSE_ZH.get(purpose, purpose)}操作。"
             )
             return (
@@ -103,8 +88,8 @@ def render_message(
                 f"{span_zh}内有效，请勿告诉他人。"
             )
         what = (
-            f"You are making a {summary.kind} of {summary.amount_text} {summary.currency}. "
-            if summary
+            f"You are making a {facts[0]} of {facts[1]} to the account ending {facts[2]}. "
+            if facts
             else f"You are performing: {purpose}. "
         )
         return (
@@ -113,23 +98,13 @@ def render_message(
         )
     if lang is Language.ZH:
         what = (
-            f"您正在{summary.kind}{summary.amount_text}{_currency_zh(summary.currency)}"
-            f"{'至' + summary.payee_hint if summary.payee_hint else ''}，"
-            if summary
+            f"您正在{facts[0]}{facts[1]}至尾号{facts[2]}的账户，"
+            if facts
             else f"您正在{_PURPOSE_ZH.get(purpose, purpose)}，"
         )
         return f"{head_zh}{what}验证码{code}，{span_zh}内有效。切勿泄露给他人，银行不会索要验证码。"
-    what = (
-        f"{summary.kind} of {summary.amount_text} {summary.currency}"
-        f"{' to ' + summary.payee_hint if summary.payee_hint else ''}: "
-        if summary
-        else f"{purpose}: "
-    )
+    what = f"{facts[0]} of {facts[1]} to account ending {facts[2]}: " if facts else f"{purpose}: "
     return (
         f"{head_en}{what}your code is {code}, valid for {span_en}. "
         "Never share it; the bank will never ask for it."
     )
-
-
-def _currency_zh(currency: str) -> str:
-    return {"CNY": "元", "USD": "美元", "EUR": "欧元", "HKD": "港元"}.get(currency, currency)

@@ -6,7 +6,9 @@
 * ``sqlite:///abs/path.db`` or ``sqlite://relative.db`` — :class:`SQLiteStore` (default)
   (``?synchronous=NORMAL`` and ``?busy_timeout=SECONDS`` may follow)
 * ``redis://host:port/db`` (also ``rediss://`` for TLS, ``unix:///path/redis.sock``) —
-  :class:`RedisStore` (``?prefix=NAME:`` may follow; default ``ebank:``)
+  :class:`RedisStore` (``?prefix=NAME:`` may follow; default ``ebank:``; and, to accept
+  a server without persistence or with eviction, ``allow_nonpersistent=1`` /
+  ``allow_eviction=1``, logged as warnings)
 
 More backends (PostgreSQL, Redis Cluster, …) plug in with :func:`register_store_scheme`;
 :func:`store_schemes` lists what is registered.  Keys inside a store follow one scheme,
@@ -170,8 +172,14 @@ def _open_redis(url: str, clock: Clock | None) -> Store:
     parts = urlsplit(url)
     opts = dict(parse_qsl(parts.query))
     prefix = opts.pop("prefix", "ebank:")
+    allowed = {}
+    for name in ("allow_nonpersistent", "allow_eviction"):
+        raw = opts.pop(name, "0").lower()
+        if raw not in ("0", "1", "true", "false", "yes", "no"):
+            raise ConfigurationError(f"the redis store option {name} takes 1 or 0")
+        allowed[name] = raw in ("1", "true", "yes")
     clean = urlunsplit(parts._replace(query=urlencode(opts)))
-    return RedisStore(clean, clock=clock, prefix=prefix)
+    return RedisStore(clean, clock=clock, prefix=prefix, **allowed)
 
 
 register_store_scheme("memory", _open_memory)

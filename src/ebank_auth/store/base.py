@@ -6,8 +6,10 @@ does read-modify-write itself.  A backend that cannot be reached raises
 :class:`ebank_auth.errors.StoreUnavailable`; callers treat that as *deny*.
 
 Keys are ``str``; values are ``bytes``.  ``ttl`` is in seconds; ``None`` means no
-expiry.  Time comes from the store's ``clock`` (``time.time`` unless a test
-injects one), so expiry is decided in one place.
+expiry.  Time comes from the store's ``clock``, one time source per store: the Redis
+server's ``TIME`` for a Redis store; for SQLite the process clock, refused when it is
+more than :data:`MAX_CLOCK_SKEW` behind the latest time the database has seen; a test
+may inject a clock.  Expiry is decided in one place.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
+
+MAX_CLOCK_SKEW = 2.0
+"""Seconds a process clock may be behind the time a store (or a stored record) has
+already seen before the operation is refused rather than run on a stepped-back clock."""
 
 
 @dataclass(frozen=True)

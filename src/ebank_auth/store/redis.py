@@ -1,12 +1,23 @@
 """Redis store: atomic primitives as Lua scripts, for several application nodes.
 
 Each primitive is one Lua script, which Redis runs without interleaving any other
-command, so read-check-write is atomic across every client of the server.  Time is
-never taken from the Redis server: the store's ``clock`` value is passed to each
-script as an argument and the logical expiry time is kept in the key's hash, so
-every backend decides expiry identically (and tests can inject a clock).  A real
-Redis TTL (logical TTL + ``grace``) is also set, only so that dead keys get
-cleaned up.
+command, so read-check-write is atomic across every client of the server.
+
+Time has one source, the Redis server: each script reads ``TIME`` itself and computes
+expiry from it, and the store's ``clock`` (which services use for issue times and
+daily windows) asks the server too, so application nodes whose wall clocks disagree
+or are stepped back decide every expiry identically.  A test may inject a ``clock``;
+its value is then passed to the scripts instead (logged as a warning).  The logical
+expiry time is kept in the key's hash; a real Redis TTL (logical TTL + ``grace``) is
+also set, only so that dead keys get cleaned up.
+
+Durability is checked at the first command: the server must run with
+``appendonly yes`` (a restart without persistence would unlock locked users and
+forget authenticator enrolments and last counters, re-enabling replay) and
+``maxmemory-policy noeviction`` (eviction silently drops counters).  Otherwise the
+store refuses with :class:`~ebank_auth.errors.ConfigurationError`, unless the risk is
+accepted explicitly (``allow_nonpersistent=True`` / ``allow_eviction=True``, URL
+``?allow_nonpersistent=1&allow_eviction=1``), which is logged as a warning.
 
 Key layout under ``prefix`` (default ``ebank:``)::
 
@@ -23,7 +34,9 @@ ebank-auth) as :class:`~ebank_auth.errors.StoreIntegrityError`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,10 +45,33 @@ from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
 
 __all__ = ["RedisStore"]
 
+_log = logging.getLogger(__name__)
+
 _PAGE = 512
 
 # server replies that mean "the data was edited", not "the server is down"
 _EDITED = ("WRONGTYPE", "attempt to compare", "attempt to perform arithmetic")
+
+# Lua prelude of every script: ``clock(a)`` is the server's TIME when the client passed
+# '' (the default: one time source), else the injected clock value; ``expiry(now, a)``
+# turns '+<ttl>' into an absolute time on that clock ('' = no expiry; an absolute value
+# from an injected clock is kept as is).
+_TIME = """
+local function clock(a)
+  if a == '' then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
+  return tonumber(a)
+end
+local function expiry(now, a)
+  if a == '' then return '' end
+  if string.sub(a, 1, 1) == '+' then
+    return string.format('%.17g', now + tonumber(string.sub(a, 2)))
+  end
+  return a
+end
+"""
 
 # Lua prelude shared by the counting scripts: one bounded increment of the counter hash
 # ``key`` (fields n = count, e = absolute expiry or absent), atomic inside the script.
@@ -75,26 +111,33 @@ local function incr_bounded(key, now, limit, expires_at, ttl_ms)
 end
 """
 
-# KEYS: counter; ARGV[1] = now, ARGV[2] = limit, ARGV[3] = expires_at or "", ARGV[4] = ttl ms or ""
+# KEYS: counter; ARGV[1] = now or "", ARGV[2] = limit, ARGV[3] = expiry or "", ARGV[4] = ttl ms or ""
 _INCR = (
-    _INCR_FN
+    _TIME
+    + _INCR_FN
     + """
-local ok, n, e = incr_bounded(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4])
+local now = clock(ARGV[1])
+local ok, n, e = incr_bounded(KEYS[1], now, tonumber(ARGV[2]), expiry(now, ARGV[3]), ARGV[4])
 return {ok, n, e}
 """
 )
 
-_GET_COUNTER = """
+_GET_COUNTER = (
+    _TIME
+    + """
 local n = redis.call('HGET', KEYS[1], 'n')
 local e = redis.call('HGET', KEYS[1], 'e')
-if not n or (e and tonumber(e) <= tonumber(ARGV[1])) then
+if not n or (e and tonumber(e) <= clock(ARGV[1])) then
   return 0
 end
 return tonumber(n)
 """
+)
 
 # helper prelude: current live value of KEYS[1] or false
-_CURRENT = """
+_CURRENT = (
+    _TIME
+    + """
 local function current(now)
   local v = redis.call('HGET', KEYS[1], 'v')
   if not v then return false end
@@ -115,39 +158,42 @@ local function store(v, e, ms)
   end
 end
 """
+)
 
 _GET = (
     _CURRENT
     + """
-local v = current(tonumber(ARGV[1]))
+local v = current(clock(ARGV[1]))
 return v
 """
 )
 
-# ARGV: now, value, expires_at or "", redis ttl ms
+# ARGV: now or "", value, expiry or "", redis ttl ms
 _PUT_IF_ABSENT = (
     _CURRENT
     + """
-if current(tonumber(ARGV[1])) then
+local now = clock(ARGV[1])
+if current(now) then
   return 0
 end
-store(ARGV[2], ARGV[3], ARGV[4])
+store(ARGV[2], expiry(now, ARGV[3]), ARGV[4])
 return 1
 """
 )
 
-# ARGV: now, has_expected(0/1), expected, has_new(0/1), new, expires_at or "", ms
+# ARGV: now or "", has_expected(0/1), expected, has_new(0/1), new, expiry or "", ms
 _CAS = (
     _CURRENT
     + """
-local cur = current(tonumber(ARGV[1]))
+local now = clock(ARGV[1])
+local cur = current(now)
 if ARGV[2] == '1' then
   if not cur or cur ~= ARGV[3] then return 0 end
 else
   if cur then return 0 end
 end
 if ARGV[4] == '1' then
-  store(ARGV[5], ARGV[6], ARGV[7])
+  store(ARGV[5], expiry(now, ARGV[6]), ARGV[7])
 else
   redis.call('DEL', KEYS[1])
 end
@@ -158,30 +204,33 @@ return 1
 _CONSUME = (
     _CURRENT
     + """
-local v = current(tonumber(ARGV[1]))
+local v = current(clock(ARGV[1]))
 redis.call('DEL', KEYS[1])
 return v
 """
 )
 
-# KEYS: value, counter; ARGV: now, limit, expires_at or "", ms
+# KEYS: value, counter; ARGV: now or "", limit, expiry or "", ms
 _GET_AND_INCR = (
     _CURRENT
     + _INCR_FN
     + """
-local v = current(tonumber(ARGV[1]))
+local now = clock(ARGV[1])
+local v = current(now)
 if not v then
   return {false, 0, 0, ''}
 end
-local ok, n, e = incr_bounded(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4])
+local ok, n, e = incr_bounded(KEYS[2], now, tonumber(ARGV[2]), expiry(now, ARGV[3]), ARGV[4])
 return {v, ok, n, e}
 """
 )
 
-_PURGE = """
+_PURGE = (
+    _TIME
+    + """
 local removed = 0
 local cursor = '0'
-local now = tonumber(ARGV[1])
+local now = clock(ARGV[1])
 repeat
   local res = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', 500)
   cursor = res[1]
@@ -197,6 +246,7 @@ repeat
 until cursor == '0'
 return removed
 """
+)
 
 
 def _num(x: float) -> str:
@@ -209,6 +259,10 @@ class RedisStore(Store):
     ``url``: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
     ``prefix``: namespace for every key, so several stores can share one database.
     ``grace``: seconds a logically expired key may linger before Redis removes it.
+    ``clock``: leave None in production (the server's ``TIME`` is the clock); a test
+    may inject one.  ``allow_nonpersistent`` / ``allow_eviction``: accept a server
+    without ``appendonly yes`` / with a ``maxmemory-policy`` other than ``noeviction``
+    (logged as a warning; see the module docstring).
     """
 
     def __init__(
@@ -219,8 +273,21 @@ class RedisStore(Store):
         prefix: str = "ebank:",
         socket_timeout: float = 5.0,
         grace: float = 3600.0,
+        allow_nonpersistent: bool = False,
+        allow_eviction: bool = False,
     ) -> None:
         super().__init__(clock)
+        self._server_clock = clock is None
+        if clock is None:
+            self.clock = self._server_time
+        else:
+            _log.info(
+                "Redis store uses an injected clock instead of the server's TIME (tests only)"
+            )
+        self.allow_nonpersistent = bool(allow_nonpersistent)
+        self.allow_eviction = bool(allow_eviction)
+        self._checked = False
+        self._check_lock = threading.Lock()
         try:
             import redis
         except ImportError as exc:  # pragma: no cover - optional dependency
@@ -256,6 +323,11 @@ class RedisStore(Store):
 
     # -- helpers ------------------------------------------------------------------------
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._checked:
+            self._check_durability()
+        return self._raw(fn, *args, **kwargs)
+
+    def _raw(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except self._redis_mod.ResponseError as exc:
@@ -277,6 +349,75 @@ class RedisStore(Store):
         except OSError as exc:  # pragma: no cover - redis-py normally wraps these
             raise StoreUnavailable(f"Redis store at {self._safe_url()} unreachable: {exc}") from exc
 
+    def _config(self, name: str) -> str | None:
+        """``CONFIG GET name`` or None when the server does not allow CONFIG."""
+        try:
+            reply = self._client.config_get(name)
+        except self._redis_mod.ResponseError:
+            return None  # CONFIG renamed or disabled (managed services)
+        except self._redis_mod.RedisError as exc:
+            raise StoreUnavailable(
+                f"Redis store at {self._safe_url()} failed ({type(exc).__name__}): refused; "
+                "check that redis-server is running and reachable"
+            ) from exc
+        value = reply.get(name, reply.get(name.encode())) if isinstance(reply, dict) else None
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        return None if value is None else str(value).lower()
+
+    def _check_durability(self) -> None:
+        """Refuse (or, when allowed, warn about) a server that would lose or evict state."""
+        with self._check_lock:
+            if self._checked:
+                return
+            checks = (
+                (
+                    "appendonly",
+                    "yes",
+                    self.allow_nonpersistent,
+                    "allow_nonpersistent",
+                    "a restart would unlock locked users and forget authenticator enrolments "
+                    "and last counters (replay); set 'appendonly yes' (appendfsync everysec "
+                    "or always)",
+                ),
+                (
+                    "maxmemory-policy",
+                    "noeviction",
+                    self.allow_eviction,
+                    "allow_eviction",
+                    "eviction silently drops counters and last-counter keys (replay); set "
+                    "'maxmemory-policy noeviction'",
+                ),
+            )
+            for name, wanted, allowed, option, why in checks:
+                value = self._config(name)
+                if value == wanted:
+                    continue
+                shown = "unknown (CONFIG is not available)" if value is None else value
+                if allowed:
+                    _log.warning(
+                        "Redis store at %s: %s is %s, not %s: %s. Accepted because %s is set; "
+                        "never in production",
+                        self._safe_url(),
+                        name,
+                        shown,
+                        wanted,
+                        why,
+                        option,
+                    )
+                    continue
+                raise ConfigurationError(
+                    f"Redis at {self._safe_url()} has {name} = {shown}, not {wanted}: {why}. "
+                    f"To accept the risk (tests, demonstrations) pass {option}=True "
+                    f"(URL ?{option}=1)"
+                )
+            self._checked = True
+
+    def _server_time(self) -> float:
+        """The Redis server's clock (``TIME``): the store's one time source."""
+        seconds, micros = self._call(self._client.time)
+        return float(seconds) + float(micros) / 1_000_000
+
     def _safe_url(self) -> str:
         # never print a password embedded in the URL
         if "@" in self.url:
@@ -287,24 +428,33 @@ class RedisStore(Store):
     def _ms(self, ttl: float) -> str:
         return str(max(1, math.ceil((ttl + self.grace) * 1000)))
 
+    def _now(self) -> tuple[float, str]:
+        """(client-side now, script argument): '' lets the script read the server's TIME."""
+        if self._server_clock:
+            return 0.0, ""
+        now = self.clock()
+        return now, _num(now)
+
     def _exp(self, ttl: float | None, now: float) -> tuple[str, str]:
         if ttl is None:
             return "", ""
+        if self._server_clock:
+            return "+" + _num(ttl), self._ms(ttl)
         return _num(now + ttl), self._ms(ttl)
 
     # -- counters -----------------------------------------------------------------
     def incr_bounded(self, key: str, limit: int, ttl: float | None = None) -> CounterResult:
-        now = self.clock()
+        now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         allowed, value, e = self._call(
-            self._s_incr, keys=[self.prefix + "c:" + key], args=[_num(now), int(limit), exp, ms]
+            self._s_incr, keys=[self.prefix + "c:" + key], args=[arg, int(limit), exp, ms]
         )
         expires_at = float(e) if e not in (b"", "", None) else None
         return CounterResult(bool(allowed), int(value), expires_at)
 
     def get_counter(self, key: str) -> int:
         value = self._call(
-            self._s_get_counter, keys=[self.prefix + "c:" + key], args=[_num(self.clock())]
+            self._s_get_counter, keys=[self.prefix + "c:" + key], args=[self._now()[1]]
         )
         return int(value)
 
@@ -313,24 +463,24 @@ class RedisStore(Store):
 
     # -- values ---------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
-        value = self._call(self._s_get, keys=[self.prefix + "v:" + key], args=[_num(self.clock())])
+        value = self._call(self._s_get, keys=[self.prefix + "v:" + key], args=[self._now()[1]])
         return bytes(value) if value is not None else None
 
     def put_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        now = self.clock()
+        now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         done = self._call(
-            self._s_put, keys=[self.prefix + "v:" + key], args=[_num(now), bytes(value), exp, ms]
+            self._s_put, keys=[self.prefix + "v:" + key], args=[arg, bytes(value), exp, ms]
         )
         return bool(done)
 
     def compare_and_set(
         self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None = None
     ) -> bool:
-        now = self.clock()
+        now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         args = [
-            _num(now),
+            arg,
             "0" if expected is None else "1",
             b"" if expected is None else bytes(expected),
             "0" if new is None else "1",
@@ -342,9 +492,7 @@ class RedisStore(Store):
         return bool(done)
 
     def consume(self, key: str) -> bytes | None:
-        value = self._call(
-            self._s_consume, keys=[self.prefix + "v:" + key], args=[_num(self.clock())]
-        )
+        value = self._call(self._s_consume, keys=[self.prefix + "v:" + key], args=[self._now()[1]])
         return bytes(value) if value is not None else None
 
     def delete(self, key: str) -> None:
@@ -353,12 +501,12 @@ class RedisStore(Store):
     def get_and_incr(
         self, key: str, counter: str, limit: int, ttl: float | None = None
     ) -> tuple[bytes | None, CounterResult]:
-        now = self.clock()
+        now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         value, allowed, n, e = self._call(
             self._s_get_incr,
             keys=[self.prefix + "v:" + key, self.prefix + "c:" + counter],
-            args=[_num(now), int(limit), exp, ms],
+            args=[arg, int(limit), exp, ms],
         )
         if value is None:
             return None, CounterResult(False, 0, None)
@@ -383,10 +531,11 @@ class RedisStore(Store):
     # -- housekeeping -------------------------------------------------------------------
     def purge_expired(self) -> int:
         pattern = self.prefix.replace("*", "\\*") + "[vc]:*"
-        return int(self._call(self._s_purge, keys=[], args=[_num(self.clock()), pattern]))
+        return int(self._call(self._s_purge, keys=[], args=[self._now()[1], pattern]))
 
     def ping(self) -> None:
-        """Raise StoreUnavailable unless the server answers."""
+        """Raise StoreUnavailable unless the server answers (and passes the durability
+        check)."""
         self._call(self._client.ping)
 
     def close(self) -> None:

@@ -7,11 +7,20 @@ and a write of the same key.  Each thread gets its own connection; a connection
 waits up to ``busy_timeout`` seconds for the lock before the call fails closed with
 :class:`~ebank_auth.errors.StoreUnavailable`.
 
+Time: expiry is decided with the process clock (``clock``), so every process sharing
+the file must keep its clock synchronised.  The database remembers the latest time any
+process wrote with (``meta.clock``); a write transaction whose clock is more than
+``max_clock_skew`` seconds (default :data:`~ebank_auth.store.base.MAX_CLOCK_SKEW`)
+behind it is refused with :class:`~ebank_auth.errors.StoreUnavailable`, so stepping a
+clock back (NTP step, VM snapshot restore) cannot revive expired codes, cooldowns or
+lockouts.
+
 Tables::
 
     kv(key TEXT PRIMARY KEY, value BLOB, expires_at REAL NULL)
     counters(key TEXT PRIMARY KEY, value INTEGER, expires_at REAL NULL)
     logs(log TEXT, seq INTEGER, data BLOB, PRIMARY KEY (log, seq))
+    meta(name TEXT PRIMARY KEY, value REAL)      -- 'clock': latest time written with
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ebank_auth.errors import ConfigurationError, StoreIntegrityError, StoreUnavailable
-from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
+from ebank_auth.store.base import MAX_CLOCK_SKEW, Clock, CounterResult, LogRecord, Store
 
 __all__ = ["SQLiteStore"]
 
@@ -40,6 +49,7 @@ _SCHEMA = (
     " key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL)",
     "CREATE TABLE IF NOT EXISTS logs ("
     " log TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (log, seq))",
+    "CREATE TABLE IF NOT EXISTS meta ( name TEXT PRIMARY KEY, value REAL NOT NULL)",
 )
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -83,6 +93,8 @@ class SQLiteStore(Store):
     ``synchronous``: SQLite durability (``FULL`` default: a committed counter
     survives power loss; ``NORMAL`` is faster and still survives a crash of the
     application).
+    ``max_clock_skew``: seconds this process's clock may be behind the latest time
+    the database has seen before a write is refused (see the module docstring).
     """
 
     def __init__(
@@ -92,6 +104,7 @@ class SQLiteStore(Store):
         *,
         busy_timeout: float = 30.0,
         synchronous: str = "FULL",
+        max_clock_skew: float = MAX_CLOCK_SKEW,
     ) -> None:
         super().__init__(clock)
         path_str = os.fspath(path)
@@ -105,6 +118,9 @@ class SQLiteStore(Store):
             raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNC_MODES)}")
         if busy_timeout <= 0:
             raise ConfigurationError("busy_timeout must be positive (seconds)")
+        if isinstance(max_clock_skew, bool) or not 0 <= float(max_clock_skew) <= 60:
+            raise ConfigurationError("max_clock_skew must be 0 to 60 seconds")
+        self.max_clock_skew = float(max_clock_skew)
         self.path = str(Path(path_str).absolute())
         self.busy_timeout = float(busy_timeout)
         self.synchronous = sync
@@ -114,7 +130,7 @@ class SQLiteStore(Store):
         self._pid = os.getpid()
         self._closed = False
         conn = self._conn()
-        self._run(conn, self._create_schema)
+        self._run(conn, self._create_schema, guard=False)
 
     # -- connections ------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -180,8 +196,16 @@ class SQLiteStore(Store):
             self._local.conn = conn
         return conn
 
-    def _run(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` inside one BEGIN IMMEDIATE transaction; roll back on any error."""
+    def _run(
+        self,
+        conn: sqlite3.Connection,
+        fn: Callable[[sqlite3.Connection], _T],
+        *,
+        guard: bool = True,
+    ) -> _T:
+        """Run ``fn`` inside one BEGIN IMMEDIATE transaction; roll back on any error.
+        With ``guard`` the clock is checked against the database's first (see
+        :meth:`_guard_clock`)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -189,6 +213,8 @@ class SQLiteStore(Store):
                 f"SQLite store at {self.path} is busy or unreachable ({exc}): refused"
             ) from exc
         try:
+            if guard:
+                self._guard_clock(conn)
             result = fn(conn)
             conn.execute("COMMIT")
             return result
@@ -211,6 +237,29 @@ class SQLiteStore(Store):
             return list(self._conn().execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store at {self.path} failed ({exc}): refused") from exc
+
+    def _guard_clock(self, conn: sqlite3.Connection) -> None:
+        """Refuse a clock more than ``max_clock_skew`` behind the latest time this
+        database was written with; otherwise move that mark forward."""
+        now = self.clock()
+        row = conn.execute("SELECT value FROM meta WHERE name = 'clock'").fetchone()
+        if row is not None:
+            seen = float(row[0])
+            if now < seen - self.max_clock_skew:
+                _log.error(
+                    "clock of process %d is %.1f s behind the SQLite store at %s: refused",
+                    os.getpid(),
+                    seen - now,
+                    self.path,
+                )
+                raise StoreUnavailable(
+                    f"this process's clock is {seen - now:.1f} s behind the latest time the "
+                    f"SQLite store at {self.path} has seen: refused; synchronise the clocks "
+                    "of every process sharing the store (NTP)"
+                )
+            if now <= seen:
+                return
+        conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('clock', ?)", (now,))
 
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
