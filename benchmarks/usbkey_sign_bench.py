@@ -39,12 +39,13 @@ from ebank_auth.transaction import Transaction  # noqa: E402
 from ebank_auth.usbkey.attestation import TrustConfig  # noqa: E402
 from ebank_auth.usbkey.emulator.card import SoftToken  # noqa: E402
 from ebank_auth.usbkey.emulator.display import AutoApprove  # noqa: E402
-from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage  # noqa: E402
+from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage, PinRef  # noqa: E402
 from ebank_auth.usbkey.session import TokenSession  # noqa: E402
 from ebank_auth.usbkey.transport.base import Connection  # noqa: E402
 from ebank_auth.usbkey.transport.inprocess import InProcessConnection  # noqa: E402
 
 PIN = "314159"
+ADMIN_PIN = "27182818"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -79,9 +80,10 @@ def run_path(name: str, connect: Callable[[], Connection], trust: TrustConfig, r
     conn = connect()
     s = TokenSession.open(conn, trust)
     s.verify_pin(PIN)
-    s.generate_key("sign", Algorithm.SM2)
-    s.generate_key("rsa", Algorithm.RSA2048)
-    s.generate_key("login", Algorithm.SM2, ContainerUsage.LOGIN)
+    s.verify_pin(ADMIN_PIN, PinRef.ADMIN)  # the second path re-creates the keys on purpose
+    s.generate_key("sign", Algorithm.SM2, replace=True)
+    s.generate_key("rsa", Algorithm.RSA2048, replace=True)
+    s.generate_key("login", Algorithm.SM2, ContainerUsage.LOGIN, replace=True)
     counter = iter(range(10**9))
     rows = {
         "open session": timed(lambda: TokenSession.open(conn, trust), max(20, rounds // 10)),
