@@ -220,3 +220,26 @@ def test_browser_ciphertexts_decrypt_to_what_was_encrypted(
         assert key.decrypt(bytes.fromhex(der)) == message
         with pytest.raises(DecryptionError):
             other.decrypt(bytes.fromhex(der))
+
+
+def test_text_inserted_without_keystrokes_never_sits_in_the_field(
+    browser: Any, server: KeyboardServer
+) -> None:
+    """Attack: text that reaches the system-keyboard field without a key press (paste, drag
+    and drop, an IME or on-screen keyboard, a password manager's autofill) would sit in the
+    DOM in clear, readable by any form-enumerating script (SK-3 e), and be silently left out
+    of the encrypted keystrokes.  The field must keep showing only the mask."""
+    _open(browser, server)
+    browser.find_element("id", "sk-switch").click()
+    form = browser.find_element("css selector", "form")
+    _wait(browser, lambda d: form.get_attribute("data-sk-mode") == "system")
+    mask = browser.find_element("id", "sk-mask")
+    mask.send_keys("ab")
+    browser.execute_script(
+        "var m = arguments[0]; m.focus(); m.setSelectionRange(m.value.length, m.value.length);"
+        "document.execCommand('insertText', false, 'Secret99');",
+        mask,
+    )
+    assert mask.get_attribute("value") == "**"
+    assert "Secret99" not in browser.page_source
+    assert form.get_attribute("data-sk-count") == "2"

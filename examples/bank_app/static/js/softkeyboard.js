@@ -263,6 +263,20 @@
       }
       this.refresh();
     }));
+    // Text that arrives without a key press (paste, drop, IME, on-screen keyboards, autofill)
+    // never stays in the field: it would sit in the DOM in clear and not be encrypted.
+    var block = function (event) { event.preventDefault(); };
+    this.mask.addEventListener('beforeinput', block);
+    this.mask.addEventListener('paste', block);
+    this.mask.addEventListener('drop', block);
+    this.mask.addEventListener('input', function () {
+      if (self.client) {
+        self.refresh();
+        self.status.textContent = 'Only typed keys are accepted here: type the password key by key.';
+      } else {
+        self.mask.value = '';
+      }
+    });
     var clear = this.form.querySelector('.sk-backspace');
     if (clear) {
       clear.addEventListener('click', this.guard(function () {
