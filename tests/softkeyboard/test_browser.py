@@ -175,6 +175,22 @@ def test_switch_to_system_keyboard_is_flagged(browser: Any, server: KeyboardServ
         server.keyboard.submit(soft_session, [b"x"], commitment=b"")
 
 
+def test_switch_flag_cannot_be_hidden_from_the_server(browser: Any, server: KeyboardServer) -> None:
+    """Attack: a page script resets the hidden field to sk_switched=0 to hide the weaker
+    system-keyboard input from policy.  The server's verdict comes from the session it
+    opened (DecodedInput.system_keyboard), not from the form."""
+    _open(browser, server)
+    browser.find_element("id", "sk-switch").click()
+    form = browser.find_element("css selector", "form")
+    _wait(browser, lambda d: form.get_attribute("data-sk-mode") == "system")
+    browser.find_element("id", "sk-mask").send_keys("Zx81q!")
+    browser.execute_script("document.querySelector('[name=sk_switched]').value = '0';")
+    assert _submit(browser) == "accepted"
+    sub = server.submissions[-1]
+    assert sub.form["sk_switched"] == "0"
+    assert (sub.value, sub.system_keyboard) == ("Zx81q!", True)
+
+
 def test_sm_crypto_ciphertext_format(browser: Any, server: KeyboardServer) -> None:
     """sm-crypto's cipherMode 1 is C1C3C2 hex with C1's 04 prefix left out: our decrypt
     refuses it as is, accepts it as CipherFormat.C1C3C2 once 04 is prepended, and accepts the
