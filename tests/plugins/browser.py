@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["browser", "pytest_runtest_makereport"]
+__all__ = ["_chromium_session", "browser", "pytest_runtest_makereport"]
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -49,9 +49,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{report.when}", report)
 
 
-@pytest.fixture
-def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh headless Chromium (Selenium WebDriver) with the browser console log on."""
+@pytest.fixture(scope="session")
+def _chromium_session() -> Iterator[Any]:
+    """One headless Chromium for the whole run (starting one costs about a second)."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -87,18 +87,27 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     driver.set_page_load_timeout(15)
     try:
         yield driver
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            out = Path(tempfile.mkdtemp(prefix="ebank-browser-failure-"))
-            try:
-                driver.save_screenshot(str(out / "screenshot.png"))
-                (out / "page.html").write_text(driver.page_source, encoding="utf-8")
-            except Exception as exc:  # the browser itself may be what failed
-                (out / "error.txt").write_text(repr(exc), encoding="utf-8")
-            report.sections.append(
-                ("browser artefacts", f"screenshot and page source saved in {out}")
-            )
-            print(f"\nbrowser artefacts (screenshot, page source): {out}")
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest, _chromium_session: Any) -> Iterator[Any]:
+    """The headless Chromium (Selenium WebDriver), on a blank page with no cookies and an
+    empty console log (``browser.get_log("browser")`` holds this test's messages only)."""
+    driver = _chromium_session
+    driver.get("about:blank")
+    driver.delete_all_cookies()
+    driver.get_log("browser")  # drain what earlier tests left
+    yield driver
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        out = Path(tempfile.mkdtemp(prefix="ebank-browser-failure-"))
+        try:
+            driver.save_screenshot(str(out / "screenshot.png"))
+            (out / "page.html").write_text(driver.page_source, encoding="utf-8")
+        except Exception as exc:  # the browser itself may be what failed
+            (out / "error.txt").write_text(repr(exc), encoding="utf-8")
+        report.sections.append(("browser artefacts", f"screenshot and page source saved in {out}"))
+        print(f"\nbrowser artefacts (screenshot, page source): {out}")

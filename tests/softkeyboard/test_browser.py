@@ -211,9 +211,9 @@ def test_sm_crypto_ciphertext_format(browser: Any, server: KeyboardServer) -> No
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(st.binary(min_size=1, max_size=300), min_size=8, max_size=8))
+@given(st.lists(st.binary(min_size=1, max_size=300), min_size=6, max_size=6))
 def test_browser_ciphertexts_decrypt_to_what_was_encrypted(
     browser: Any, server: KeyboardServer, messages: list[bytes]
 ) -> None:
