@@ -3,7 +3,10 @@
 
 Use from an area conftest::
 
-    from plugins.browser import browser, pytest_runtest_makereport  # noqa: F401
+    from plugins.browser import _chromium_session, browser, pytest_runtest_makereport  # noqa: F401
+
+One Chromium serves the whole run; each test gets it on a blank page, without cookies
+and with an empty console log.
 
 The browser reaches loopback only: every other host goes to a closed proxy port and DNS
 resolves nothing.  On a test failure a screenshot and the page source are saved under a
