@@ -259,3 +259,14 @@ def test_text_inserted_without_keystrokes_never_sits_in_the_field(
     assert mask.get_attribute("value") == "**"
     assert "Secret99" not in browser.page_source
     assert form.get_attribute("data-sk-count") == "2"
+
+
+@pytest.mark.parametrize("url", ["http://example.com/", "http://203.0.113.7/"])
+def test_browser_reaches_loopback_only(browser: Any, server: KeyboardServer, url: str) -> None:
+    from selenium.common.exceptions import WebDriverException
+
+    with pytest.raises(
+        WebDriverException, match=r"ERR_(NAME_NOT_RESOLVED|PROXY_CONNECTION_FAILED)"
+    ):
+        browser.get(url)
+    _open(browser, server)  # while the loopback server is reached
