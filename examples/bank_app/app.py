@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# run.py (and the tests) put this directory first on sys.path
+import wiring
 from flask import (
     Flask,
     Response,
@@ -25,11 +27,8 @@ from flask import (
 )
 from flask.sessions import SessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.datastructures import CallbackDict
-
-# run.py (and the tests) put this directory first on sys.path
-import wiring
 from i18n import TEXTS, translate
+from werkzeug.datastructures import CallbackDict
 from wiring import BankServices, EbankAuthError, Factor, Operation, Outcome, errors
 
 log = logging.getLogger("bank_app")
@@ -48,7 +47,7 @@ _DEVICE = re.compile(r"[0-9a-f]{32}")
 class StoreSession(CallbackDict[str, Any], SessionMixin):
     """A session whose data lives in the store; the cookie holds only a random id."""
 
-    def __init__(self, data: dict[str, Any] | None, sid: str, *, expired: bool = False) -> None:
+    def __init__(self, data: dict[str, Any] | None, sid: str) -> None:
         def on_update(_: Any) -> None:
             self.modified = True
 
@@ -56,12 +55,11 @@ class StoreSession(CallbackDict[str, Any], SessionMixin):
         self.sid = sid
         self.modified = False
         self.rotate = False
-        self.expired = expired  # an authenticated session ended by the idle timer
 
 
 class StoreSessionInterface(SessionInterface):
-    """Server-side sessions: ``bank:sess:<id>`` with the idle timeout as TTL and the
-    last-activity time checked on every request (the server decides, not the cookie)."""
+    """Server-side sessions: ``bank:sess:<id>`` holding the data and the last-activity
+    time, checked on every request (the server decides, not the cookie)."""
 
     def __init__(self, services: BankServices, idle_seconds: float) -> None:
         self.services = services
@@ -79,11 +77,10 @@ class StoreSessionInterface(SessionInterface):
                 if self.services.clock() - float(rec["t"]) <= self.idle:
                     return StoreSession(rec["data"], sid)
                 self.services.store.delete(self._key(sid))
-                return StoreSession(
-                    {"lang": rec["data"].get("lang", "zh")},
-                    secrets.token_hex(32),
-                    expired="user" in rec["data"],
-                )
+                data = {"lang": rec["data"].get("lang", "zh")}
+                if "user" in rec["data"]:
+                    data["idle_notice"] = True  # shown once on the login page
+                return StoreSession(data, secrets.token_hex(32))
         return StoreSession(None, secrets.token_hex(32))
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
@@ -99,7 +96,9 @@ class StoreSessionInterface(SessionInterface):
         data = json.dumps({"t": self.services.clock(), "data": dict(session)}).encode()
         key = self._key(session.sid)
         for _ in range(5):
-            if store.compare_and_set(key, store.get(key), data, ttl=self.idle):
+            # the record outlives the idle limit a little, so the next request can say
+            # "logged out after inactivity"; the limit itself is the "t" check above
+            if store.compare_and_set(key, store.get(key), data, ttl=self.idle + 600):
                 break
         response.set_cookie(
             self.get_cookie_name(app),
@@ -140,7 +139,6 @@ def create_app(
         if lang in TEXTS:
             session["lang"] = lang
         g.lang = session.get("lang", "zh")
-        g.idle_logout = getattr(session, "expired", False)
         device = request.cookies.get("bank_device", "")
         g.new_device_cookie = None
         if not _DEVICE.fullmatch(device):
@@ -211,6 +209,7 @@ def create_app(
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         if request.method == "GET":
+            g.idle_logout = session.pop("idle_notice", False)
             return render_template("login.html")
         if limited("login-ip", ip(), 60):
             return too_many()
@@ -259,9 +258,7 @@ def create_app(
             password, factor = submitted_password()
         except errors.SoftKeyboardError:
             return login_failed(**page)
-        ctx = services.context(
-            username, Operation.LOGIN, ip=ip(), device_id=g.device, presented=[]
-        )
+        ctx = services.context(username, Operation.LOGIN, ip=ip(), device_id=g.device, presented=[])
         try:
             result = services.lockout.password_login(
                 services.passwords, username, password, context=ctx

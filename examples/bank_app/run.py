@@ -26,9 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--state", default=str(HERE / "var"), help="state directory")
     parser.add_argument("--idle", type=float, default=300.0, help="idle logout, seconds")
-    parser.add_argument(
-        "--no-demo", action="store_true", help="hide the demo SMS outbox page"
-    )
+    parser.add_argument("--no-demo", action="store_true", help="hide the demo SMS outbox page")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(args.state, demo=not args.no_demo, idle_seconds=args.idle)

@@ -235,7 +235,7 @@ class BankServices:
             "client_type": "browser",
         }
         if tx is not None:
-            return AuthContext.for_transaction(tx, user, local_time=_now(), **common)
+            return AuthContext.for_transaction(tx, user, **common)
         return AuthContext(user=user, operation=operation, **common)
 
     def decide(self, ctx: AuthContext) -> Decision:
@@ -311,9 +311,7 @@ class BankServices:
         try:
             value = Decimal(amount.strip())
         except (InvalidOperation, AttributeError):
-            raise errors.InvalidTransaction(
-                "the amount must be a number such as 100.00"
-            ) from None
+            raise errors.InvalidTransaction("the amount must be a number such as 100.00") from None
         return Transaction(
             tx_id=new_tx_id(),
             tx_type="transfer",
@@ -322,7 +320,7 @@ class BankServices:
             payee_name=payee_name.strip(),
             amount=value,
             currency="CNY",
-            timestamp=_now(),
+            timestamp=datetime.fromtimestamp(self.clock()).astimezone(),
             memo=memo.strip(),
         )
 
@@ -372,10 +370,6 @@ class BankServices:
     @staticmethod
     def mask_phone(phone: str) -> str:
         return mask_phone(phone)
-
-
-def _now() -> datetime:
-    return datetime.now().astimezone()
 
 
 class _StorePhones(MappingPhoneRegistry):

@@ -29,15 +29,17 @@ def test_unknown_username_gets_a_stable_decoy_phrase(browser: Any) -> None:
 def test_first_login_forces_password_change_then_sms_code(browser: Any) -> None:
     demo = browser.demo
     browser.post("/login", {"username": demo["username"]})
-    r = browser.post(
-        "/login/password", {"password": demo["password"]}, form_url="/login/password"
-    )
+    r = browser.post("/login/password", {"password": demo["password"]}, form_url="/login/password")
     assert r.status_code == 302 and r.location.endswith("/login/change")
     assert browser.get("/accounts").status_code == 302  # not logged in yet
     # complexity rules apply to the customer's own choice
     weak = browser.post(
         "/login/change",
-        {"old_password": demo["password"], "new_password": "abc12345", "confirm_password": "abc12345"},
+        {
+            "old_password": demo["password"],
+            "new_password": "abc12345",
+            "confirm_password": "abc12345",
+        },
     )
     assert weak.status_code == 400
     r = browser.post(
@@ -65,7 +67,9 @@ def test_errors_are_generic_whichever_factor_is_wrong(customer: Any) -> None:
     wrong_pw = b.post("/login/password", {"password": "Wrong!Pass99"}, form_url="/login/password")
     other = type(b)(b.app)
     other.post("/login", {"username": "no-such-user"})
-    unknown = other.post("/login/password", {"password": "Wrong!Pass99"}, form_url="/login/password")
+    unknown = other.post(
+        "/login/password", {"password": "Wrong!Pass99"}, form_url="/login/password"
+    )
     third = type(b)(b.app)
     third.post("/login", {"username": b.demo["username"]})
     third.post("/login/password", {"password": b.new_password}, form_url="/login/password")
@@ -119,7 +123,9 @@ def test_idle_logout_enforced_by_the_server(customer: Any, clock: Any) -> None:
     r = b.get("/accounts")
     assert r.status_code == 302 and r.location.endswith("/login")
     page = b.get("/login").get_data(as_text=True)
+    assert 'id="idle-logout"' in page  # the customer is told why
     assert b.get("/accounts").status_code == 302
+    assert 'id="idle-logout"' not in b.get("/login").get_data(as_text=True)
 
 
 def test_csrf_refused(customer: Any) -> None:
