@@ -276,18 +276,9 @@ class BankServices:
 
     # ------------------------------------------------------------------ soft keyboard
     def keyboard_session(self) -> dict[str, object]:
-        layout = self.keyboard.open(KeyboardMode.ALPHANUMERIC)
-        view = layout.client_view()
-        return {
-            "sk_session": view["session_id"],
-            "svg": view["svg"],
-            "key_ids": view["key_ids"],
-            "columns": view["columns"],
-            "public_key_der_hex": view["public_key_der_hex"],
-            "commit_key_hex": view["commit_key_hex"],
-            "expires_at": view["expires_at"],
-            "system_keyboard_allowed": view["system_keyboard_allowed"],
-        }
+        """A fresh soft-keyboard layout as the page receives it: session id, key ids,
+        the layout SVG, the server's SM2 public key (DER, hex) and the commit key."""
+        return self.keyboard.open(KeyboardMode.ALPHANUMERIC).client_view()
 
     def keyboard_password(
         self, session_id: str, keystrokes_hex: Sequence[str], commitment_hex: str

@@ -20,7 +20,7 @@ from app import create_app  # noqa: E402
 from wiring import DEMO_CUSTOMERS  # noqa: E402
 
 DEMO = DEMO_CUSTOMERS[0]
-NEW_PASSWORD = "Harbour!Lantern7"
+NEW_PASSWORD = "Harbour7Lantern"  # typeable on the alphanumeric soft keyboard
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CODE_RE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 

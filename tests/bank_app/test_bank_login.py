@@ -3,8 +3,12 @@ notice, first-login password change, SMS step-up, session rotation and idle logo
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+from ebank_auth.softkeyboard import KeyboardClient
+from ebank_auth.store import store_key
 
 
 def test_phrase_shown_after_username_before_password(browser: Any) -> None:
@@ -149,7 +153,52 @@ def test_security_headers(browser: Any) -> None:
     assert " style=" not in r.get_data(as_text=True)
 
 
+def soft_keyboard_fields(b: Any, password: str) -> dict[str, Any]:
+    """Type ``password`` on the served layout as the browser client does: the key ids
+    are looked up by label (a person reads them off the SVG; the test reads the
+    session's map), each press SM2-encrypted to the server's key."""
+    view = b.get("/softkeyboard/session").get_json()
+    raw = b.services.store.get(store_key("sk", "sess", view["session_id"]))
+    by_label = {label: key_id for key_id, label in json.loads(raw)["map"].items()}
+    client = KeyboardClient(view)
+    for ch in password:
+        client.press(by_label[ch])
+    return {
+        "sk_session": view["session_id"],
+        "sk_keystrokes": [c.hex() for c in client.ciphertexts],
+        "sk_commitment": client.commitment().hex(),
+    }
+
+
 def test_softkeyboard_session_endpoint(browser: Any) -> None:
     view = browser.get("/softkeyboard/session").get_json()
-    assert set(view) >= {"sk_session", "svg", "public_key_der_hex", "commit_key_hex"}
-    assert view["svg"].startswith("<svg")
+    assert set(view) >= {"session_id", "svg", "public_key_der_hex", "commit_key_hex", "key_ids"}
+    assert "<svg" in view["svg"]
+    assert browser.get("/softkeyboard/session").get_json()["session_id"] != view["session_id"]
+
+
+def test_login_through_the_soft_keyboard(customer: Any) -> None:
+    b = customer
+    b.post("/login", {"username": b.demo["username"]})
+    fields = soft_keyboard_fields(b, b.new_password)
+    r = b.post("/login/password", fields, form_url="/login/password")
+    assert r.status_code == 302 and r.location.endswith("/login/code")
+    r = b.post("/login/code", {"code": b.last_code()}, form_url="/login/code")
+    assert r.location.endswith("/accounts")
+    # the audit trail never holds the password
+    assert b.new_password not in json.dumps(list(b.services.audit.records()), ensure_ascii=False)
+
+
+def test_soft_keyboard_wrong_or_replayed_keystrokes_fail_generically(customer: Any) -> None:
+    """Attack: the encrypted keystrokes of a session are replayed, or a prefix is sent."""
+    b = customer
+    b.post("/login", {"username": b.demo["username"]})
+    fields = soft_keyboard_fields(b, b.new_password)
+    assert b.post("/login/password", fields, form_url="/login/password").status_code == 302
+    other = type(b)(b.app)
+    other.post("/login", {"username": b.demo["username"]})
+    replay = other.post("/login/password", fields, form_url="/login/password")
+    assert replay.status_code == 401
+    fresh = soft_keyboard_fields(other, b.new_password)
+    prefix = {**fresh, "sk_keystrokes": fresh["sk_keystrokes"][:-1]}
+    assert other.post("/login/password", prefix, form_url="/login/password").status_code == 401
