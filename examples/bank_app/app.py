@@ -41,6 +41,7 @@ CSP = (
 GENERIC_LOGIN_ERROR = "login_failed"
 _SID = re.compile(r"[0-9a-f]{64}")
 _DEVICE = re.compile(r"[0-9a-f]{32}")
+_TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # ---------------------------------------------------------------------- sessions
@@ -182,6 +183,15 @@ def create_app(
     def _csrf(_: CSRFError) -> tuple[str, int]:
         g.lang = g.get("lang") or session.get("lang", "zh")
         return render_template("error.html", message=translate(g.lang, "csrf_failed")), 400
+
+    @app.errorhandler(EbankAuthError)
+    def _library_error(exc: EbankAuthError) -> tuple[str, int]:
+        # a typed error the route did not expect (store down, bad input): its message
+        # says what to do; never a stack trace, and a store outage is a refusal
+        g.lang = g.get("lang") or "zh"
+        status = 503 if isinstance(exc, errors.ServiceUnavailable) else 400
+        log.warning("request refused: %s", type(exc).__name__)
+        return render_template("error.html", message=str(exc)), status
 
     def ip() -> str:
         return request.remote_addr or ""
@@ -394,6 +404,10 @@ def create_app(
             )
         except errors.InvalidInput as exc:
             return render_template("transfer.html", accounts=accts, error=str(exc)), 400
+        if tx.amount > services.account(payer).balance:
+            return render_template(
+                "transfer.html", accounts=accts, error=translate(g.lang, "insufficient")
+            ), 400
         ctx = services.context(
             user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=[], tx=tx
         )
@@ -427,6 +441,8 @@ def create_app(
     def transfer_confirm() -> Any:
         user = current_user()
         tx_id = request.form.get("tx_id", "")
+        if not _TX_ID.fullmatch(tx_id):
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
         if services.replay.seen(tx_id):
             return render_template(
                 "error.html", message=translate(g.lang, "duplicate", tx_id=tx_id)
