@@ -3,6 +3,7 @@ temporary state directory, driven through Flask's test client (CSRF on, as deplo
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -16,10 +17,20 @@ APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "bank_app"
 if str(APP_DIR) not in sys.path:
     sys.path.insert(0, str(APP_DIR))
 
-from app import create_app  # noqa: E402
-from wiring import DEMO_CUSTOMERS  # noqa: E402
+try:  # the `app` extra (Flask, Flask-WTF)
+    import flask_wtf  # noqa: F401
+except ImportError:
+    if os.environ.get("EBANK_AUTH_REQUIRE_SERVICES") == "1":
+        raise ImportError(
+            "the bank app tests need the `app` extra: pip install -e '.[app]'"
+        ) from None
+    collect_ignore_glob = ["test_*.py"]  # skipped here; CI (which requires it) fails instead
+    DEMO: dict[str, str] = {"username": ""}
+else:
+    from app import create_app
+    from wiring import DEMO_CUSTOMERS
 
-DEMO = DEMO_CUSTOMERS[0]
+    DEMO = DEMO_CUSTOMERS[0]
 NEW_PASSWORD = "Harbour7Lantern"  # typeable on the alphanumeric soft keyboard
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CODE_RE = re.compile(r"(?<!\d)(\d{6})(?!\d)")

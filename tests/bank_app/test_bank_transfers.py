@@ -156,3 +156,21 @@ def test_concurrent_bookings_of_one_transaction_debit_once(customer: Any, worker
     assert outcomes.count("ok") == 1
     assert set(outcomes) - {"ok"} <= {"DuplicateTransaction"}
     assert s.account(customer.demo["account"]).balance == before - Decimal("3.00")
+
+
+def test_more_than_the_balance_is_refused_before_any_code(customer: Any) -> None:
+    b = customer
+    b.login()
+    sent = len(b.services.outbox.messages())
+    r = start_transfer(b, "52000.01")
+    assert r.status_code == 400
+    assert len(b.services.outbox.messages()) == sent
+    assert balance(b) == Decimal("52000.00")
+
+
+def test_english_ui_on_request(customer: Any) -> None:
+    b = customer
+    page = b.get("/login?lang=en").get_data(as_text=True)
+    assert "Username" in page and 'lang="en"' in page
+    assert "Username" in b.get("/login").get_data(as_text=True)  # the choice sticks
+    assert "用户名" in b.get("/login?lang=zh").get_data(as_text=True)
