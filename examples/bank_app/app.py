@@ -41,6 +41,7 @@ CSP = (
 GENERIC_LOGIN_ERROR = "login_failed"
 _SID = re.compile(r"[0-9a-f]{64}")
 _DEVICE = re.compile(r"[0-9a-f]{32}")
+_USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -224,7 +225,7 @@ def create_app(
         if limited("login-ip", ip(), 60):
             return too_many()
         username = request.form.get("username", "").strip()
-        if not 1 <= len(username) <= 64:
+        if not _USERNAME.fullmatch(username):
             return login_failed()
         session.clear()
         session.update(lang=g.lang, pending=username, factors=[])

@@ -202,3 +202,10 @@ def test_soft_keyboard_wrong_or_replayed_keystrokes_fail_generically(customer: A
     fresh = soft_keyboard_fields(other, b.new_password)
     prefix = {**fresh, "sk_keystrokes": fresh["sk_keystrokes"][:-1]}
     assert other.post("/login/password", prefix, form_url="/login/password").status_code == 401
+
+
+def test_malformed_usernames_get_the_generic_error(browser: Any) -> None:
+    for bad in ["", "a:b", "x" * 65, "<script>", "zhang san", "用户\x00"]:
+        r = browser.post("/login", {"username": bad})
+        assert r.status_code == 401, bad
+        assert "<script>" not in r.get_data(as_text=True)
