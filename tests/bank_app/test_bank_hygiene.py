@@ -52,3 +52,17 @@ def test_new_device_is_bound_after_the_sms_step_up(customer: Any) -> None:
     device = b.client.get_cookie("bank_device").value
     bound = [d.device_id for d in b.services.devices.devices(b.demo["username"])]
     assert bound == [device]
+
+
+def test_demo_outbox_only_in_demo_mode(customer: Any, tmp_path: Path) -> None:
+    b = customer
+    b.post("/login", {"username": b.demo["username"]})
+    b.post("/login/password", {"password": b.new_password}, form_url="/login/password")
+    page = b.get("/demo/outbox").get_data(as_text=True)
+    assert b.last_code() in page
+    assert b.demo["phone"] not in page  # the outbox keeps numbers masked
+
+    from app import create_app
+
+    prod = create_app(tmp_path / "prod", demo=False, argon2_memory_kib=1024)
+    assert prod.test_client().get("/demo/outbox").status_code == 404
