@@ -174,3 +174,28 @@ def test_english_ui_on_request(customer: Any) -> None:
     assert "Username" in page and 'lang="en"' in page
     assert "Username" in b.get("/login").get_data(as_text=True)  # the choice sticks
     assert "用户名" in b.get("/login?lang=zh").get_data(as_text=True)
+
+
+_HTMLISH = st.text(alphabet="<>&\"'/=ab 中文", min_size=1, max_size=20).filter(
+    lambda s: s.strip() == s and s.strip() and "  " not in s
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(memo=_HTMLISH, payee=_HTMLISH)
+def test_attacker_text_is_always_escaped(customer: Any, memo: str, payee: str) -> None:
+    """Invariant: whatever payee name and memo an attacker chooses, the history page
+    shows them as text (HTML-escaped), never as markup."""
+    from markupsafe import escape
+
+    b = customer
+    if b.client.get_cookie("bank_session") is None or b.get("/accounts").status_code != 200:
+        b.login()
+    s = b.services
+    tx = s.new_transfer(b.demo["account"], PAYEE["payee_account"], payee, "1.00", memo)
+    s.book(b.demo["username"], tx, ip="127.0.0.1")
+    page = b.get("/accounts").get_data(as_text=True)
+    for text in (memo, payee):
+        assert str(escape(text)) in page
+        if any(c in text for c in "<>&\"'"):
+            assert f">{text}<" not in page
