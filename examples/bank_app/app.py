@@ -49,12 +49,13 @@ _TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class StoreSession(CallbackDict[str, Any], SessionMixin):
     """A session whose data lives in the store; the cookie holds only a random id."""
 
-    def __init__(self, data: dict[str, Any] | None, sid: str) -> None:
+    def __init__(self, data: dict[str, Any] | None, sid: str, raw: bytes | None = None) -> None:
         def on_update(_: Any) -> None:
             self.modified = True
 
         super().__init__(data or {}, on_update)
         self.sid = sid
+        self.raw = raw  # the stored record this request started from (None: a new session)
         self.modified = False
         self.rotate = False
 
@@ -77,7 +78,7 @@ class StoreSessionInterface(SessionInterface):
             if raw is not None:
                 rec = json.loads(raw)
                 if self.services.clock() - float(rec["t"]) <= self.idle:
-                    return StoreSession(rec["data"], sid)
+                    return StoreSession(rec["data"], sid, raw)
                 self.services.store.delete(self._key(sid))
                 data = {"lang": rec["data"].get("lang", "zh")}
                 if "user" in rec["data"]:
@@ -86,24 +87,45 @@ class StoreSessionInterface(SessionInterface):
         return StoreSession(None, secrets.token_hex(32))
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Write the session back without ever resurrecting one that ended meanwhile.
+
+        The write is a compare-and-set against the record this request started from; if
+        that record is gone (logout, idle expiry, rotation by a parallel login) the
+        session stays gone.  If a parallel request updated it, this request's changes are
+        written over it (last writer wins) but only while it still exists."""
         assert isinstance(session, StoreSession)
         store = self.services.store
+        name = self.get_cookie_name(app)
         if session.rotate:  # login: the old id dies, the data moves to a fresh id
             store.delete(self._key(session.sid))
             session.sid = secrets.token_hex(32)
+            session.raw = None
+        key = self._key(session.sid)
         if not session:
-            store.delete(self._key(session.sid))
-            response.delete_cookie(self.get_cookie_name(app), path="/")
+            store.delete(key)
+            response.delete_cookie(name, path="/")
             return
         data = json.dumps({"t": self.services.clock(), "data": dict(session)}).encode()
-        key = self._key(session.sid)
-        for _ in range(5):
-            # the record outlives the idle limit a little, so the next request can say
-            # "logged out after inactivity"; the limit itself is the "t" check above
-            if store.compare_and_set(key, store.get(key), data, ttl=self.idle + 600):
-                break
+        # the record outlives the idle limit a little, so the next request can say
+        # "logged out after inactivity"; the limit itself is the "t" check in open_session
+        ttl = self.idle + 600
+        if session.raw is None:
+            written = store.put_if_absent(key, data, ttl=ttl)
+        else:
+            expected: bytes | None = session.raw
+            written = False
+            for _ in range(5):
+                if store.compare_and_set(key, expected, data, ttl=ttl):
+                    written = True
+                    break
+                expected = store.get(key)
+                if expected is None or not session.modified:
+                    break  # ended meanwhile: stay ended; or nothing of ours to keep
+        if not written and (session.raw is None or store.get(key) is None):
+            response.delete_cookie(name, path="/")
+            return
         response.set_cookie(
-            self.get_cookie_name(app),
+            name,
             session.sid,
             httponly=True,
             samesite="Strict",

@@ -209,3 +209,26 @@ def test_malformed_usernames_get_the_generic_error(browser: Any) -> None:
         r = browser.post("/login", {"username": bad})
         assert r.status_code == 401, bad
         assert "<script>" not in r.get_data(as_text=True)
+
+
+def test_logout_is_not_undone_by_a_request_in_flight(customer: Any) -> None:
+    """Attack: a request that was already running when the customer logged out (a slow
+    page, a script-driven fetch, an attacker holding the stolen cookie) saves its copy of
+    the session afterwards and so brings the logged-out session back to life."""
+    import flask
+
+    b = customer
+    b.login()
+    sid = b.client.get_cookie("bank_session").value
+    iface = b.app.session_interface
+    with b.app.test_request_context("/accounts", headers={"Cookie": f"bank_session={sid}"}):
+        inflight = iface.open_session(b.app, flask.request)
+    assert inflight["user"] == b.demo["username"]
+    b.post("/logout", {}, form_url="/accounts")
+    assert b.services.store.get(f"bank:sess:{sid}") is None
+    with b.app.test_request_context("/accounts"):
+        iface.save_session(b.app, inflight, b.app.response_class())
+    assert b.services.store.get(f"bank:sess:{sid}") is None
+    stolen = type(b)(b.app)
+    stolen.client.set_cookie("bank_session", sid)
+    assert stolen.get("/accounts").status_code == 302
