@@ -1,0 +1,521 @@
+"""The web layer of the reference bank app: Flask routes, server-side sessions,
+security headers.  It talks to ebank_auth only through :mod:`wiring`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# run.py (and the tests) put this directory first on sys.path
+import wiring
+from flask import (
+    Flask,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SessionInterface, SessionMixin
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from i18n import TEXTS, translate
+from werkzeug.datastructures import CallbackDict
+from wiring import BankServices, EbankAuthError, Factor, Operation, Outcome, errors
+
+log = logging.getLogger("bank_app")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: the same generic text for every failed login step: never which factor was wrong
+GENERIC_LOGIN_ERROR = "login_failed"
+_SID = re.compile(r"[0-9a-f]{64}")
+_DEVICE = re.compile(r"[0-9a-f]{32}")
+_USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# ---------------------------------------------------------------------- sessions
+class StoreSession(CallbackDict[str, Any], SessionMixin):
+    """A session whose data lives in the store; the cookie holds only a random id."""
+
+    def __init__(self, data: dict[str, Any] | None, sid: str, raw: bytes | None = None) -> None:
+        def on_update(_: Any) -> None:
+            self.modified = True
+
+        super().__init__(data or {}, on_update)
+        self.sid = sid
+        self.raw = raw  # the stored record this request started from (None: a new session)
+        self.modified = False
+        self.rotate = False
+
+
+class StoreSessionInterface(SessionInterface):
+    """Server-side sessions: ``bank:sess:<id>`` holding the data and the last-activity
+    time, checked on every request (the server decides, not the cookie)."""
+
+    def __init__(self, services: BankServices, idle_seconds: float) -> None:
+        self.services = services
+        self.idle = float(idle_seconds)
+
+    def _key(self, sid: str) -> str:
+        return f"bank:sess:{sid}"
+
+    def open_session(self, app: Flask, request: Any) -> StoreSession:
+        sid = request.cookies.get(self.get_cookie_name(app), "")
+        if _SID.fullmatch(sid):
+            raw = self.services.store.get(self._key(sid))
+            if raw is not None:
+                rec = json.loads(raw)
+                if self.services.clock() - float(rec["t"]) <= self.idle:
+                    return StoreSession(rec["data"], sid, raw)
+                self.services.store.delete(self._key(sid))
+                data = {"lang": rec["data"].get("lang", "zh")}
+                if "user" in rec["data"]:
+                    data["idle_notice"] = True  # shown once on the login page
+                return StoreSession(data, secrets.token_hex(32))
+        return StoreSession(None, secrets.token_hex(32))
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Write the session back without ever resurrecting one that ended meanwhile.
+
+        The write is a compare-and-set against the record this request started from; if
+        that record is gone (logout, idle expiry, rotation by a parallel login) the
+        session stays gone.  If a parallel request updated it, this request's changes are
+        written over it (last writer wins) but only while it still exists."""
+        assert isinstance(session, StoreSession)
+        store = self.services.store
+        name = self.get_cookie_name(app)
+        if session.rotate:  # login: the old id dies, the data moves to a fresh id
+            store.delete(self._key(session.sid))
+            session.sid = secrets.token_hex(32)
+            session.raw = None
+        key = self._key(session.sid)
+        if not session:
+            store.delete(key)
+            response.delete_cookie(name, path="/")
+            return
+        data = json.dumps({"t": self.services.clock(), "data": dict(session)}).encode()
+        # the record outlives the idle limit a little, so the next request can say
+        # "logged out after inactivity"; the limit itself is the "t" check in open_session
+        ttl = self.idle + 600
+        if session.raw is None:
+            written = store.put_if_absent(key, data, ttl=ttl)
+        else:
+            expected: bytes | None = session.raw
+            written = False
+            for _ in range(5):
+                if store.compare_and_set(key, expected, data, ttl=ttl):
+                    written = True
+                    break
+                expected = store.get(key)
+                if expected is None or not session.modified:
+                    break  # ended meanwhile: stay ended; or nothing of ours to keep
+        if not written and (session.raw is None or store.get(key) is None):
+            response.delete_cookie(name, path="/")
+            return
+        response.set_cookie(
+            name,
+            session.sid,
+            httponly=True,
+            samesite="Strict",
+            secure=bool(app.config["SESSION_COOKIE_SECURE"]),
+            path="/",
+        )
+
+
+# ---------------------------------------------------------------------- the app
+def create_app(
+    state_dir: str | Path,
+    *,
+    demo: bool = True,
+    idle_seconds: float = 300.0,
+    argon2_memory_kib: int = 64 * 1024,
+    clock: Callable[[], float] | None = None,
+    secure_cookies: bool = False,
+) -> Flask:
+    services = BankServices(state_dir, argon2_memory_kib=argon2_memory_kib, clock=clock)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.token_bytes(32),  # CSRF token signing only; sessions are server-side
+        SESSION_COOKIE_NAME="bank_session",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session
+        DEMO=demo,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.session_interface = StoreSessionInterface(services, idle_seconds)
+    app.extensions["bank"] = services
+
+    @app.before_request
+    def _before() -> Any:
+        lang = request.args.get("lang")
+        if lang in TEXTS:
+            session["lang"] = lang
+        g.lang = session.get("lang", "zh")
+        device = request.cookies.get("bank_device", "")
+        g.new_device_cookie = None
+        if not _DEVICE.fullmatch(device):
+            device = secrets.token_hex(16)
+            g.new_device_cookie = device
+        g.device = device
+        return None
+
+    CSRFProtect(app)  # after _before: its check runs with the language and device known
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Cache-Control"] = "no-store"
+        if g.get("new_device_cookie"):
+            resp.set_cookie(
+                "bank_device",
+                g.new_device_cookie,
+                max_age=365 * 86400,
+                httponly=True,
+                samesite="Strict",
+                secure=secure_cookies,
+            )
+        return resp
+
+    @app.context_processor
+    def _ctx() -> dict[str, Any]:
+        return {
+            "t": lambda key, **kw: translate(g.get("lang", "zh"), key, **kw),
+            "lang": g.get("lang", "zh"),
+            "demo": app.config["DEMO"],
+            "logged_in": "user" in session,
+            "idle_logout": g.get("idle_logout", False),
+            "mask_account": wiring.mask_account,
+        }
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_: CSRFError) -> tuple[str, int]:
+        g.lang = g.get("lang") or session.get("lang", "zh")
+        return render_template("error.html", message=translate(g.lang, "csrf_failed")), 400
+
+    @app.errorhandler(EbankAuthError)
+    def _library_error(exc: EbankAuthError) -> tuple[str, int]:
+        # a typed error the route did not expect (store down, bad input): its message
+        # says what to do; never a stack trace, and a store outage is a refusal
+        g.lang = g.get("lang") or "zh"
+        status = 503 if isinstance(exc, errors.ServiceUnavailable) else 400
+        log.warning("request refused: %s", type(exc).__name__)
+        return render_template("error.html", message=str(exc)), status
+
+    def ip() -> str:
+        return request.remote_addr or ""
+
+    def limited(kind: str, who: str, limit: int) -> bool:
+        return not services.rate_ok(kind, who, limit)
+
+    def too_many() -> tuple[str, int]:
+        return render_template("error.html", message=translate(g.lang, "rate_limited")), 429
+
+    def login_failed(template: str = "login.html", **kw: Any) -> tuple[str, int]:
+        return render_template(template, error=translate(g.lang, GENERIC_LOGIN_ERROR), **kw), 401
+
+    def current_user() -> str:
+        user = session.get("user")
+        if not isinstance(user, str):
+            abort(redirect(url_for("login")))
+        return user
+
+    # ------------------------------------------------------------------ login
+    @app.get("/")
+    def index() -> Any:
+        return redirect(url_for("accounts" if "user" in session else "login"))
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        if request.method == "GET":
+            g.idle_logout = session.pop("idle_notice", False)
+            return render_template("login.html")
+        if limited("login-ip", ip(), 60):
+            return too_many()
+        username = request.form.get("username", "").strip()
+        if not _USERNAME.fullmatch(username):
+            return login_failed()
+        session.clear()
+        session.update(lang=g.lang, pending=username, factors=[])
+        return redirect(url_for("login_password"))
+
+    def phrase_for(username: str) -> str:
+        cust = services.customer(username)
+        return cust.phrase if cust else services.decoy_phrase(username)
+
+    @app.get("/login/password")
+    def login_password() -> Any:
+        username = session.get("pending")
+        if not isinstance(username, str):
+            return redirect(url_for("login"))
+        return render_template(
+            "password.html",
+            username=username,
+            phrase=phrase_for(username),
+            softkeyboard_js=(Path(app.static_folder or "") / "js" / "softkeyboard.js").exists(),
+        )
+
+    def submitted_password() -> tuple[str | bytearray, Factor]:
+        if request.form.get("sk_session"):
+            strokes = request.form.getlist("sk_keystrokes")
+            if len(strokes) == 1 and "," in strokes[0]:
+                strokes = strokes[0].split(",")
+            return services.keyboard_password(
+                request.form["sk_session"], strokes, request.form.get("sk_commitment", "")
+            )
+        return request.form.get("password", ""), Factor.PASSWORD
+
+    @app.post("/login/password")
+    def login_password_post() -> Any:
+        username = session.get("pending")
+        if not isinstance(username, str):
+            return redirect(url_for("login"))
+        if limited("login-ip", ip(), 60) or limited("login-user", username, 20):
+            return too_many()
+        page = {"template": "password.html", "username": username, "phrase": phrase_for(username)}
+        try:
+            password, factor = submitted_password()
+        except errors.SoftKeyboardError:
+            return login_failed(**page)
+        ctx = services.context(username, Operation.LOGIN, ip=ip(), device_id=g.device, presented=[])
+        try:
+            result = services.lockout.password_login(
+                services.passwords, username, password, context=ctx
+            )
+        except errors.AccountLocked as exc:
+            return render_template("password.html", error=str(exc), **_page(page)), 403
+        finally:
+            if isinstance(password, bytearray):
+                password[:] = b"\x00" * len(password)
+        if not result.success:
+            return login_failed(**page)
+        session["factors"] = [factor.value]
+        if result.change_required:
+            session["stage"] = "change"
+            return redirect(url_for("login_change"))
+        return step_up(username)
+
+    def step_up(username: str) -> Any:
+        """Ask the policy what else this login needs; send an SMS code if that is it."""
+        factors = [Factor(f) for f in session.get("factors", [])]
+        ctx = services.context(
+            username, Operation.LOGIN, ip=ip(), device_id=g.device, presented=factors
+        )
+        decision = services.decide(ctx)
+        if decision.outcome is Outcome.ALLOW:
+            return complete_login(username, decision.obligations)
+        if decision.outcome is Outcome.STEP_UP and services.needs_only_sms(decision):
+            try:
+                issued = services.codes.issue(username, "login", lang=g.lang)
+            except EbankAuthError as exc:
+                return render_template("error.html", message=str(exc)), 503
+            session["stage"] = "code"
+            session["phone"] = issued.phone_masked
+            return redirect(url_for("login_code"))
+        session.clear()
+        reasons = "; ".join(decision.reasons) or translate(g.lang, "login_needs_usbkey")
+        return render_template("error.html", message=reasons), 403
+
+    def complete_login(username: str, obligations: frozenset[str]) -> Any:
+        factors = [Factor(f) for f in session.get("factors", [])]
+        if "bind_device" in obligations:
+            services.bind_device(username, g.device, ip=ip(), presented=factors)
+        services.devices.record_login(username, g.device, client_type="browser", ip=ip())
+        lang = g.lang
+        session.clear()
+        session.rotate = True  # type: ignore[attr-defined]
+        session.update(user=username, lang=lang)
+        services.audit.record("login", user=username, ip=ip(), device=g.device, outcome="ok")
+        return redirect(url_for("accounts"))
+
+    @app.route("/login/change", methods=["GET", "POST"])
+    def login_change() -> Any:
+        username = session.get("pending")
+        if not isinstance(username, str) or session.get("stage") != "change":
+            return redirect(url_for("login"))
+        if request.method == "GET":
+            return render_template("change.html")
+        new = request.form.get("new_password", "")
+        if new != request.form.get("confirm_password", ""):
+            return render_template("change.html", error=translate(g.lang, "mismatch")), 400
+        try:
+            services.change_password(username, request.form.get("old_password", ""), new)
+        except errors.PasswordPolicyError as exc:
+            return render_template("change.html", error=str(exc)), 400
+        except errors.AccountLocked as exc:
+            session.clear()
+            return render_template("error.html", message=str(exc)), 403
+        except EbankAuthError:
+            return login_failed("change.html")
+        session["stage"] = "password-changed"
+        return step_up(username)
+
+    @app.route("/login/code", methods=["GET", "POST"])
+    def login_code() -> Any:
+        username = session.get("pending")
+        if not isinstance(username, str) or session.get("stage") != "code":
+            return redirect(url_for("login"))
+        if request.method == "GET":
+            return render_template("code.html", phone=session.get("phone", ""))
+        if limited("code-user", username, 20):
+            return too_many()
+        try:
+            services.codes.verify(username, "login", request.form.get("code", "").strip())
+        except errors.OtpError:
+            return login_failed("code.html", phone=session.get("phone", ""))
+        session["factors"] = [*session.get("factors", []), Factor.SMS_CODE.value]
+        return step_up(username)
+
+    @app.post("/logout")
+    def logout() -> Any:
+        if "user" in session:
+            services.audit.record("logout", user=session["user"], ip=ip(), outcome="ok")
+        session.clear()
+        return redirect(url_for("login"))
+
+    @app.get("/softkeyboard/session")
+    def softkeyboard_session() -> Any:
+        if limited("sk-ip", ip(), 60):
+            return jsonify(error=translate(g.lang, "rate_limited")), 429
+        return jsonify(services.keyboard_session())
+
+    # ------------------------------------------------------------------ banking
+    @app.get("/accounts")
+    def accounts() -> Any:
+        user = current_user()
+        cust = services.customer(user)
+        accts = [services.account(n) for n in (cust.accounts if cust else ())]
+        return render_template("accounts.html", customer=cust, accounts=accts)
+
+    @app.route("/transfer", methods=["GET", "POST"])
+    def transfer() -> Any:
+        user = current_user()
+        cust = services.customer(user)
+        own = list(cust.accounts) if cust else []
+        accts = [services.account(n) for n in own]
+        if request.method == "GET":
+            return render_template("transfer.html", accounts=accts)
+        if limited("transfer-user", user, 30):
+            return too_many()
+        form = request.form
+        payer = form.get("payer", "")
+        if payer not in own:
+            return render_template(
+                "transfer.html", accounts=accts, error=translate(g.lang, "bad_account")
+            ), 400
+        try:
+            tx = services.new_transfer(
+                payer,
+                form.get("payee_account", ""),
+                form.get("payee_name", ""),
+                form.get("amount", ""),
+                form.get("memo", ""),
+            )
+        except errors.InvalidInput as exc:
+            return render_template("transfer.html", accounts=accts, error=str(exc)), 400
+        if tx.amount > services.account(payer).balance:
+            return render_template(
+                "transfer.html", accounts=accts, error=translate(g.lang, "insufficient")
+            ), 400
+        ctx = services.context(
+            user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=[], tx=tx
+        )
+        try:
+            result = services.lockout.password_login(
+                services.passwords, user, form.get("password", ""), context=ctx
+            )
+        except errors.AccountLocked as exc:
+            return render_template("error.html", message=str(exc)), 403
+        if not result.success:
+            return render_template(
+                "transfer.html", accounts=accts, error=translate(g.lang, "tx_password_wrong")
+            ), 401
+        decision = services.decide(ctx.with_presented([Factor.PASSWORD]))
+        if decision.outcome is Outcome.DENY:
+            return render_template("error.html", message="; ".join(decision.reasons)), 403
+        if decision.outcome is Outcome.STEP_UP and not services.needs_only_sms(decision):
+            return render_template(
+                "error.html", message=translate(g.lang, "needs_usbkey", tier=decision.fired)
+            ), 403
+        if decision.outcome is Outcome.ALLOW:
+            return book(user, tx)
+        try:
+            issued = services.codes.issue(user, "transfer", transaction=tx, lang=g.lang)
+        except EbankAuthError as exc:
+            return render_template("error.html", message=str(exc)), 503
+        session["pending_tx"] = services.tx_json(tx)
+        return render_template("confirm.html", tx=tx, phone=issued.phone_masked)
+
+    @app.post("/transfer/confirm")
+    def transfer_confirm() -> Any:
+        user = current_user()
+        tx_id = request.form.get("tx_id", "")
+        if not _TX_ID.fullmatch(tx_id):
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        if services.replay.seen(tx_id):
+            return render_template(
+                "error.html", message=translate(g.lang, "duplicate", tx_id=tx_id)
+            ), 409
+        raw = session.get("pending_tx")
+        if not isinstance(raw, str):
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        tx = services.tx_from_json(raw)
+        if tx.tx_id != tx_id:
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        try:
+            services.codes.verify(user, "transfer", request.form.get("code", "").strip(), tx)
+        except errors.OtpError as exc:
+            return render_template("confirm.html", tx=tx, error=str(exc)), 401
+        ctx = services.context(
+            user,
+            Operation.TRANSFER,
+            ip=ip(),
+            device_id=g.device,
+            presented=[Factor.PASSWORD, Factor.SMS_CODE],
+            tx=tx,
+        )
+        decision = services.decide(ctx)
+        if not decision.allowed:
+            return render_template("error.html", message=translate(g.lang, "needs_usbkey")), 403
+        return book(user, tx)
+
+    def book(user: str, tx: wiring.Transaction) -> Any:
+        try:
+            services.replay.register(tx)  # AU-8: a transaction id is accepted once
+            services.book(user, tx, ip=ip())
+        except errors.DuplicateTransaction:
+            return render_template(
+                "error.html", message=translate(g.lang, "duplicate", tx_id=tx.tx_id)
+            ), 409
+        except EbankAuthError as exc:
+            services.audit.record("transfer_refused", user=user, ip=ip(), outcome="deny", tx=tx)
+            return render_template("error.html", message=str(exc)), 400
+        session.pop("pending_tx", None)
+        return render_template("done.html", tx=tx)
+
+    # ------------------------------------------------------------------ demo
+    @app.get("/demo/outbox")
+    def demo_outbox() -> Any:
+        if not app.config["DEMO"]:
+            abort(404)
+        return render_template("outbox.html", messages=reversed(services.outbox.messages()))
+
+    return app
+
+
+def _page(page: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in page.items() if k != "template"}

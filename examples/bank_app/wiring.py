@@ -1,0 +1,375 @@
+"""The one module of the bank app that knows ebank_auth: every service is built here.
+
+The web layer (``app.py``) only calls :class:`BankServices`; it never imports
+``ebank_auth`` itself.  Everything lives in ONE SQLite store (``<state>/bank.db``):
+customers, accounts, balances, transfers, sessions, rate limits and all auth state
+(passwords, lockout counters, one-time codes, devices, replay cache, audit log).
+The same code runs on Redis or PostgreSQL by changing the store URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ebank_auth import errors
+from ebank_auth.audit import AuditLog, HmacSm3Key
+from ebank_auth.crypto import sm2, sm3
+from ebank_auth.masking import mask_account, mask_phone
+from ebank_auth.otp import CodeService, FileGateway, MappingPhoneRegistry
+from ebank_auth.passwords import PasswordHasher, PasswordService, PersonalInfo
+from ebank_auth.policy import (
+    AuthContext,
+    Decision,
+    DeviceRegistry,
+    DeviceStatus,
+    Factor,
+    GatewayNotifier,
+    LoginLockout,
+    Operation,
+    Outcome,
+    PolicyEngine,
+    ReplayCache,
+)
+from ebank_auth.softkeyboard import KeyboardMode, SoftKeyboard
+from ebank_auth.store import Store, open_store
+from ebank_auth.transaction import Transaction, new_tx_id
+
+__all__ = [
+    "DEMO_CUSTOMERS",
+    "Account",
+    "BankServices",
+    "Customer",
+    "EbankAuthError",
+    "Factor",
+    "Operation",
+    "Outcome",
+    "Transaction",
+    "errors",
+    "mask_account",
+]
+
+EbankAuthError = errors.EbankAuthError
+log = logging.getLogger("bank_app")
+
+#: demo customers seeded on the first run (documented in docs/bank-app.md); each must
+#: change the initial password at first login.
+DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
+    {
+        "username": "zhangsan",
+        "name": "张三",
+        "password": "Demo-Pass-2026",
+        "phrase": "青山绿水 2026",
+        "phone": "+8613800000001",
+        "account": "6222020200112233445",
+        "balance": "52000.00",
+    },
+    {
+        "username": "lisi",
+        "name": "李四",
+        "password": "Demo-Pass-2026",
+        "phrase": "明月清风 88",
+        "phone": "+8613800000002",
+        "account": "6222020200998877665",
+        "balance": "8000.00",
+    },
+)
+
+
+@dataclass(frozen=True)
+class Customer:
+    username: str
+    name: str
+    phrase: str  # reserved anti-phishing phrase (AU-11)
+    phone: str
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Account:
+    number: str
+    currency: str
+    balance: Decimal
+    history: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def masked(self) -> str:
+        return mask_account(self.number)
+
+
+def _key_file(path: Path, size: int) -> bytes:
+    """A random secret kept in ``path`` (0600), created on first use."""
+    if path.exists():
+        return path.read_bytes()
+    data = secrets.token_bytes(size)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return data
+
+
+def _sm2_key(path: Path) -> sm2.SM2PrivateKey:
+    if path.exists():
+        return sm2.private_key_from_bytes(path.read_bytes())
+    key = sm2.generate_private_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.to_bytes())
+    return key
+
+
+class BankServices:
+    """All services of the app over one store, plus the small ledger."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        argon2_memory_kib: int = 64 * 1024,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.state = Path(state_dir)
+        self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store: Store = open_store(f"sqlite:///{(self.state / 'bank.db').resolve()}", clock)
+        self.clock = self.store.clock
+        self._tag_key = _key_file(self.state / "tags.key", 32)
+        self.audit = AuditLog(self.store, HmacSm3Key(_key_file(self.state / "audit.key", 32)))
+        self.outbox = FileGateway(self.state / "outbox", retention=3600)
+        self.engine = PolicyEngine()
+        self.phones = _StorePhones(self.store)
+        self.lockout = LoginLockout.from_policy(
+            self.store,
+            self.engine.policy,
+            notifier=GatewayNotifier(self.outbox, self.phones),
+            audit=self.audit,
+        )
+        self.passwords = PasswordService(
+            self.store,
+            PasswordHasher(memory_cost_kib=argon2_memory_kib),
+            lockout=self.lockout,
+        )
+        self.codes = CodeService(
+            self.store,
+            self.outbox,
+            self.phones,
+            _key_file(self.state / "otp.key", 32),
+            bank_name="示例银行",
+        )
+        self.devices = DeviceRegistry.from_policy(self.store, self.engine.policy, self.audit)
+        self.replay = ReplayCache(self.store)
+        self.keyboard = SoftKeyboard(self.store, _sm2_key(self.state / "softkeyboard.key"))
+        self._seed()
+
+    # ------------------------------------------------------------------ customers
+    def _seed(self) -> None:
+        if not self.store.put_if_absent("bank:seeded", b"1"):
+            return
+        for c in DEMO_CUSTOMERS:
+            cust = {
+                "name": c["name"],
+                "phrase": c["phrase"],
+                "phone": c["phone"],
+                "accounts": [c["account"]],
+            }
+            self.store.put_if_absent(f"bank:cust:{c['username']}", json.dumps(cust).encode())
+            acct = {"currency": "CNY", "balance": c["balance"], "history": [], "tx_ids": []}
+            self.store.put_if_absent(f"bank:acct:{c['account']}", json.dumps(acct).encode())
+            self.passwords.set_initial_password(c["username"], c["password"])
+        log.info("demo customers seeded")
+
+    def customer(self, username: str) -> Customer | None:
+        if not isinstance(username, str) or not 1 <= len(username) <= 64:
+            return None
+        raw = self.store.get(f"bank:cust:{username}")
+        if raw is None:
+            return None
+        d = json.loads(raw)
+        return Customer(username, d["name"], d["phrase"], d["phone"], tuple(d["accounts"]))
+
+    def decoy_phrase(self, username: str) -> str:
+        """For an unknown username: a stable made-up phrase, so the page does not tell
+        whether the username exists (the real customer knows their own phrase)."""
+        words = ("春华秋实", "松风竹影", "碧海蓝天", "山高水长", "云卷云舒", "星河灿烂")
+        h = int.from_bytes(sm3.hmac(self._tag_key, b"decoy:" + username.encode())[:4], "big")
+        return f"{words[h % len(words)]} {h % 97:02d}"
+
+    def account(self, number: str) -> Account:
+        raw = self.store.get(f"bank:acct:{number}")
+        if raw is None:
+            raise errors.InvalidInput("unknown account: choose one of your own accounts")
+        d = json.loads(raw)
+        return Account(number, d["currency"], Decimal(d["balance"]), tuple(d["history"]))
+
+    # ------------------------------------------------------------------ rate limits
+    def rate_ok(self, kind: str, who: str, limit: int, window: float = 60.0) -> bool:
+        """Store-backed fixed-window limit: at most ``limit`` hits per ``window`` s."""
+        slot = int(self.clock() // window)
+        tag = sm3.hmac(self._tag_key, b"rl:" + who.encode()).hex()[:24]  # never the raw value
+        return self.store.incr_bounded(f"bank:rl:{kind}:{tag}:{slot}", limit, ttl=window).allowed
+
+    # ------------------------------------------------------------------ policy
+    def context(
+        self,
+        user: str,
+        operation: Operation,
+        *,
+        ip: str,
+        device_id: str,
+        presented: Sequence[Factor],
+        tx: Transaction | None = None,
+    ) -> AuthContext:
+        status = self.devices.status(user, device_id) if device_id else DeviceStatus.NEW
+        common: dict[str, Any] = {
+            "ip": ip,
+            "device_id": device_id,
+            "device_status": status,
+            "presented": frozenset(presented),
+            "client_type": "browser",
+        }
+        if tx is not None:
+            return AuthContext.for_transaction(tx, user, **common)
+        return AuthContext(user=user, operation=operation, **common)
+
+    def decide(self, ctx: AuthContext) -> Decision:
+        decision = self.engine.decide(ctx)
+        self.audit.record(
+            "policy_decision",
+            user=ctx.user,
+            ip=ctx.ip,
+            device=ctx.device_id,
+            outcome=decision.outcome.name.lower(),
+            rules=decision.fired,
+            details={"operation": ctx.operation.value},
+        )
+        return decision
+
+    def bind_device(
+        self, user: str, device_id: str, *, ip: str, presented: Sequence[Factor]
+    ) -> bool:
+        """Bind the browser's device id after the policy allows it (AU-4)."""
+        ctx = self.context(
+            user, Operation.BIND_DEVICE, ip=ip, device_id=device_id, presented=presented
+        )
+        decision = self.decide(ctx)
+        if not decision.allowed:
+            return False
+        self.devices.bind(user, device_id, decision, client_type="browser", ip=ip)
+        return True
+
+    def change_password(self, user: str, old: str, new: str) -> None:
+        cust = self.customer(user)
+        info = PersonalInfo(phone=cust.phone if cust else "", username=user)
+        self.passwords.change_password(user, old, new, info)
+
+    @staticmethod
+    def needs_only_sms(decision: Decision) -> bool:
+        """Every missing clause can be met with an SMS code."""
+        return all(Factor.SMS_CODE in clause for clause in decision.missing)
+
+    # ------------------------------------------------------------------ soft keyboard
+    def keyboard_session(self) -> dict[str, object]:
+        """A fresh soft-keyboard layout as the page receives it: session id, key ids,
+        the layout SVG, the server's SM2 public key (DER, hex) and the commit key."""
+        return self.keyboard.open(KeyboardMode.ALPHANUMERIC).client_view()
+
+    def keyboard_password(
+        self, session_id: str, keystrokes_hex: Sequence[str], commitment_hex: str
+    ) -> tuple[bytearray, Factor]:
+        """Decode soft-keyboard keystrokes; the factor says which keyboard was used."""
+        try:
+            strokes = [bytes.fromhex(k) for k in keystrokes_hex]
+            commitment = bytes.fromhex(commitment_hex)
+        except ValueError:
+            raise errors.SoftKeyboardError(
+                "the keystrokes must be hex ciphertexts: type the password again"
+            ) from None
+        decoded = self.keyboard.submit(session_id, strokes, commitment=commitment)
+        factor = Factor.PASSWORD if decoded.system_keyboard else Factor.SOFT_KEYBOARD_PASSWORD
+        return decoded.value, factor
+
+    # ------------------------------------------------------------------ transfers
+    def new_transfer(
+        self, payer: str, payee_account: str, payee_name: str, amount: str, memo: str
+    ) -> Transaction:
+        try:
+            value = Decimal(amount.strip())
+        except (InvalidOperation, AttributeError):
+            raise errors.InvalidTransaction("the amount must be a number such as 100.00") from None
+        return Transaction(
+            tx_id=new_tx_id(),
+            tx_type="transfer",
+            payer_account=payer,
+            payee_account=payee_account.strip(),
+            payee_name=payee_name.strip(),
+            amount=value,
+            currency="CNY",
+            timestamp=datetime.fromtimestamp(self.clock()).astimezone(),
+            memo=memo.strip(),
+        )
+
+    def book(self, user: str, tx: Transaction, *, ip: str) -> None:
+        """Debit the payer once (atomic compare-and-set of the account record, which
+        also remembers the transaction id: a second booking of the same id is refused
+        even if the replay cache entry has expired), then audit."""
+        key = f"bank:acct:{tx.payer_account}"
+        for _ in range(20):
+            raw = self.store.get(key)
+            if raw is None:
+                raise errors.InvalidInput("unknown account: choose one of your own accounts")
+            d = json.loads(raw)
+            if tx.tx_id in d["tx_ids"]:
+                raise errors.DuplicateTransaction(
+                    f"transaction {tx.tx_id} was already booked and is refused as a duplicate"
+                )
+            balance = Decimal(d["balance"])
+            if tx.amount > balance:
+                raise errors.AccessDenied("insufficient funds: enter a smaller amount")
+            d["balance"] = str(balance - tx.amount)
+            d["tx_ids"].append(tx.tx_id)
+            d["history"].insert(
+                0,
+                {
+                    "tx_id": tx.tx_id,
+                    "time": tx.timestamp.isoformat(timespec="seconds"),
+                    "payee_account": tx.payee_account,
+                    "payee_name": tx.payee_name,
+                    "amount": f"-{tx.amount}",
+                    "memo": tx.memo,
+                },
+            )
+            if self.store.compare_and_set(key, raw, json.dumps(d).encode()):
+                self.audit.record("transfer_booked", user=user, ip=ip, outcome="ok", tx=tx)
+                return
+        raise errors.ConflictError("the account is busy: submit the transfer again")
+
+    @staticmethod
+    def tx_json(tx: Transaction) -> str:
+        return json.dumps(tx.to_dict())
+
+    @staticmethod
+    def tx_from_json(raw: str) -> Transaction:
+        return Transaction.from_dict(json.loads(raw))
+
+    @staticmethod
+    def mask_phone(phone: str) -> str:
+        return mask_phone(phone)
+
+
+class _StorePhones(MappingPhoneRegistry):
+    """Registered phone numbers, read from the customer records in the store."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__({})
+        self._store = store
+
+    def registered_phone(self, user_id: str) -> str | None:
+        raw = self._store.get(f"bank:cust:{user_id}")
+        return None if raw is None else str(json.loads(raw)["phone"])
