@@ -6,8 +6,8 @@ bash scripts/bootstrap.sh || exit 1
 export EBANK_AUTH_REQUIRE_SERVICES=${EBANK_AUTH_REQUIRE_SERVICES:-1}
 
 status=0
-echo "== ruff"; .venv/bin/ruff check src tests benchmarks || status=1
-.venv/bin/ruff format --check -q src tests benchmarks || { echo "ruff format: run .venv/bin/ruff format"; status=1; }
+echo "== ruff"; .venv/bin/ruff check src tests benchmarks examples scripts || status=1
+.venv/bin/ruff format --check -q src tests benchmarks examples scripts || { echo "ruff format: run .venv/bin/ruff format"; status=1; }
 echo "== mypy (strict, src/)"; .venv/bin/mypy || status=1
 echo "== docs (mkdocs build --strict: the site and the API reference from the docstrings)"
 site=$(mktemp -d)  # not -q: with -q mkdocs drops warnings and --strict passes
