@@ -43,6 +43,45 @@ _SID = re.compile(r"[0-9a-f]{64}")
 _DEVICE = re.compile(r"[0-9a-f]{32}")
 _USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CIPHERTEXT_HEX = re.compile(r"(?:[0-9a-f]{2}){1,512}")
+#: the form fields the browser soft keyboard (static/js/softkeyboard.js) fills
+SK_FIELDS = ("sk_session", "sk_keystrokes", "sk_commitment", "sk_switched")
+MAX_KEYSTROKES = 128
+
+
+def vendored_scripts(static: Path) -> list[tuple[str, str]]:
+    """(file under static/vendor, SRI value) of each vendored browser script, as recorded
+    in ``static/vendor/VENDORED.md`` (the page loads each with ``integrity=``)."""
+    text = (static / "vendor" / "VENDORED.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\|[^|]+\|[^|]+\|\s*(\S+\.js)\s*\|\s*(sha384-\S+)\s*\|", text, re.M)
+    if not rows:
+        raise errors.ConfigurationError(
+            "static/vendor/VENDORED.md lists no vendored script: restore it from the repository"
+        )
+    return [(str(f), str(sri)) for f, sri in rows]
+
+
+def keystrokes(form: Any) -> list[str]:
+    """``sk_keystrokes`` exactly as the browser client sends it: one field holding a JSON
+    list of lower-case hex DER ciphertexts.  Anything else (a repeated field, comma-separated
+    hex, other JSON, too many entries) is refused with :class:`SoftKeyboardError`."""
+    values = form.getlist("sk_keystrokes")
+    refused = errors.SoftKeyboardError(
+        "the keystrokes must be one JSON list of hex ciphertexts: type the password again"
+    )
+    if len(values) != 1 or len(values[0]) > MAX_KEYSTROKES * 1100:
+        raise refused
+    try:
+        parsed = json.loads(values[0])
+    except ValueError:
+        raise refused from None
+    if (
+        not isinstance(parsed, list)
+        or len(parsed) > MAX_KEYSTROKES
+        or not all(isinstance(h, str) and _CIPHERTEXT_HEX.fullmatch(h) for h in parsed)
+    ):
+        raise refused
+    return parsed
 
 
 # ---------------------------------------------------------------------- sessions
@@ -155,6 +194,7 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = StoreSessionInterface(services, idle_seconds)
+    vendor = vendored_scripts(Path(app.static_folder or ""))
     app.extensions["bank"] = services
 
     @app.before_request
@@ -200,6 +240,7 @@ def create_app(
             "logged_in": "user" in session,
             "idle_logout": g.get("idle_logout", False),
             "mask_account": wiring.mask_account,
+            "softkeyboard_vendor": vendor,
         }
 
     @app.errorhandler(CSRFError)
@@ -266,18 +307,24 @@ def create_app(
             "password.html",
             username=username,
             phrase=phrase_for(username),
-            softkeyboard_js=(Path(app.static_folder or "") / "js" / "softkeyboard.js").exists(),
         )
 
     def submitted_password() -> tuple[str | bytearray, Factor]:
-        if request.form.get("sk_session"):
-            strokes = request.form.getlist("sk_keystrokes")
-            if len(strokes) == 1 and "," in strokes[0]:
-                strokes = strokes[0].split(",")
+        """The password of a login or transfer form: the soft keyboard's ciphertexts when
+        the form carries them, else the plain ``password`` field (a client without the
+        keyboard script; the policy sees a plain :class:`Factor.PASSWORD`)."""
+        form = request.form
+        if any(name in form for name in SK_FIELDS):
+            issued = session.pop("sk", None)  # a keyboard session is submitted once
+            sk_session = form.get("sk_session", "")
+            if not isinstance(issued, str) or sk_session != issued:
+                raise errors.SoftKeyboardError(
+                    "this keyboard was not opened for this page: reload it and type again"
+                )
             return services.keyboard_password(
-                request.form["sk_session"], strokes, request.form.get("sk_commitment", "")
+                sk_session, keystrokes(form), form.get("sk_commitment", "")
             )
-        return request.form.get("password", ""), Factor.PASSWORD
+        return form.get("password", ""), Factor.PASSWORD
 
     @app.post("/login/password")
     def login_password_post() -> Any:
@@ -391,7 +438,32 @@ def create_app(
     def softkeyboard_session() -> Any:
         if limited("sk-ip", ip(), 60):
             return jsonify(error=translate(g.lang, "rate_limited")), 429
-        return jsonify(services.keyboard_session())
+        view = services.keyboard_session()
+        session["sk"] = view["session_id"]  # the only keyboard this page may submit or switch
+        return jsonify(view)
+
+    @app.post("/softkeyboard/switch")
+    def softkeyboard_switch() -> Any:
+        """The customer chose the system keyboard (SK-1 b).  CSRF-checked (``X-CSRF-Token``
+        header); only the keyboard session issued to this browser session can be switched.
+        The switch is never taken from the form: the submitted session itself is a SYSTEM
+        session, and ``decoded.system_keyboard`` tells the policy."""
+        if limited("sk-ip", ip(), 60):
+            return jsonify(error=translate(g.lang, "rate_limited")), 429
+        body = request.get_json(silent=True)
+        sk_session = body.get("session_id") if isinstance(body, dict) else None
+        issued = session.get("sk")
+        if not isinstance(sk_session, str) or not isinstance(issued, str):
+            return jsonify(error=translate(g.lang, "sk_switch_refused")), 400
+        if not secrets.compare_digest(sk_session, issued):
+            return jsonify(error=translate(g.lang, "sk_switch_refused")), 400
+        try:
+            view = services.keyboard_switch(sk_session)
+        except errors.SoftKeyboardError:
+            session.pop("sk", None)
+            return jsonify(error=translate(g.lang, "sk_switch_refused")), 400
+        session["sk"] = view["session_id"]
+        return jsonify(view)
 
     # ------------------------------------------------------------------ banking
     @app.get("/accounts")
@@ -435,11 +507,20 @@ def create_app(
             user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=[], tx=tx
         )
         try:
+            password, _ = submitted_password()  # the policy sees a plain PASSWORD here
+        except errors.SoftKeyboardError:
+            return render_template(
+                "transfer.html", accounts=accts, error=translate(g.lang, "tx_password_wrong")
+            ), 401
+        try:
             result = services.lockout.password_login(
-                services.passwords, user, form.get("password", ""), context=ctx
+                services.passwords, user, password, context=ctx
             )
         except errors.AccountLocked as exc:
             return render_template("error.html", message=str(exc)), 403
+        finally:
+            if isinstance(password, bytearray):
+                password[:] = b"\x00" * len(password)
         if not result.success:
             return render_template(
                 "transfer.html", accounts=accts, error=translate(g.lang, "tx_password_wrong")

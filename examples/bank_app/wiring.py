@@ -280,6 +280,12 @@ class BankServices:
         the layout SVG, the server's SM2 public key (DER, hex) and the commit key."""
         return self.keyboard.open(KeyboardMode.ALPHANUMERIC).client_view()
 
+    def keyboard_switch(self, session_id: str) -> dict[str, object]:
+        """The customer switched to the system keyboard: the soft session ends and the
+        view of the SYSTEM session that replaces it is returned (flagged to policy when
+        submitted: :meth:`keyboard_password` gives a plain :class:`Factor.PASSWORD`)."""
+        return self.keyboard.switch_to_system(session_id).client_view()
+
     def keyboard_password(
         self, session_id: str, keystrokes_hex: Sequence[str], commitment_hex: str
     ) -> tuple[bytearray, Factor]:

@@ -31,6 +31,9 @@ else:
     from wiring import DEMO_CUSTOMERS
 
     DEMO = DEMO_CUSTOMERS[0]
+# the Chromium fixture's failure hook (screenshots); test_browser_app.py imports the fixture
+from plugins.browser import _chromium_session, pytest_runtest_makereport  # noqa: E402, F401
+
 NEW_PASSWORD = "Harbour7Lantern"  # typeable on the alphanumeric soft keyboard
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CODE_RE = re.compile(r"(?<!\d)(\d{6})(?!\d)")

@@ -17,7 +17,9 @@ def test_phrase_shown_after_username_before_password(browser: Any) -> None:
     assert r.status_code == 302 and r.location.endswith("/login/password")
     page = browser.get("/login/password").get_data(as_text=True)
     assert demo["phrase"] in page
-    assert 'type="password"' in page
+    # the password is typed on the soft keyboard: no named password field to fill in clear
+    assert "data-softkeyboard" in page and 'class="sk-mask"' in page
+    assert 'name="password"' not in page
 
 
 def test_unknown_username_gets_a_stable_decoy_phrase(browser: Any) -> None:
@@ -165,7 +167,7 @@ def soft_keyboard_fields(b: Any, password: str) -> dict[str, Any]:
         client.press(by_label[ch])
     return {
         "sk_session": view["session_id"],
-        "sk_keystrokes": [c.hex() for c in client.ciphertexts],
+        "sk_keystrokes": json.dumps([c.hex() for c in client.ciphertexts]),
         "sk_commitment": client.commitment().hex(),
     }
 
@@ -200,7 +202,7 @@ def test_soft_keyboard_wrong_or_replayed_keystrokes_fail_generically(customer: A
     replay = other.post("/login/password", fields, form_url="/login/password")
     assert replay.status_code == 401
     fresh = soft_keyboard_fields(other, b.new_password)
-    prefix = {**fresh, "sk_keystrokes": fresh["sk_keystrokes"][:-1]}
+    prefix = {**fresh, "sk_keystrokes": json.dumps(json.loads(fresh["sk_keystrokes"])[:-1])}
     assert other.post("/login/password", prefix, form_url="/login/password").status_code == 401
 
 
