@@ -404,9 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         if state is not None:
             env["EBANK_AUTH_TOKEN_STATE"] = str(state)
             daemon.start(state, port=svc.ports[0], netns=svc.netns, env=env)
-            deadline = time.monotonic() + 20
-            while not daemon.status(state).connected and time.monotonic() < deadline:
-                time.sleep(0.05)
+            # run COMMAND only once pcscd has powered the token and read its ATR
+            if not daemon.wait_inserted(state, timeout=60).card_seen:
+                raise SandboxError(
+                    "pcscd did not take the software token within 60 s; its log:\n"
+                    + svc.log()[-2000:]
+                )
         return subprocess.run(command, env=env).returncode
     except TokenError as exc:
         sys.stderr.write(f"error: {exc}\n")
