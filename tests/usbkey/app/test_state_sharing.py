@@ -166,3 +166,23 @@ def test_stop_never_signals_a_process_that_is_not_the_lock_holder(tmp_path: Path
     finally:
         bystander.kill()
         bystander.wait(timeout=10)
+
+
+def _open_token(state_dir: str) -> None:
+    for _ in range(5):
+        SoftToken(Path(state_dir), AutoApprove())
+
+
+def test_token_processes_starting_together_never_trip_over_each_other(tmp_path: Path) -> None:
+    """Found by CI: two processes starting on one state both published the manufacturer's public
+    files through one fixed temporary name, and one found it renamed away (FileNotFoundError).
+    A first start of several at once must also create exactly one manufacturer."""
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_open_token, args=(str(tmp_path),)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    roots = {SoftToken(tmp_path, AutoApprove()).manufacturer.root.to_der() for _ in range(2)}
+    assert len(roots) == 1

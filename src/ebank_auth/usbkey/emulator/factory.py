@@ -28,6 +28,10 @@ from that factory directory, and anyone who can read ``root-key.pem`` can releas
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,10 +160,16 @@ class Manufacturer:
 
     @classmethod
     def load_or_create(cls, factory_dir: Path) -> Manufacturer:
-        if not (factory_dir / ROOT_CERT_FILENAME).exists():
-            factory_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return cls.create(factory_dir)
-        return cls.load(factory_dir)
+        # several token processes may start at once: one creates, the others load what it made
+        factory_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(factory_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not (factory_dir / ROOT_CERT_FILENAME).exists():
+                return cls.create(factory_dir)
+            return cls.load(factory_dir)
+        finally:
+            os.close(fd)
 
     def issue_device_certificate(self, serial: str, device_key: sm2.SM2PublicKey) -> bytes:
         """Personalise a token: certificate (DER) for its device key, CN = serial, OU = model."""
@@ -238,10 +248,23 @@ class Manufacturer:
 
 def _write_public(directory: Path, root: x509.Certificate, allowlist: FirmwareAllowList) -> None:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (directory / ROOT_CERT_FILENAME).write_bytes(root.to_pem())
-    tmp = directory / (ALLOWLIST_FILENAME + ".tmp")
-    tmp.write_text(allowlist.dumps(), encoding="utf-8")
-    tmp.replace(directory / ALLOWLIST_FILENAME)
+    _replace_atomically(directory / ROOT_CERT_FILENAME, root.to_pem())
+    _replace_atomically(directory / ALLOWLIST_FILENAME, allowlist.dumps().encode("utf-8"))
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a private temporary file beside ``path`` and rename it over ``path``:
+    processes publishing at the same time never see (or remove) each other's half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def release(
