@@ -226,7 +226,7 @@ def test_browser_ciphertexts_decrypt_to_what_was_encrypted(
     ders = browser.execute_script(
         "var point = arguments[1];"
         "return arguments[0].map(function (m) {"
-        "  return ebankSoftKeyboard.c1c3c2ToDer(sm2.doEncrypt(m, point, 1));"
+        "  return ebankSoftKeyboard.c1c3c2ToDer(ebankSoftKeyboard.encryptC1C3C2(m, point));"
         "});",
         [list(m) for m in messages],
         key.public_key().to_bytes().hex(),

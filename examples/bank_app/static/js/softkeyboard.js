@@ -89,6 +89,19 @@
     return bytesToHex([0x30].concat(derLength(body.length), body));
   }
 
+  // GM/T 0003-4 (SM2 encryption) step A5: when t = KDF(x2 || y2, klen) is all zeros, choose
+  // a new k.  sm-crypto skips that check; t is all zeros exactly when C2 equals the message,
+  // which a short message meets often enough (1 in 256 for one byte) to matter, and a
+  // conforming decrypter refuses such a ciphertext.  So: encrypt again until C2 differs.
+  function encryptC1C3C2(message, point) {
+    var messageHex = bytesToHex(message);
+    for (var attempt = 0; attempt < 16; attempt++) {
+      var raw = window.sm2.doEncrypt(message, point, 1);
+      if (raw.slice(192) !== messageHex) return raw;
+    }
+    throw new Error('SM2 encryption kept producing an all-zero key stream');
+  }
+
   function Client(view) {
     if (typeof window.sm2 === 'undefined' || typeof window.sm3 !== 'function') {
       throw new Error('sm-crypto is not loaded');
@@ -108,7 +121,7 @@
   Client.prototype.push = function (valueBytes) {
     var index = this.ciphertexts.length;
     var record = MAGIC.concat(this.sid, [index >> 8, index & 0xff], valueBytes);
-    var raw = window.sm2.doEncrypt(record, this.point, 1);
+    var raw = encryptC1C3C2(record, this.point);
     this.ciphertexts.push(c1c3c2ToDer(raw));
   };
 
@@ -328,7 +341,11 @@
     for (var i = 0; i < forms.length; i++) start(forms[i]);
   }
 
-  window.ebankSoftKeyboard = { c1c3c2ToDer: c1c3c2ToDer, publicKeyPoint: publicKeyPoint };
+  window.ebankSoftKeyboard = {
+    c1c3c2ToDer: c1c3c2ToDer,
+    encryptC1C3C2: encryptC1C3C2,
+    publicKeyPoint: publicKeyPoint
+  };
 
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', init);
