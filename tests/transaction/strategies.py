@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
@@ -109,3 +110,23 @@ def transactions(draw: st.DrawFn) -> Transaction:
         timestamp=draw(timestamps),
         memo=draw(_display_text(0, 20)),
     )
+
+
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def make_transaction(**kw: object) -> Transaction:
+    """A fixed, valid transfer (Shanghai time); ``kw`` overrides fields (tests of one field)."""
+    fields: dict[str, object] = {
+        "tx_id": "tx-0001",
+        "tx_type": "transfer",
+        "payer_account": "6222021234567890",
+        "payee_account": "6222029876543210",
+        "payee_name": "张三",
+        "amount": Decimal("1005.30"),
+        "currency": "CNY",
+        "timestamp": datetime(2026, 11, 22, 10, 0, tzinfo=_SHANGHAI),
+        "memo": "房租",
+    }
+    fields.update(kw)
+    return Transaction(**fields)  # type: ignore[arg-type]

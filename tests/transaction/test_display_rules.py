@@ -4,7 +4,6 @@ that names the field and says why, both at construction and when the token decod
 from __future__ import annotations
 
 import struct
-from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,24 +11,13 @@ import pytest
 
 from ebank_auth.errors import EncodingError, InvalidTransaction
 from ebank_auth.transaction import MAGIC, Transaction, register_tx_type
+from transaction.strategies import make_transaction
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def make(**kw: object) -> Transaction:
-    fields: dict[str, object] = {
-        "tx_id": "tx-0001",
-        "tx_type": "transfer",
-        "payer_account": "6222021234567890",
-        "payee_account": "6222029876543210",
-        "payee_name": "张三",
-        "amount": Decimal("50000.00"),
-        "currency": "CNY",
-        "timestamp": datetime(2026, 11, 22, 10, 0, tzinfo=SHANGHAI),
-        "memo": "房租",
-    }
-    fields.update(kw)
-    return Transaction(**fields)  # type: ignore[arg-type]
+    return make_transaction(**{"amount": Decimal("50000.00"), **kw})
 
 
 def with_field(tx: Transaction, tag: int, value: str) -> bytes:

@@ -11,7 +11,6 @@ The parser and the expected field values here are written from the spec
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,7 @@ from ebank_auth.usbkey.display_layout import (
     layout_text,
     parse_screens,
 )
-from transaction.strategies import display_text, transactions
+from transaction.strategies import display_text, make_transaction, transactions
 
 MARK = "↳ "
 LABELS = {
@@ -178,20 +177,7 @@ def test_a_changed_field_changes_what_the_screens_read(tx: Transaction, lang: st
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def make(**kw: object) -> Transaction:
-    fields: dict[str, object] = {
-        "tx_id": "tx-0001",
-        "tx_type": "transfer",
-        "payer_account": "6222021234567890",
-        "payee_account": "6222029876543210",
-        "payee_name": "张三",
-        "amount": Decimal("1005.30"),
-        "currency": "CNY",
-        "timestamp": datetime(2026, 11, 22, 10, 0, tzinfo=SHANGHAI),
-        "memo": "房租",
-    }
-    fields.update(kw)
-    return Transaction(**fields)  # type: ignore[arg-type]
+make = make_transaction
 
 
 def test_token_screens_of_a_transfer() -> None:

@@ -22,25 +22,12 @@ from ebank_auth.transaction import (
     new_tx_id,
     register_tx_type,
 )
-from transaction.strategies import transactions
+from transaction.strategies import make_transaction, transactions
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def make(**kw: object) -> Transaction:
-    fields: dict[str, object] = {
-        "tx_id": "tx-0001",
-        "tx_type": "transfer",
-        "payer_account": "6222021234567890",
-        "payee_account": "6222029876543210",
-        "payee_name": "张三",
-        "amount": Decimal("1005.30"),
-        "currency": "CNY",
-        "timestamp": datetime(2026, 11, 22, 10, 0, tzinfo=SHANGHAI),
-        "memo": "房租",
-    }
-    fields.update(kw)
-    return Transaction(**fields)  # type: ignore[arg-type]
+make = make_transaction
 
 
 def fields_of(raw: bytes) -> list[tuple[int, bytes]]:

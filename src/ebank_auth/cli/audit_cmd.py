@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -127,6 +128,30 @@ def _is_jsonl(target: str | None) -> bool:
         return fh.read(16) != b"SQLite format 3\x00"
 
 
+def _log_and_key_options(command: Callable[..., None]) -> Callable[..., None]:
+    """TARGET, the audit key (HMAC-SM3 file or SM2 public key) and the log name: the options
+    every command that checks a log's signatures takes."""
+    for decorate in reversed(
+        (
+            click.argument("target", required=False),
+            click.option(
+                "--audit-key-file",
+                type=click.Path(dir_okay=False),
+                help="The audit log's HMAC-SM3 key (hex or raw).",
+            ),
+            renamed_option("--hmac-key-file", "--audit-key-file"),
+            click.option(
+                "--public-key",
+                type=click.Path(dir_okay=False),
+                help="SM2 public key PEM (SM2 logs).",
+            ),
+            click.option("--log", "log_name", default="audit", show_default=True, help="Log name."),
+        )
+    ):
+        command = decorate(command)
+    return command
+
+
 @click.group(cls=Group)
 def audit() -> None:
     """Verify and export the tamper-evident audit log."""
@@ -139,17 +164,7 @@ def audit() -> None:
         "ebank-auth audit verify export.jsonl --public-key audit-pub.pem --min-seq 1000",
     )
 )
-@click.argument("target", required=False)
-@click.option(
-    "--audit-key-file",
-    type=click.Path(dir_okay=False),
-    help="The audit log's HMAC-SM3 key (hex or raw).",
-)
-@renamed_option("--hmac-key-file", "--audit-key-file")
-@click.option(
-    "--public-key", type=click.Path(dir_okay=False), help="SM2 public key PEM (SM2 logs)."
-)
-@click.option("--log", "log_name", default="audit", show_default=True, help="Log name.")
+@_log_and_key_options
 @click.option("--min-seq", default=0, type=click.IntRange(0), help="Records the log must hold.")
 @click.option(
     "--anchor",
@@ -199,17 +214,7 @@ def verify(
         "--anchor /mnt/worm/audit-anchor.json",
     )
 )
-@click.argument("target", required=False)
-@click.option(
-    "--audit-key-file",
-    type=click.Path(dir_okay=False),
-    help="The audit log's HMAC-SM3 key (hex or raw).",
-)
-@renamed_option("--hmac-key-file", "--audit-key-file")
-@click.option(
-    "--public-key", type=click.Path(dir_okay=False), help="SM2 public key PEM (SM2 logs)."
-)
-@click.option("--log", "log_name", default="audit", show_default=True, help="Log name.")
+@_log_and_key_options
 @click.option(
     "--out",
     "out_path",
