@@ -84,18 +84,31 @@ def chromium(browser: Any, bank: Bank) -> Any:  # noqa: F811
 
 
 def _wait(driver: Any, condition: Any) -> Any:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT).until(condition)
+    # a page being replaced answers with stale-element or "node does not belong to the
+    # document" errors: keep polling; a real failure ends in a timeout (and a screenshot)
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,)).until(condition)
 
 
 def _submit(driver: Any, css: str) -> None:
     """Click a submit button and wait until the next page has replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
 
     page = driver.find_element("tag name", "html")
     driver.find_element("css selector", css).click()
-    _wait(driver, expected_conditions.staleness_of(page))
+
+    def replaced(_driver: Any) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:
+            # StaleElementReference, or Chromium's "Node with given id does not belong to the
+            # document" while the old page is being torn down: either way it has gone
+            return True
+        return False
+
+    _wait(driver, replaced)
 
 
 def _csp_messages(driver: Any) -> list[str]:
