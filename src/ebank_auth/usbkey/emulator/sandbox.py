@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -51,6 +52,8 @@ __all__ = [
     "short_tmpdir",
     "start",
 ]
+
+logger = logging.getLogger("ebank_auth.usbkey.emulator.sandbox")
 
 READER_NAMES = ("Virtual PCD 00 00", "Virtual PCD 00 01")
 _DRIVER_CANDIDATES = (
@@ -385,20 +388,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-state", type=Path, default=None, help="start the software token")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the COMMAND to run after --")
     try:
         svc: PcscSandbox = start()
     except SandboxError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        logger.error("%s", exc)
         return 3
     state: Path | None = args.token_state
     try:
         if not svc.namespaced:
-            sys.stderr.write(
-                "warning: not root, so pcscd runs without a private network namespace: vpcd "
-                f"listens on ports {svc.ports[0]}-{svc.ports[1]} of this host\n"
+            logger.warning(
+                "not root, so pcscd runs without a private network namespace: vpcd listens on "
+                "ports %d-%d of this host",
+                svc.ports[0],
+                svc.ports[1],
             )
         env = svc.subprocess_env()
         if state is not None:
@@ -412,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         return subprocess.run(command, env=env).returncode
     except TokenError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        logger.error("%s", exc)
         return 3
     finally:
         if state is not None:
