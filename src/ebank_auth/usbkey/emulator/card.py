@@ -41,6 +41,7 @@ from ebank_auth.usbkey.attestation_ext import (
     KeyStatement,
 )
 from ebank_auth.usbkey.emulator import factory
+from ebank_auth.usbkey.emulator.applets import AppletRouter
 from ebank_auth.usbkey.emulator.display import (
     AutoReject,
     ConfirmationDevice,
@@ -288,6 +289,14 @@ class SoftToken:
     # ------------------------------------------------------------------ CardProtocol
     def atr(self) -> bytes:
         return _atr()
+
+    #: the token application's AID (an :class:`~ebank_auth.usbkey.emulator.applets.AppletRouter`
+    #: routes ``SELECT`` by this name)
+    aid: Final[bytes] = AID
+
+    def deselect(self) -> None:
+        """Another applet was selected: end the session (PINs, channel, pending confirmation)."""
+        self._reset_volatile()
 
     def power_on(self) -> None:
         self._reset_volatile()
@@ -1007,8 +1016,14 @@ _HANDLERS: Final[dict[Ins, _Handler]] = {
 }
 
 
-def demo_token(state_dir: Path | None) -> SoftToken:
+def token_card(state_dir: Path | None, display: ConfirmationDevice) -> AppletRouter:
+    """The software token as a reader sees it: every applet it carries behind one
+    :class:`~ebank_auth.usbkey.emulator.applets.AppletRouter` (the token application first)."""
+    return AppletRouter([SoftToken(state_dir, display)])
+
+
+def demo_token(state_dir: Path | None) -> AppletRouter:
     """The background emulator's token: a simulated customer who approves every screen that does
     not contain ``REJECT`` (:class:`ReadingUser`), so scripts and the conformance command can
     exercise both paths.  A stand-in for a person, chosen explicitly — never a default."""
-    return SoftToken(state_dir, ReadingUser())
+    return token_card(state_dir, ReadingUser())

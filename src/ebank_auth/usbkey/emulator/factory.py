@@ -65,6 +65,7 @@ DEVICE_MODEL: Final = "ebank-auth software token"
 FIRMWARE_VERSION: Final = "1.0.0"
 
 _FIRMWARE_MODULES: Final = (
+    "applets.py",
     "card.py",
     "display.py",
     "factory.py",
