@@ -35,8 +35,13 @@ log = logging.getLogger("bank_app")
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self' {agent}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+#: where the page finds the local signing agent (``ebank-auth agent serve``)
+DEFAULT_AGENT_URL = "http://127.0.0.1:8765"
+_AGENT_URL = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}")
+_B64 = re.compile(r"[A-Za-z0-9+/=]{1,8192}")
+_SERIAL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: the same generic text for every failed login step: never which factor was wrong
 GENERIC_LOGIN_ERROR = "login_failed"
 _SID = re.compile(r"[0-9a-f]{64}")
@@ -182,8 +187,24 @@ def create_app(
     argon2_memory_kib: int = 64 * 1024,
     clock: Callable[[], float] | None = None,
     secure_cookies: bool = False,
+    agent_url: str = DEFAULT_AGENT_URL,
+    token_roots: tuple[Path, ...] = (),
+    software_token_state: Path | None = None,
+    staff_keys: tuple[Path, ...] = (),
 ) -> Flask:
-    services = BankServices(state_dir, argon2_memory_kib=argon2_memory_kib, clock=clock)
+    if not _AGENT_URL.fullmatch(agent_url):
+        raise errors.ConfigurationError(
+            "the signing agent listens on loopback only: give --agent-url http://127.0.0.1:PORT"
+        )
+    services = BankServices(
+        state_dir,
+        argon2_memory_kib=argon2_memory_kib,
+        clock=clock,
+        token_roots=token_roots,
+        software_token_state=software_token_state,
+        staff_keys=staff_keys,
+    )
+    csp = CSP.format(agent=agent_url)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secrets.token_bytes(32),  # CSRF token signing only; sessions are server-side
@@ -215,7 +236,7 @@ def create_app(
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["Content-Security-Policy"] = csp
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Referrer-Policy"] = "no-referrer"
@@ -241,6 +262,8 @@ def create_app(
             "idle_logout": g.get("idle_logout", False),
             "mask_account": wiring.mask_account,
             "softkeyboard_vendor": vendor,
+            "agent_url": agent_url,
+            "staff": session.get("staff"),
         }
 
     @app.errorhandler(CSRFError)
@@ -528,12 +551,16 @@ def create_app(
         decision = services.decide(ctx.with_presented([Factor.PASSWORD]))
         if decision.outcome is Outcome.DENY:
             return render_template("error.html", message="; ".join(decision.reasons)), 403
-        if decision.outcome is Outcome.STEP_UP and not services.needs_only_sms(decision):
-            return render_template(
-                "error.html", message=translate(g.lang, "needs_usbkey", tier=decision.fired)
-            ), 403
         if decision.outcome is Outcome.ALLOW:
             return book(user, tx)
+        if not services.needs_only_sms(decision):
+            if not services.needs_usbkey(decision) or services.usbkey_of(user) is None:
+                return render_template(
+                    "error.html", message=translate(g.lang, "needs_usbkey", tier=decision.fired)
+                ), 403
+            session["pending_tx"] = services.tx_json(tx)
+            session.pop("pending_signed", None)
+            return render_template("sign.html", tx=tx, binding=binding())
         try:
             issued = services.codes.issue(user, "transfer", transaction=tx, lang=g.lang)
         except EbankAuthError as exc:
@@ -541,13 +568,86 @@ def create_app(
         session["pending_tx"] = services.tx_json(tx)
         return render_template("confirm.html", tx=tx, phone=issued.phone_masked)
 
+    def binding() -> str:
+        """This page session's binding for the agent pairing (never the session id itself)."""
+        sid = getattr(session, "sid", "")
+        return services.tag("agent-binding", sid)
+
+    def pending(tx_id: str) -> wiring.Transaction | None:
+        raw = session.get("pending_tx")
+        if not _TX_ID.fullmatch(tx_id) or not isinstance(raw, str):
+            return None
+        tx = services.tx_from_json(raw)
+        return tx if tx.tx_id == tx_id else None
+
+    @app.post("/transfer/sign")
+    def transfer_sign() -> Any:
+        """The token's confirm-and-sign result for the pending transfer (relayed by the page
+        from the local agent): the server checks it over the transfer IT recorded."""
+        user = current_user()
+        form = request.form
+        tx = pending(form.get("tx_id", ""))
+        if tx is None:
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        if services.replay.seen(tx.tx_id):
+            return render_template(
+                "error.html", message=translate(g.lang, "duplicate", tx_id=tx.tx_id)
+            ), 409
+        sig, signed, serial = (form.get(k, "") for k in ("signature", "signed", "serial"))
+        ok = (
+            _B64.fullmatch(sig)
+            and _B64.fullmatch(signed)
+            and _SERIAL.fullmatch(serial)
+            and secrets.compare_digest(form.get("binding", ""), binding())
+        )
+        try:
+            if not ok:
+                raise errors.InvalidSignature("the signing result is malformed")
+            services.verify_signed_transfer(user, tx, sig, signed, serial)
+        except errors.DuplicateTransaction:
+            return render_template(
+                "error.html", message=translate(g.lang, "duplicate", tx_id=tx.tx_id)
+            ), 409
+        except EbankAuthError:
+            services.audit.record("transfer_refused", user=user, ip=ip(), outcome="deny", tx=tx)
+            return render_template("error.html", message=translate(g.lang, "sign_invalid")), 400
+        factors = [Factor.PASSWORD, Factor.USBKEY_SIGNATURE]
+        ctx = services.context(
+            user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=factors, tx=tx
+        )
+        decision = services.decide(ctx)
+        if decision.allowed:
+            return book(user, tx, replay_registered=True)
+        if decision.outcome is Outcome.STEP_UP and services.needs_only_sms(decision):
+            try:
+                issued = services.codes.issue(user, "transfer", transaction=tx, lang=g.lang)
+            except EbankAuthError as exc:
+                return render_template("error.html", message=str(exc)), 503
+            session["pending_signed"] = tx.tx_id  # the signature is in; the code comes next
+            return render_template("confirm.html", tx=tx, phone=issued.phone_masked)
+        return render_template("error.html", message="; ".join(decision.reasons)), 403
+
+    @app.post("/transfer/cancel")
+    def transfer_cancel() -> Any:
+        """The customer rejected the transfer on the token (or gave up): nothing is booked."""
+        user = current_user()
+        tx = pending(request.form.get("tx_id", ""))
+        if tx is not None:
+            reason = request.form.get("reason", "")
+            reason = reason if reason in ("rejected", "timeout", "cancelled") else "cancelled"
+            services.audit.record("transfer_cancelled", user=user, ip=ip(), outcome=reason, tx=tx)
+            session.pop("pending_tx", None)
+            session.pop("pending_signed", None)
+        return render_template("cancelled.html", tx=tx)
+
     @app.post("/transfer/confirm")
     def transfer_confirm() -> Any:
         user = current_user()
         tx_id = request.form.get("tx_id", "")
         if not _TX_ID.fullmatch(tx_id):
             return render_template("error.html", message=translate(g.lang, "no_pending")), 400
-        if services.replay.seen(tx_id):
+        signed_before = session.get("pending_signed") == tx_id
+        if services.replay.seen(tx_id) and not signed_before:
             return render_template(
                 "error.html", message=translate(g.lang, "duplicate", tx_id=tx_id)
             ), 409
@@ -561,22 +661,21 @@ def create_app(
             services.codes.verify(user, "transfer", request.form.get("code", "").strip(), tx)
         except errors.OtpError as exc:
             return render_template("confirm.html", tx=tx, error=str(exc)), 401
+        presented = [Factor.PASSWORD, Factor.SMS_CODE]
+        if signed_before:
+            presented.append(Factor.USBKEY_SIGNATURE)
         ctx = services.context(
-            user,
-            Operation.TRANSFER,
-            ip=ip(),
-            device_id=g.device,
-            presented=[Factor.PASSWORD, Factor.SMS_CODE],
-            tx=tx,
+            user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=presented, tx=tx
         )
         decision = services.decide(ctx)
         if not decision.allowed:
             return render_template("error.html", message=translate(g.lang, "needs_usbkey")), 403
-        return book(user, tx)
+        return book(user, tx, replay_registered=signed_before)
 
-    def book(user: str, tx: wiring.Transaction) -> Any:
+    def book(user: str, tx: wiring.Transaction, *, replay_registered: bool = False) -> Any:
         try:
-            services.replay.register(tx)  # AU-8: a transaction id is accepted once
+            if not replay_registered:  # the signature check registered it already
+                services.replay.register(tx)  # AU-8: a transaction id is accepted once
             services.book(user, tx, ip=ip())
         except errors.DuplicateTransaction:
             return render_template(
@@ -586,7 +685,161 @@ def create_app(
             services.audit.record("transfer_refused", user=user, ip=ip(), outcome="deny", tx=tx)
             return render_template("error.html", message=str(exc)), 400
         session.pop("pending_tx", None)
+        session.pop("pending_signed", None)
         return render_template("done.html", tx=tx)
+
+    # ------------------------------------------------------------------ USB Key enrolment
+    @app.get("/usbkey")
+    def usbkey() -> Any:
+        user = current_user()
+        return render_template("usbkey.html", record=services.usbkey_of(user), stage="status")
+
+    @app.post("/usbkey/code")
+    def usbkey_code() -> Any:
+        """Binding a hardware credential is a profile change: an SMS code to the registered
+        phone proves it is the customer (AU-4), then the token enrols."""
+        user = current_user()
+        if services.usbkey_of(user) is not None:
+            return redirect(url_for("usbkey"))
+        if limited("code-user", user, 20):
+            return too_many()
+        try:
+            issued = services.codes.issue(user, "usbkey-enrol", lang=g.lang)
+        except EbankAuthError as exc:
+            return render_template("error.html", message=str(exc)), 503
+        return render_template(
+            "usbkey.html", record=None, stage="enrol", phone=issued.phone_masked, binding=binding()
+        )
+
+    @app.post("/usbkey/enrol")
+    def usbkey_enrol() -> Any:
+        user = current_user()
+        form = request.form
+        page = {"record": None, "stage": "enrol", "binding": binding()}
+        if limited("code-user", user, 20):
+            return too_many()
+        try:
+            services.codes.verify(user, "usbkey-enrol", form.get("code", "").strip())
+        except errors.OtpError as exc:
+            return render_template("usbkey.html", error=str(exc), **page), 401
+        serial, public_key = form.get("serial", ""), form.get("public_key", "")
+        attestation = form.get("attestation", "")
+        if (
+            not (_SERIAL.fullmatch(serial) and _B64.fullmatch(public_key))
+            or len(attestation) > 16384
+        ):
+            return render_template(
+                "usbkey.html", error=translate(g.lang, "enrol_failed"), **page
+            ), 400
+        try:
+            cert = services.enrol_usbkey(user, serial, public_key, attestation, ip=ip())
+        except EbankAuthError as exc:
+            services.audit.record(
+                "usbkey_enrol_refused",
+                user=user,
+                ip=ip(),
+                outcome="deny",
+                details={"error": type(exc).__name__},
+            )
+            return render_template("usbkey.html", error=str(exc), **page), 400
+        return render_template(
+            "usbkey.html",
+            record=services.usbkey_of(user),
+            stage="enrolled",
+            certificate=cert,
+            binding=binding(),
+        )
+
+    # ------------------------------------------------------------------ back office
+    def current_staff() -> str:
+        staff = session.get("staff")
+        if not isinstance(staff, str):
+            abort(redirect(url_for("staff_login")))
+        return staff
+
+    def staff_origin() -> str:
+        return request.host_url.rstrip("/")
+
+    @app.route("/staff/login", methods=["GET", "POST"])
+    def staff_login() -> Any:
+        """Staff sign in with a password AND their USB Key (a signature over a fresh
+        challenge bound to this site's origin by the agent)."""
+        if request.method == "GET":
+            return render_template("staff_login.html", stage="password")
+        if limited("login-ip", ip(), 60):
+            return too_many()
+        staff = request.form.get("username", "").strip()
+        if not _USERNAME.fullmatch(staff):
+            return login_failed("staff_login.html", stage="password")
+        try:
+            result = services.staff_lockout.password_login(
+                services.staff_passwords, staff, request.form.get("password", "")
+            )
+        except errors.AccountLocked as exc:
+            return render_template("staff_login.html", stage="password", error=str(exc)), 403
+        if not result.success:
+            return login_failed("staff_login.html", stage="password")
+        challenge = services.staff_challenge()
+        session.clear()
+        session.update(lang=g.lang, staff_pending=staff, staff_challenge=challenge)
+        return render_template(
+            "staff_login.html", stage="hardware", challenge=challenge, binding=binding()
+        )
+
+    @app.post("/staff/login/token")
+    def staff_login_token() -> Any:
+        staff = session.pop("staff_pending", None)
+        challenge = session.pop("staff_challenge", None)  # one try per challenge
+        if not isinstance(staff, str) or not isinstance(challenge, str):
+            return redirect(url_for("staff_login"))
+        sig = request.form.get("signature", "")
+        try:
+            if not _B64.fullmatch(sig):
+                raise errors.InvalidSignature("malformed signature")
+            services.verify_staff_login(staff, staff_origin(), challenge, sig)
+        except EbankAuthError:
+            services.audit.record("staff_login", user=staff, ip=ip(), outcome="deny")
+            return login_failed("staff_login.html", stage="password")
+        lang = g.lang
+        session.clear()
+        session.rotate = True  # type: ignore[attr-defined]
+        session.update(staff=staff, lang=lang)
+        services.audit.record("staff_login", user=staff, ip=ip(), outcome="ok")
+        return redirect(url_for("staff_home"))
+
+    @app.get("/staff")
+    def staff_home() -> Any:
+        current_staff()
+        return render_template(
+            "staff.html",
+            report=services.audit.check(),
+            lockouts=services.lockouts(),
+            devices=services.device_list(),
+            usbkeys=services.usbkey_list(),
+        )
+
+    @app.post("/staff/unlock")
+    def staff_unlock() -> Any:
+        staff = current_staff()
+        user = request.form.get("user", "")
+        if user in services.customer_names():
+            services.lockout.unlock(user, admin=staff, reason="back office")
+        return redirect(url_for("staff_home"))
+
+    @app.post("/staff/unbind-usbkey")
+    def staff_unbind_usbkey() -> Any:
+        staff = current_staff()
+        user = request.form.get("user", "")
+        if user in services.customer_names():
+            services.unbind_usbkey(user, staff=staff, ip=ip())
+        return redirect(url_for("staff_home"))
+
+    @app.post("/staff/logout")
+    def staff_logout() -> Any:
+        if "staff" in session:
+            services.audit.record("staff_logout", user=session["staff"], ip=ip(), outcome="ok")
+        session.clear()
+        return redirect(url_for("staff_login"))
 
     # ------------------------------------------------------------------ demo
     @app.get("/demo/outbox")

@@ -27,9 +27,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", default=str(HERE / "var"), help="state directory")
     parser.add_argument("--idle", type=float, default=300.0, help="idle logout, seconds")
     parser.add_argument("--no-demo", action="store_true", help="hide the demo SMS outbox page")
+    parser.add_argument(
+        "--agent-url", default="http://127.0.0.1:8765", help="the local signing agent's URL"
+    )
+    parser.add_argument(
+        "--token-root",
+        action="append",
+        type=Path,
+        default=[],
+        help="a USB Key manufacturer root certificate (PEM) to trust; repeatable",
+    )
+    parser.add_argument(
+        "--emulator-token",
+        type=Path,
+        default=None,
+        help="trust the TEST manufacturer of the software token in this state directory (demo)",
+    )
+    parser.add_argument(
+        "--staff-key",
+        action="append",
+        type=Path,
+        default=[],
+        help="PEM public key of the demo staff member's USB Key login key (back office)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(args.state, demo=not args.no_demo, idle_seconds=args.idle)
+    app = create_app(
+        args.state,
+        demo=not args.no_demo,
+        idle_seconds=args.idle,
+        agent_url=args.agent_url,
+        token_roots=tuple(args.token_root),
+        software_token_state=args.emulator_token,
+        staff_keys=tuple(args.staff_key),
+    )
     app.run(host=args.host, port=args.port, threaded=True)
     return 0
 

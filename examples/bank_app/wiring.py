@@ -9,6 +9,8 @@ The same code runs on Redis or PostgreSQL by changing the store URL.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import logging
 import os
@@ -22,12 +24,16 @@ from typing import Any
 
 from ebank_auth import errors
 from ebank_auth.audit import AuditLog, HmacSm3Key
-from ebank_auth.crypto import sm2, sm3
+from ebank_auth.crypto import sm2, sm3, x509
 from ebank_auth.masking import mask_account, mask_phone
 from ebank_auth.otp import CodeService, FileGateway, MappingPhoneRegistry
 from ebank_auth.passwords import PasswordHasher, PasswordService, PersonalInfo
 from ebank_auth.policy import (
     AuthContext,
+    CertificateSource,
+    ConfirmationVerifier,
+    CredentialRegistry,
+    CustomerType,
     Decision,
     DeviceRegistry,
     DeviceStatus,
@@ -38,10 +44,12 @@ from ebank_auth.policy import (
     Outcome,
     PolicyEngine,
     ReplayCache,
+    SignerKind,
 )
 from ebank_auth.softkeyboard import KeyboardMode, SoftKeyboard
 from ebank_auth.store import Store, open_store
 from ebank_auth.transaction import Transaction, new_tx_id
+from ebank_auth.usbkey import TrustConfig, resolve_trust, verify_key_attestation
 
 __all__ = [
     "DEMO_CUSTOMERS",
@@ -81,7 +89,22 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
         "account": "6222020200998877665",
         "balance": "8000.00",
     },
+    {
+        # a corporate customer: every funds movement needs a USB Key signature (UK-11)
+        "username": "hengtai",
+        "name": "恒泰贸易有限公司",
+        "password": "Demo-Pass-2026",
+        "phrase": "恒久泰和 18",
+        "phone": "+8613800000003",
+        "account": "6222020200555566667",
+        "balance": "3000000.00",
+        "type": "corporate",
+    },
 )
+
+#: the back-office staff member seeded on the first run (password must be changed? no: staff
+#: accounts are provisioned by the bank; the demo's is documented in docs/bank-app.md)
+DEMO_STAFF: dict[str, str] = {"username": "admin", "password": "Staff-Pass-2026"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,11 @@ class Customer:
     phrase: str  # reserved anti-phishing phrase (AU-11)
     phone: str
     accounts: tuple[str, ...]
+    kind: str = "personal"  # personal | corporate
+
+    @property
+    def corporate(self) -> bool:
+        return self.kind == "corporate"
 
 
 @dataclass(frozen=True)
@@ -135,6 +163,9 @@ class BankServices:
         *,
         argon2_memory_kib: int = 64 * 1024,
         clock: Callable[[], float] | None = None,
+        token_roots: Sequence[Path] = (),
+        software_token_state: Path | None = None,
+        staff_keys: Sequence[Path] = (),
     ) -> None:
         self.state = Path(state_dir)
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -166,7 +197,34 @@ class BankServices:
         self.devices = DeviceRegistry.from_policy(self.store, self.engine.policy, self.audit)
         self.replay = ReplayCache(self.store)
         self.keyboard = SoftKeyboard(self.store, _sm2_key(self.state / "softkeyboard.key"))
+        # USB Keys: the manufacturer roots that make a token genuine, the bank's own CA that
+        # certifies each enrolled transaction key (serial <-> certificate <-> customer, UK-10)
+        self.token_trust: TrustConfig | None = None
+        if token_roots or software_token_state is not None:
+            self.token_trust = resolve_trust(
+                list(token_roots), software_token_state=software_token_state
+            )
+        self.ca = _bank_ca(self.state)
+        self.credentials = CredentialRegistry(self.store, namespace="bankcred")
+        self.confirmations = ConfirmationVerifier(
+            self.credentials,
+            self.replay,
+            CertificateSource([self.ca.certificate]),
+            audit=self.audit,
+        )
+        # staff: their own passwords and lockout (never the customers' counters)
+        self.staff_lockout = LoginLockout.from_policy(
+            self.store, self.engine.policy, audit=self.audit, namespace="stafflock"
+        )
+        self.staff_passwords = PasswordService(
+            self.store,
+            PasswordHasher(memory_cost_kib=argon2_memory_kib),
+            lockout=self.staff_lockout,
+            namespace="staffpw",
+        )
         self._seed()
+        for path in staff_keys:
+            self.register_staff_key(DEMO_STAFF["username"], Path(path).read_bytes())
 
     # ------------------------------------------------------------------ customers
     def _seed(self) -> None:
@@ -178,11 +236,18 @@ class BankServices:
                 "phrase": c["phrase"],
                 "phone": c["phone"],
                 "accounts": [c["account"]],
+                "type": c.get("type", "personal"),
             }
             self.store.put_if_absent(f"bank:cust:{c['username']}", json.dumps(cust).encode())
             acct = {"currency": "CNY", "balance": c["balance"], "history": [], "tx_ids": []}
             self.store.put_if_absent(f"bank:acct:{c['account']}", json.dumps(acct).encode())
             self.passwords.set_initial_password(c["username"], c["password"])
+        # staff are provisioned by the bank: the initial password is replaced at once
+        staff, initial = DEMO_STAFF["username"], secrets.token_urlsafe(12) + "aA1!"
+        self.staff_passwords.set_initial_password(staff, initial)
+        self.staff_passwords.change_password(
+            staff, initial, DEMO_STAFF["password"], PersonalInfo(username=staff)
+        )
         log.info("demo customers seeded")
 
     def customer(self, username: str) -> Customer | None:
@@ -192,7 +257,14 @@ class BankServices:
         if raw is None:
             return None
         d = json.loads(raw)
-        return Customer(username, d["name"], d["phrase"], d["phone"], tuple(d["accounts"]))
+        return Customer(
+            username,
+            d["name"],
+            d["phrase"],
+            d["phone"],
+            tuple(d["accounts"]),
+            d.get("type", "personal"),
+        )
 
     def decoy_phrase(self, username: str) -> str:
         """For an unknown username: a stable made-up phrase, so the page does not tell
@@ -207,6 +279,10 @@ class BankServices:
             raise errors.InvalidInput("unknown account: choose one of your own accounts")
         d = json.loads(raw)
         return Account(number, d["currency"], Decimal(d["balance"]), tuple(d["history"]))
+
+    def tag(self, kind: str, value: str) -> str:
+        """A keyed hash of ``value`` (hex): stable per app, meaningless outside it."""
+        return sm3.hmac(self._tag_key, kind.encode() + b":" + value.encode()).hex()[:32]
 
     # ------------------------------------------------------------------ rate limits
     def rate_ok(self, kind: str, who: str, limit: int, window: float = 60.0) -> bool:
@@ -227,7 +303,11 @@ class BankServices:
         tx: Transaction | None = None,
     ) -> AuthContext:
         status = self.devices.status(user, device_id) if device_id else DeviceStatus.NEW
+        cust = self.customer(user)
         common: dict[str, Any] = {
+            "customer_type": CustomerType.CORPORATE
+            if cust is not None and cust.corporate
+            else CustomerType.PERSONAL,
             "ip": ip,
             "device_id": device_id,
             "device_status": status,
@@ -273,6 +353,176 @@ class BankServices:
     def needs_only_sms(decision: Decision) -> bool:
         """Every missing clause can be met with an SMS code."""
         return all(Factor.SMS_CODE in clause for clause in decision.missing)
+
+    @staticmethod
+    def needs_usbkey(decision: Decision) -> bool:
+        """Some missing clause is met by a USB Key confirm-and-sign."""
+        return any(Factor.USBKEY_SIGNATURE in clause for clause in decision.missing)
+
+    # ------------------------------------------------------------------ USB Key
+    def usbkey_of(self, user: str) -> dict[str, str] | None:
+        """The customer's enrolled USB Key: ``serial``, ``certificate`` (PEM), ``fingerprint``."""
+        raw = self.store.get(f"bank:usbkey:{user}")
+        return None if raw is None else dict(json.loads(raw))
+
+    def enrol_usbkey(
+        self, user: str, serial: str, public_key_b64: str, attestation_pem: str, *, ip: str
+    ) -> str:
+        """Enrol the customer's USB Key transaction key (UK-10): the token's key attestation must
+        verify up to a trusted manufacturer and state an on-token, non-exportable key whose use
+        needs display + button; the bank CA then certifies that key for this customer and the
+        serial <-> certificate <-> customer binding is recorded.  Returns the certificate (PEM).
+        Raises a typed error (nothing stored) otherwise."""
+        if self.token_trust is None:
+            raise errors.ConfigurationError(
+                "this bank app trusts no token manufacturer, so it cannot enrol a USB Key: "
+                "start it with --token-root FILE (or --emulator-token DIR for the demo token)"
+            )
+        if self.usbkey_of(user) is not None:
+            raise errors.AccessDenied(
+                "a USB Key is already bound to this customer: ask the bank to unbind it first"
+            )
+        chain = attestation_pem.encode("ascii", "replace")
+        attested = verify_key_attestation(chain, self.token_trust)
+        if not attested.is_transaction_key:
+            raise errors.AccessDenied(
+                "the token's key is not a transaction key (generated on the token, not "
+                "exportable, display and button enforced): it cannot confirm transfers"
+            )
+        if not hmac.compare_digest(attested.token_serial.encode(), serial.encode()):
+            raise errors.AccessDenied("the attestation names another token than the one enrolled")
+        try:
+            sent = base64.b64decode(public_key_b64, validate=True)
+        except ValueError:
+            raise errors.InvalidInput("the public key must be base64 DER") from None
+        if not hmac.compare_digest(sent, attested.public_key_der):
+            raise errors.AccessDenied("the public key sent is not the key the token attested")
+        cust = self.customer(user)
+        subject = f"CN={user},OU={serial},O=Demo Bank customers"
+        cert = self.ca.issue(
+            subject,
+            sm2.load_der_public_key(attested.public_key_der),
+            valid_days=730,
+        )
+        self.credentials.enrol_token_key(
+            user, cert.to_der(), chain, self.token_trust, source=self.confirmations.source
+        )
+        record = {
+            "serial": serial,
+            "certificate": cert.to_pem().decode(),
+            "fingerprint": cert.fingerprint("sm3"),
+            "name": cust.name if cust else user,
+        }
+        if not self.store.put_if_absent(f"bank:usbkey:{user}", json.dumps(record).encode()):
+            self.credentials.unbind(cert.fingerprint("sm3"))
+            raise errors.AccessDenied("a USB Key was bound to this customer meanwhile")
+        self.audit.record(
+            "usbkey_enrolled", user=user, ip=ip, outcome="ok", details={"serial": serial}
+        )
+        return record["certificate"]
+
+    def unbind_usbkey(self, user: str, *, staff: str, ip: str) -> bool:
+        rec = self.usbkey_of(user)
+        if rec is None:
+            return False
+        self.credentials.unbind(rec["fingerprint"])
+        self.store.delete(f"bank:usbkey:{user}")
+        self.audit.record(
+            "usbkey_unbound", user=user, ip=ip, outcome="ok", details={"staff": staff}
+        )
+        return True
+
+    def verify_signed_transfer(
+        self, user: str, tx: Transaction, signature_b64: str, signed_b64: str, serial: str
+    ) -> None:
+        """Check a confirm-and-sign result for the transfer this server recorded: the signed
+        bytes are exactly the canonical bytes of ``tx`` (what the token showed), the signature
+        verifies under the customer's certified key, the serial is the enrolled token's
+        (UK-10), and the transaction id was never confirmed before (AU-8; registered here)."""
+        rec = self.usbkey_of(user)
+        if rec is None:
+            raise errors.AccessDenied("no USB Key is bound to this customer")
+        try:
+            signature = base64.b64decode(signature_b64, validate=True)
+            signed = base64.b64decode(signed_b64, validate=True)
+        except ValueError:
+            raise errors.InvalidSignature("the signature and signed bytes must be base64") from None
+        if not hmac.compare_digest(signed, tx.encode()):
+            raise errors.InvalidSignature(
+                "the token signed other bytes than this transfer: nothing is booked"
+            )
+        if not hmac.compare_digest(serial.encode(), rec["serial"].encode()):
+            raise errors.AccessDenied("the transfer was signed by another token than the bound one")
+        self.confirmations.verify(
+            tx,
+            signature,
+            rec["certificate"].encode(),
+            customer=user,
+            kind=SignerKind.USBKEY,
+        )
+
+    # ------------------------------------------------------------------ staff
+    def register_staff_key(self, staff: str, public_key_pem: bytes) -> None:
+        """The staff member's hardware login key (the token's LOGIN container)."""
+        key = sm2.load_pem_public_key(public_key_pem)
+        self.store.put(f"bank:staffkey:{staff}", key.to_der())
+
+    def staff_challenge(self) -> str:
+        return secrets.token_hex(32)
+
+    def verify_staff_login(
+        self, staff: str, origin: str, challenge_hex: str, signature_b64: str
+    ) -> None:
+        """The staff member's USB Key signed the agent's login message for THIS origin and
+        challenge with the registered login key (raises InvalidSignature / AccessDenied)."""
+        der = self.store.get(f"bank:staffkey:{staff}")
+        if der is None:
+            raise errors.AccessDenied("no hardware login key is registered for this staff member")
+        try:
+            signature = base64.b64decode(signature_b64, validate=True)
+            challenge = bytes.fromhex(challenge_hex)
+        except ValueError:
+            raise errors.InvalidSignature("the signature must be base64") from None
+        from ebank_auth.agent import login_message  # the bytes the agent signs
+
+        sm2.load_der_public_key(der).verify(signature, login_message(origin, challenge))
+
+    def customer_names(self) -> list[str]:
+        return [c["username"] for c in DEMO_CUSTOMERS]
+
+    def lockouts(self) -> list[dict[str, Any]]:
+        """Each customer's login failure count and lock (back office)."""
+        rows = []
+        for user in self.customer_names():
+            st = self.lockout.status(user)
+            until = st.locked_until.isoformat(timespec="minutes") if st.locked_until else ""
+            rows.append(
+                {"user": user, "failures": st.failures, "locked": st.locked, "until": until}
+            )
+        return rows
+
+    def device_list(self) -> list[dict[str, Any]]:
+        """Every customer's bound devices (back office; ids shortened)."""
+        rows = []
+        for user in self.customer_names():
+            for rec in self.devices.devices(user):
+                rows.append(
+                    {
+                        "user": user,
+                        "device": rec.device_id[:8] + "…",
+                        "bound": datetime.fromtimestamp(rec.bound_at).isoformat(timespec="minutes"),
+                        "trusted": rec.trusted_at is not None,
+                    }
+                )
+        return rows
+
+    def usbkey_list(self) -> list[dict[str, str]]:
+        rows = []
+        for user in self.customer_names():
+            rec = self.usbkey_of(user)
+            if rec is not None:
+                rows.append({"user": user, "serial": rec["serial"], "fp": rec["fingerprint"][:16]})
+        return rows
 
     # ------------------------------------------------------------------ soft keyboard
     def keyboard_session(self) -> dict[str, object]:
@@ -367,6 +617,17 @@ class BankServices:
     @staticmethod
     def mask_phone(phone: str) -> str:
         return mask_phone(phone)
+
+
+def _bank_ca(state: Path) -> x509.CertificateAuthority:
+    """The bank's certificate authority for customers' USB Key keys (SM2; key 0600)."""
+    key = _sm2_key(state / "ca.key")
+    cert_path = state / "ca.pem"
+    if cert_path.exists():
+        return x509.CertificateAuthority(x509.load_certificate(cert_path.read_bytes()), key)
+    ca = x509.CertificateAuthority.create_root("CN=Demo Bank Customer CA,O=Demo Bank", key)
+    cert_path.write_bytes(ca.certificate.to_pem())
+    return ca
 
 
 class _StorePhones(MappingPhoneRegistry):

@@ -77,17 +77,6 @@ def test_code_is_bound_to_the_transaction(customer: Any) -> None:
     assert balance(b) == before
 
 
-def test_large_transfer_needs_usb_key_and_is_refused_for_now(customer: Any) -> None:
-    b = customer
-    b.login()
-    before = balance(b)
-    sent = len(b.services.outbox.messages())
-    r = start_transfer(b, "50000.00")
-    assert r.status_code == 403
-    assert "USB Key" in r.get_data(as_text=True)
-    assert balance(b) == before and len(b.services.outbox.messages()) == sent
-
-
 def test_wrong_transaction_password_refused(customer: Any) -> None:
     b = customer
     b.login()
