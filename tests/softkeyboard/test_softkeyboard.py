@@ -171,6 +171,26 @@ def test_system_keyboard_mode_is_flagged() -> None:
         no_system.open(KeyboardMode.SYSTEM)
 
 
+def test_switch_refuses_a_session_that_is_not_open() -> None:
+    """Issue 12 follow-up: ``switch_to_system`` used to mint a SYSTEM session for any
+    well-formed id (unknown, already submitted, already switched), so a caller could "switch"
+    a keyboard it never opened.  Only an open soft session may be switched, once."""
+    kb = _kb()
+    with pytest.raises(SoftKeyboardError):
+        kb.switch_to_system("ab" * 16)  # never opened
+    soft = kb.open()
+    kb.switch_to_system(soft.session_id)
+    with pytest.raises(SoftKeyboardError):
+        kb.switch_to_system(soft.session_id)  # switched already: closed
+    system = kb.open(KeyboardMode.SYSTEM)
+    with pytest.raises(SoftKeyboardError):
+        kb.switch_to_system(system.session_id)  # nothing to switch from
+    assert kb.submit  # the system session is still usable
+    client = KeyboardClient(system.client_view())
+    client.type_char("a")
+    assert kb.submit(system.session_id, client.ciphertexts, commitment=client.commitment())
+
+
 def test_backspace_and_mask_chars() -> None:
     kb = _kb()
     layout = kb.open()

@@ -232,9 +232,25 @@ class SoftKeyboard:
 
     def switch_to_system(self, session_id: str) -> KeyboardLayout:
         """The user pressed "switch to system keyboard": the soft session is closed and
-        a SYSTEM session (flagged to policy) replaces it."""
+        a SYSTEM session (flagged to policy) replaces it.
+
+        Only an open, unexpired soft session can be switched, and only once: it is consumed
+        atomically, so an unknown, used, expired or already switched id (or a SYSTEM
+        session) raises :class:`SoftKeyboardError` and no session is opened."""
         self._check_session_id(session_id)
-        self.store.delete(self._k("sess", session_id))
+        record = self.store.consume(self._k("sess", session_id))
+        if record is None:
+            raise SoftKeyboardError(
+                "keyboard session unknown, expired or already used: open the keyboard again"
+            )
+        rec = json.loads(record)
+        if self.clock() >= float(rec["exp"]):
+            raise SoftKeyboardError("keyboard session expired: open the keyboard again")
+        if KeyboardMode(rec["mode"]) is KeyboardMode.SYSTEM:
+            self.store.put_if_absent(
+                self._k("sess", session_id), record, ttl=max(1.0, float(rec["exp"]) - self.clock())
+            )
+            raise SoftKeyboardError("this is the system keyboard already: type the password")
         return self.open(KeyboardMode.SYSTEM)
 
     @staticmethod
