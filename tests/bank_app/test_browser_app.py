@@ -287,3 +287,15 @@ def test_switch_to_the_system_keyboard_is_flagged(chromium: Any, bank: Bank) -> 
     data = json.loads(bank.services.store.get(f"bank:sess:{cookie}"))["data"]
     assert data["factors"] == ["password"]
     assert _csp_messages(chromium) == []
+
+
+def test_idle_logout_is_enforced_by_the_server(chromium: Any, bank: Bank) -> None:
+    """After the idle time (server clock moved past it) the next click lands on the login
+    page with the notice: the server ended the session, not a script in the page."""
+    _login(chromium, bank, "hengtai")
+    bank.clock.offset += 301  # the app's idle limit is 300 s
+    chromium.find_element("css selector", "nav a[href='/transfer']").click()
+    _wait(chromium, lambda d: _path(d) == "login")
+    assert chromium.find_element("id", "idle-logout").is_displayed()
+    chromium.get(bank.url + "/accounts")  # the old cookie opens nothing any more
+    _wait(chromium, lambda d: _path(d) == "login")
