@@ -39,6 +39,7 @@ NEUTRAL_USBKEY = (
     "ebank_auth.usbkey.manufacturer",
     "ebank_auth.usbkey.attestation_ext",
     "ebank_auth.usbkey.display_layout",
+    "ebank_auth.usbkey.piv_protocol",
 )
 #: Services and apps above the token layer: nothing in usbkey, crypto or store imports them.
 SERVICES = (

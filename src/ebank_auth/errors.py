@@ -86,6 +86,7 @@ __all__ = [
     "InvalidSignature",
     "InvalidTransaction",
     "KeyAlreadyExists",
+    "NotSupportedByToken",
     "OtpError",
     "PasswordChangeRequired",
     "PasswordError",
@@ -344,6 +345,16 @@ class TokenNotGenuine(TokenError):
 
 class SecureChannelError(TokenError):
     default_message = "secure channel to the token failed or was tampered with: reconnect the token"
+
+
+class NotSupportedByToken(TokenError):
+    """The token (or its backend) cannot do this at all — e.g. confirm-and-sign on a PIV card,
+    which has no display.  Not a failure of this token: use a token or backend that can."""
+
+    default_message = (
+        "this token cannot do that: it has no such function (e.g. no display for "
+        "confirm-and-sign); use a token or backend that offers it"
+    )
 
 
 class KeyAlreadyExists(TokenError):

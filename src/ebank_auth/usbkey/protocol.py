@@ -177,6 +177,8 @@ class Algorithm(IntEnum):
 
     SM2 = 0x01
     RSA2048 = 0x02
+    #: NIST P-256 (ECDSA): keys of PIV and PKCS#11 tokens; the token application refuses it
+    ECC_P256 = 0x03
 
 
 class ContainerUsage(IntEnum):

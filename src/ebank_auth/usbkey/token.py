@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Protocol, Union, runtime_checkable
 
 from ebank_auth.crypto import rsa, sm2
-from ebank_auth.errors import CryptoError, EncodingError
+from ebank_auth.crypto.keys import PublicKey, load_public_key
+from ebank_auth.errors import CryptoError, EncodingError, UnsupportedAlgorithm
 from ebank_auth.transaction import Transaction
 from ebank_auth.usbkey.key_attestation import KeyAttestation
 from ebank_auth.usbkey.protocol import (
@@ -75,10 +76,23 @@ class PublicKeyInfo:
     public_key_der: bytes
 
     def public_key(self) -> TokenPublicKey:
+        """The SM2 or RSA public key (a P-256 key of a PIV or PKCS#11 token raises
+        :class:`UnsupportedAlgorithm`: use :meth:`any_public_key`)."""
+        if self.algorithm is Algorithm.ECC_P256:
+            raise UnsupportedAlgorithm(
+                f"container {self.container!r} holds a P-256 key: use any_public_key()"
+            )
         try:
             if self.algorithm is Algorithm.SM2:
                 return sm2.load_der_public_key(self.public_key_der)
             return rsa.load_der_public_key(self.public_key_der)
+        except (CryptoError, EncodingError, ValueError):
+            raise EncodingError("the token returned a malformed public key") from None
+
+    def any_public_key(self) -> PublicKey:
+        """The public key whatever its algorithm (SM2, RSA or P-256), for verifying."""
+        try:
+            return load_public_key(self.public_key_der)
         except (CryptoError, EncodingError, ValueError):
             raise EncodingError("the token returned a malformed public key") from None
 

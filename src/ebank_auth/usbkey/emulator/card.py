@@ -54,6 +54,7 @@ from ebank_auth.usbkey.emulator.factory import (
     Manufacturer,
     factory_dir_for,
 )
+from ebank_auth.usbkey.emulator.piv_applet import PivApplet
 from ebank_auth.usbkey.emulator.state import ContainerRecord, PinRecord, StateFile, TokenState
 from ebank_auth.usbkey.manufacturer import MANUFACTURER_DIRNAME, ROOT_CERT_FILENAME
 from ebank_auth.usbkey.protocol import (
@@ -749,6 +750,8 @@ class SoftToken:
             if len(fields[Tag.ALGORITHM]) != 1 or len(fields.get(Tag.USAGE, b"\x01")) != 1:
                 raise ValueError
             alg = Algorithm(fields[Tag.ALGORITHM][0])
+            if alg not in (Algorithm.SM2, Algorithm.RSA2048):  # P-256 is for PIV/PKCS#11
+                raise ValueError
             usage = ContainerUsage(fields.get(Tag.USAGE, b"\x01")[0])
         except ValueError:
             raise _Refuse(StatusWord.FUNCTION_NOT_SUPPORTED) from None
@@ -1019,7 +1022,9 @@ _HANDLERS: Final[dict[Ins, _Handler]] = {
 def token_card(state_dir: Path | None, display: ConfirmationDevice) -> AppletRouter:
     """The software token as a reader sees it: every applet it carries behind one
     :class:`~ebank_auth.usbkey.emulator.applets.AppletRouter` (the token application first)."""
-    return AppletRouter([SoftToken(state_dir, display)])
+    return AppletRouter(
+        [tok := SoftToken(state_dir, display), PivApplet(state_dir, tok.manufacturer)]
+    )
 
 
 def demo_token(state_dir: Path | None) -> AppletRouter:

@@ -69,10 +69,13 @@ _FIRMWARE_MODULES: Final = (
     "card.py",
     "display.py",
     "factory.py",
+    "piv_applet.py",
+    "piv_state.py",
     "state.py",
     "../protocol.py",
     "../attestation_ext.py",
     "../display_layout.py",
+    "../piv_protocol.py",
     "../secure_channel.py",
     "../tlv.py",
 )

@@ -398,6 +398,11 @@ class StateFile:
         self._sealer_obj = Sealer(kek)
         return self._sealer_obj
 
+    def sealer(self, *, create: bool = False) -> Sealer:
+        """The token's sealer, for other applets that keep secrets beside the token state (the
+        PIV applet): one KEK per token.  ``create`` makes the KEK file when there is none."""
+        return self._sealer(create=create)
+
     def _write_kek(self, path: Path, kek: bytes) -> None:
         assert self.directory is not None
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,9 @@
+"""Backends for tokens that do not run the ebank-auth token application.
+
+Each backend implements :class:`ebank_auth.usbkey.token.Token` where the token's interface
+allows it, and raises :class:`~ebank_auth.errors.NotSupportedByToken` for what it cannot do
+(e.g. confirm-and-sign without a display):
+
+* :mod:`ebank_auth.usbkey.vendor.piv` — any PIV card (NIST SP 800-73-4) over PC/SC, with the
+  YubiKey extensions when the card offers them.
+"""
