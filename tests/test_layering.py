@@ -51,6 +51,15 @@ SERVICES = (
     "ebank_auth.passwords",
 )
 
+#: What the passkey server may build on.
+WEBAUTHN_MAY_IMPORT = (
+    "ebank_auth.store",
+    "ebank_auth.policy",
+    "ebank_auth.audit",
+    "ebank_auth.errors",
+    "ebank_auth.crypto",
+)
+
 #: Modules allowed to import a private ``crypto.x509._*`` module from outside crypto/x509.
 #: Empty since the crypto seams landed (public ``crypto.oids`` / ``crypto.der`` / ``crypto.keys``);
 #: keep it empty.
@@ -127,6 +136,24 @@ RULES: tuple[Rule, ...] = (
         "only usbkey/transport/hid.py imports hid (hidapi)",
         lambda u: u.module != "ebank_auth.usbkey.transport.hid",
         lambda u: _under(u.target, "hid"),
+    ),
+    Rule(
+        "only ebank_auth.webauthn imports fido2 (python-fido2, the webauthn extra)",
+        lambda u: not _under(u.module, "ebank_auth.webauthn"),
+        lambda u: _under(u.target, "fido2"),
+    ),
+    Rule(
+        "ebank_auth.webauthn builds on store, policy, audit, errors and crypto only",
+        lambda u: _under(u.module, "ebank_auth.webauthn"),
+        lambda u: (
+            _under(u.target, "ebank_auth")
+            and not _under(u.target, "ebank_auth.webauthn", *WEBAUTHN_MAY_IMPORT)
+        ),
+    ),
+    Rule(
+        "nothing but the app and the CLI imports ebank_auth.webauthn",
+        lambda u: not _under(u.module, "ebank_auth.webauthn", "ebank_auth.cli"),
+        lambda u: _under(u.target, "ebank_auth.webauthn"),
     ),
     Rule(
         "only the CLI imports click",
@@ -234,6 +261,12 @@ def test_allow_list_holds_only_current_offenders() -> None:
         ("ebank_auth/usbkey/x.py", "from ebank_auth.cli import token_cmd\n", "ebank_auth.cli"),
         ("ebank_auth/pki.py", "from ebank_auth.crypto.x509._der import x\n", "private"),
         ("ebank_auth/usbkey/transport/x.py", "from ebank_auth.usbkey.apdu import A\n", "bytes"),
+        ("ebank_auth/usbkey/x.py", "from fido2.pcsc import CtapPcscDevice\n", "fido2"),
+        ("ebank_auth/policy/x.py", "import fido2.server\n", "fido2"),
+        ("ebank_auth/webauthn/x.py", "from ebank_auth.usbkey import session\n", "builds on"),
+        ("ebank_auth/webauthn/x.py", "from ebank_auth.otp import codes\n", "builds on"),
+        ("ebank_auth/policy/x.py", "from ebank_auth.webauthn import server\n", "app and the CLI"),
+        ("ebank_auth/otp/x.py", "import ebank_auth.webauthn\n", "app and the CLI"),
     ],
 )
 def test_checker_catches_each_kind_of_break(
@@ -266,4 +299,13 @@ def test_neutral_modules_are_allowed_on_both_sides(tmp_path: Path) -> None:
     for side in ("ebank_auth/usbkey/emulator/card.py", "ebank_auth/usbkey/session.py"):
         (tmp_path / side).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / side).write_text(lines)
+    assert violations(tmp_path) == []
+
+
+def test_webauthn_may_use_fido2_and_the_services_it_builds_on(tmp_path: Path) -> None:
+    lines = "import fido2.server\n" + "".join(f"import {m}\n" for m in WEBAUTHN_MAY_IMPORT)
+    for rel in ("ebank_auth/webauthn/server.py", "ebank_auth/cli/fido_cmd.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "ebank_auth/webauthn/server.py").write_text(lines)
+    (tmp_path / "ebank_auth/cli/fido_cmd.py").write_text("import ebank_auth.webauthn\n")
     assert violations(tmp_path) == []

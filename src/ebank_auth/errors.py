@@ -41,6 +41,11 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   ├── PasswordIncorrect, PasswordChangeRequired
     ├── PolicyError
     │   ├── AccessDenied, AccountLocked, DuplicateTransaction
+    ├── WebAuthnError                  passkeys (ebank_auth.webauthn)
+    │   ├── CeremonyInvalid            the begin/complete state is unknown, expired or used
+    │   ├── PasskeyAlreadyRegistered
+    │   └── PasskeyRejected (reason)   the browser's response does not verify
+    │       ├── AttestationRejected, PasskeyCloneSuspected
     └── AuditError
         └── AuditIntegrityError
 
@@ -58,12 +63,14 @@ __all__ = [
     "AccessDenied",
     "AccountLocked",
     "ApduError",
+    "AttestationRejected",
     "AuditError",
     "AuditIntegrityError",
     "BackendUnavailable",
     "CMSError",
     "CMSVerificationError",
     "CardNotPresent",
+    "CeremonyInvalid",
     "CertificateError",
     "CertificateValidationError",
     "CodeAlreadyUsed",
@@ -88,6 +95,9 @@ __all__ = [
     "KeyAlreadyExists",
     "NotSupportedByToken",
     "OtpError",
+    "PasskeyAlreadyRegistered",
+    "PasskeyCloneSuspected",
+    "PasskeyRejected",
     "PasswordChangeRequired",
     "PasswordError",
     "PasswordIncorrect",
@@ -113,6 +123,7 @@ __all__ = [
     "TokenNotGenuine",
     "TransportError",
     "UnsupportedAlgorithm",
+    "WebAuthnError",
 ]
 
 
@@ -454,6 +465,64 @@ class AccountLocked(PolicyError):
 
 class DuplicateTransaction(PolicyError):
     default_message = "this transaction was already submitted and is refused as a duplicate"
+
+
+# --------------------------------------------------------------------------- passkeys
+
+
+class WebAuthnError(EbankAuthError):
+    default_message = "passkey (WebAuthn) operation failed"
+
+
+class CeremonyInvalid(WebAuthnError):
+    default_message = (
+        "this passkey request is unknown, expired or was already used: "
+        "start the registration or sign-in again"
+    )
+
+
+class PasskeyAlreadyRegistered(WebAuthnError):
+    default_message = (
+        "this passkey is already registered: sign in with it, or remove it before "
+        "registering it again"
+    )
+
+
+class PasskeyRejected(WebAuthnError):
+    """The browser's WebAuthn response does not verify; ``reason`` is a machine-readable
+    code (:class:`ebank_auth.webauthn.RejectReason`).  Nothing was changed."""
+
+    default_message = "the passkey response does not verify: start the sign-in again"
+
+    def __init__(self, message: str | None = None, reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AttestationRejected(PasskeyRejected):
+    default_message = (
+        "the authenticator's attestation is not trusted by this bank's policy: "
+        "register a passkey on an authenticator the bank accepts"
+    )
+
+
+class PasskeyCloneSuspected(PasskeyRejected):
+    """The signature counter did not increase: two authenticators may hold the same key.
+    ``credential_id`` is the passkey's id (bytes); it is refused until re-registered."""
+
+    default_message = (
+        "the passkey's signature counter went back, so it may have been cloned: the passkey "
+        "is blocked; remove it and register a new one, and contact the bank"
+    )
+
+    def __init__(
+        self,
+        message: str | None = None,
+        reason: object = None,
+        credential_id: bytes = b"",
+    ) -> None:
+        super().__init__(message, reason)
+        self.credential_id = credential_id
 
 
 # --------------------------------------------------------------------------- audit

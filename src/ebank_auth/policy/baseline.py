@@ -61,6 +61,8 @@ _LOGIN_SECOND = frozenset(
         _F.PHONE_SHIELD_SIGNATURE,
         _F.BIOMETRIC,
         _F.TRUSTED_DEVICE,
+        _F.PASSKEY,
+        _F.PASSKEY_UV,
     }
 )
 _FUNDS = FUNDS_OPERATIONS
@@ -143,10 +145,13 @@ BASELINE_RULES: tuple[Rule, ...] = (
         Conditions(operations=_FUNDS),
         _KNOWLEDGE,
     ),
+    # WebAuthn shows the customer nothing of a transaction, so a passkey never stands in
+    # for a factor that binds amount and payee: small amounts take a user-verified passkey
+    # (like TOTP); from tier 2 on the clauses name only transaction-bound or hardware factors
     _tier(
         "tier-1-small",
         "0",
-        _LOGIN_SECOND - {_F.TRUSTED_DEVICE},
+        _LOGIN_SECOND - {_F.TRUSTED_DEVICE, _F.PASSKEY},
         min_factors=2,
     ),
     _tier(

@@ -48,17 +48,30 @@ class Factor(str, Enum):
     PHONE_SHIELD_SIGNATURE = "phone_shield_signature"  # SM2 signature by the phone shield
     BIOMETRIC = "biometric"  # biometric match with liveness result supplied by the app
     TRUSTED_DEVICE = "trusted_device"  # a registered, still-trusted device (AU-7)
+    PASSKEY = "passkey"  # WebAuthn assertion, user present (a touch), not user-verified
+    PASSKEY_UV = "passkey_uv"  # WebAuthn assertion with user verification (device PIN/biometric)
 
 
 @dataclass(frozen=True)
 class FactorInfo:
-    """What a factor is: its class, strength (1-4) and properties."""
+    """What a factor is: its class, strength (1-4) and properties.
+
+    ``also`` names further classes one verification of the factor proves at once: a
+    passkey used with user verification is possession (the authenticator) plus the
+    authenticator's own check of the customer, counted as inherence.  It stays *one*
+    factor for ``min_factors``."""
 
     factor: Factor
     factor_class: FactorClass
     strength: int  # 1 weakest … 4 strongest
     hardware: bool  # key or secret held in dedicated hardware (USB Key, SE/TEE, OTP token)
     transaction_bound: bool  # proves the customer saw and approved the transaction data
+    also: frozenset[FactorClass] = frozenset()
+
+    @property
+    def classes(self) -> frozenset[FactorClass]:
+        """Every class one verification of this factor counts for."""
+        return self.also | {self.factor_class}
 
 
 FACTORS: dict[Factor, FactorInfo] = {
@@ -74,6 +87,17 @@ FACTORS: dict[Factor, FactorInfo] = {
         FactorInfo(Factor.PHONE_SHIELD_SIGNATURE, FactorClass.POSSESSION, 3, True, True),
         FactorInfo(Factor.BIOMETRIC, FactorClass.INHERENCE, 3, False, False),
         FactorInfo(Factor.TRUSTED_DEVICE, FactorClass.POSSESSION, 1, False, False),
+        # a passkey signs a random challenge, never the transaction: not transaction-bound;
+        # not `hardware` either, since a synced passkey may live in a cloud keychain
+        FactorInfo(Factor.PASSKEY, FactorClass.POSSESSION, 2, False, False),
+        FactorInfo(
+            Factor.PASSKEY_UV,
+            FactorClass.POSSESSION,
+            3,
+            False,
+            False,
+            also=frozenset({FactorClass.INHERENCE}),
+        ),
     )
 }
 
@@ -81,8 +105,12 @@ _ALL_FACTORS: tuple[Factor, ...] = tuple(Factor)
 
 
 def factor_classes(factors: Iterable[Factor]) -> frozenset[FactorClass]:
-    """The distinct classes the given factors belong to."""
-    return frozenset(FACTORS[f].factor_class for f in factors)
+    """The distinct classes the given factors belong to (a passkey with user
+    verification counts for possession and inherence)."""
+    out: frozenset[FactorClass] = frozenset()
+    for f in factors:
+        out |= FACTORS[f].classes
+    return out
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ service                                        ``namespace=``
 ``policy.ReplayCache``                         ``txid``
 ``policy.CredentialRegistry``                  ``cred``
 ``audit.AuditLog``                             ``audit``
+``webauthn.PasskeyServer`` (and its registry)  ``webauthn``
 =============================================  ==================
 """
 
