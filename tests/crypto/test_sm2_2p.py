@@ -401,6 +401,10 @@ def test_server_refuses_when_the_phone_signs_another_message(backend: str) -> No
     sreq, _ = sm2_2p.phone_sign_begin(phone, challenge, MSG, uid=b"another id")
     with pytest.raises(errors.InvalidProof):
         sm2_2p.server_sign_complete(sst, sreq)
+    with pytest.raises(errors.CryptoError):  # an ID that is not bytes or str
+        sm2_2p.phone_sign_begin(phone, challenge, MSG, uid=5)  # type: ignore[arg-type]
+    moved = phone.with_backend("pure")
+    assert isinstance(moved, sm2_2p.PhoneShare) and moved.backend == "pure"
     assert not sst.consumed
 
 

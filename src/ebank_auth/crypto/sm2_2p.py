@@ -43,7 +43,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ebank_auth.crypto import _asn1, _backend, sm2, sm3
 from ebank_auth.crypto.algorithms import SignatureAlgorithm
@@ -607,6 +607,7 @@ def _joint_public(be: _backend.SM2Backend, inv_share: int, peer_point: Point) ->
 
 # ================================================================= shares
 _SHARE_MAGIC = b"sm2-2p"
+_S = TypeVar("_S", bound="_Share")
 _SHARE_LEN = len(_SHARE_MAGIC) + 2 + _LEN + _POINT_LEN
 
 
@@ -632,7 +633,8 @@ class _Share:
     def backend(self) -> str:
         return str(self._backend.name)
 
-    def with_backend(self, name: str) -> _Share:
+    def with_backend(self: _S, name: str) -> _S:
+        """The same share on another backend (``openssl`` or ``pure``)."""
         return type(self)(self._secret.value(), self._public, backend=name)
 
     def scalar_bytes(self) -> bytearray:
@@ -938,7 +940,7 @@ def phone_sign_begin(
     be = share._backend
     _backend.note_signing(be)
     msg = _message(message)
-    uid_b = uid.encode("utf-8") if isinstance(uid, str) else bytes(uid)
+    uid_b = sm2._uid(uid)
     e = sm2.compute_e(share.public_key, msg, uid_b)
     w1 = _draw_scalar()
     q1 = be.mul_g(w1)
