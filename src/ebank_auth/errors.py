@@ -20,7 +20,10 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   └── DeliveryError             (also OtpError) SMS/voice gateway
     ├── CryptoError
     │   ├── InvalidSignature
-    │   └── DecryptionError
+    │   ├── DecryptionError
+    │   └── TwoPartyError             two-party SM2 (phone shield) refused a message
+    │       ├── InvalidProtocolMessage, InvalidProof, SessionAlreadyUsed
+    │       └── JointSignatureRefused (also InvalidSignature)
     ├── CertificateError
     │   ├── CertificateValidationError  (carries a machine-readable reason)
     │   └── CMSError
@@ -90,8 +93,11 @@ __all__ = [
     "HidError",
     "InvalidInput",
     "InvalidKey",
+    "InvalidProof",
+    "InvalidProtocolMessage",
     "InvalidSignature",
     "InvalidTransaction",
+    "JointSignatureRefused",
     "KeyAlreadyExists",
     "NotSupportedByToken",
     "OtpError",
@@ -115,6 +121,7 @@ __all__ = [
     "SecureChannelError",
     "SecurityStatusNotSatisfied",
     "ServiceUnavailable",
+    "SessionAlreadyUsed",
     "SoftKeyboardError",
     "StoreError",
     "StoreIntegrityError",
@@ -122,6 +129,7 @@ __all__ = [
     "TokenError",
     "TokenNotGenuine",
     "TransportError",
+    "TwoPartyError",
     "UnsupportedAlgorithm",
     "WebAuthnError",
 ]
@@ -192,6 +200,40 @@ class BackendUnavailable(CryptoError, InvalidInput):
     default_message = (
         "the requested crypto backend is not available on this machine: "
         "unset EBANK_AUTH_CRYPTO_BACKEND or choose 'pure'"
+    )
+
+
+class TwoPartyError(CryptoError):
+    """Two-party SM2 (:mod:`ebank_auth.crypto.sm2_2p`) refused a message or a result."""
+
+    default_message = "two-party SM2 refused the operation: start a new session"
+
+
+class InvalidProtocolMessage(TwoPartyError):
+    default_message = (
+        "two-party SM2 message is malformed, belongs to another session or carries an invalid "
+        "curve point: discard it and start a new session"
+    )
+
+
+class InvalidProof(TwoPartyError):
+    default_message = (
+        "the peer's proof of knowledge does not verify: the message was altered or the peer "
+        "deviated from the protocol; start a new session"
+    )
+
+
+class SessionAlreadyUsed(TwoPartyError):
+    default_message = (
+        "this two-party session state was already completed (nonces are used once): "
+        "start a new session"
+    )
+
+
+class JointSignatureRefused(TwoPartyError, InvalidSignature):
+    default_message = (
+        "the assembled two-party signature does not verify with the joint public key, so it "
+        "was not released: a share is wrong (wrong PIN?) or the peer deviated; start a new session"
     )
 
 

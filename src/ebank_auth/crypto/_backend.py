@@ -65,6 +65,24 @@ class SM2Backend(Protocol):
 
     def mul_g(self, k: int) -> tuple[int, int]: ...
 
+    # Raw point operations for two-party SM2 (:mod:`ebank_auth.crypto.sm2_2p`).  Points are
+    # affine ``(x, y)`` the caller has validated with ``point_valid``; None is the point at
+    # infinity.  ``point_mul`` is the one to use with a secret scalar (libcrypto runs it as a
+    # constant-time ladder); ``point_mul_add`` computes ``a*G + b*point`` and is for public
+    # scalars only (verification), as libcrypto's double multiplication is not constant-time.
+
+    def point_mul(self, k: int, point: tuple[int, int]) -> tuple[int, int] | None: ...
+
+    def point_mul_add(self, a: int, b: int, point: tuple[int, int]) -> tuple[int, int] | None: ...
+
+    def point_add(self, p1: tuple[int, int], p2: tuple[int, int]) -> tuple[int, int] | None: ...
+
+    def point_negate(self, point: tuple[int, int]) -> tuple[int, int]: ...
+
+    def point_valid(self, x: int, y: int) -> bool:
+        """On the curve, coordinates in [0, p), not infinity, in the order-n group."""
+        ...
+
 
 _lock = threading.Lock()
 _openssl: SM2Backend | None = None

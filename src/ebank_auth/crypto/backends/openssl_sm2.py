@@ -72,6 +72,12 @@ void EC_GROUP_free(EC_GROUP *group);
 EC_POINT *EC_POINT_new(const EC_GROUP *group);
 void EC_POINT_free(EC_POINT *point);
 int EC_POINT_mul(const EC_GROUP *group, EC_POINT *r, const BIGNUM *n, const EC_POINT *q, const BIGNUM *m, BN_CTX *ctx);
+int EC_POINT_add(const EC_GROUP *group, EC_POINT *r, const EC_POINT *a, const EC_POINT *b, BN_CTX *ctx);
+int EC_POINT_invert(const EC_GROUP *group, EC_POINT *a, BN_CTX *ctx);
+int EC_POINT_is_at_infinity(const EC_GROUP *group, const EC_POINT *p);
+int EC_POINT_is_on_curve(const EC_GROUP *group, const EC_POINT *point, BN_CTX *ctx);
+int EC_POINT_oct2point(const EC_GROUP *group, EC_POINT *p, const unsigned char *buf, size_t len, BN_CTX *ctx);
+size_t EC_POINT_point2oct(const EC_GROUP *group, const EC_POINT *p, int form, unsigned char *buf, size_t len, BN_CTX *ctx);
 int EC_POINT_get_affine_coordinates(const EC_GROUP *group, const EC_POINT *p, BIGNUM *x, BIGNUM *y, BN_CTX *ctx);
 BIGNUM *BN_bin2bn(const unsigned char *s, int len, BIGNUM *ret);
 BIGNUM *BN_new(void);
@@ -87,6 +93,9 @@ _EVP_PKEY_PUBLIC_KEY = 0x86  # OSSL_KEYMGMT_SELECT_ALL_PARAMETERS | PUBLIC_KEY
 _OSSL_PARAM_UTF8_STRING = 4
 _OSSL_PARAM_OCTET_STRING = 5
 _MAX_SIG = 80
+_POINT_CONVERSION_UNCOMPRESSED = 4
+_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 
 
 class OpenSSLSM2:
@@ -274,39 +283,138 @@ class OpenSSLSM2:
     def decrypt(self, pkey: Any, der: bytes) -> bytes | None:
         return self._pkey_op(pkey, "EVP_PKEY_decrypt_init", "EVP_PKEY_decrypt", der, len(der))
 
-    # ---------------------------------------------------------------- test hook
-    def mul_g(self, k: int) -> tuple[int, int]:
-        """k * G computed by libcrypto (used by the deterministic-k test hook)."""
-        ffi, lib = self._ffi, self._lib
+    # ---------------------------------------------------------------- raw point operations
+    def _grp(self) -> Any:
         with self._group_lock:
             if self._group is None:
-                grp = lib.EC_GROUP_new_by_curve_name(_NID_SM2)
-                if grp == ffi.NULL:  # pragma: no cover
+                grp = self._lib.EC_GROUP_new_by_curve_name(_NID_SM2)
+                if grp == self._ffi.NULL:  # pragma: no cover
                     raise ValueError("libcrypto has no SM2 group")
-                self._group = ffi.gc(grp, lib.EC_GROUP_free)
-        group = self._group
-        kb = k.to_bytes(32, "big")
-        bn_k = lib.BN_bin2bn(kb, 32, ffi.NULL)
-        point = lib.EC_POINT_new(group)
-        bx, by = lib.BN_new(), lib.BN_new()
+                self._group = self._ffi.gc(grp, self._lib.EC_GROUP_free)
+        return self._group
+
+    def _point_in(self, x: int, y: int) -> Any:
+        """A new EC_POINT for (x, y); ValueError when libcrypto refuses it (off the curve).
+
+        The caller frees it with EC_POINT_free."""
+        ffi, lib = self._ffi, self._lib
+        if not (0 <= x < _P and 0 <= y < _P):
+            raise ValueError("point coordinate out of range")
+        group = self._grp()
+        pt = lib.EC_POINT_new(group)
+        if pt == ffi.NULL:  # pragma: no cover
+            raise ValueError("EC_POINT_new failed")
+        if lib.EC_POINT_oct2point(group, pt, _point_bytes(x, y), 65, ffi.NULL) != 1:
+            lib.EC_POINT_free(pt)
+            lib.ERR_clear_error()
+            raise ValueError("point is not on the SM2 curve")
+        return pt
+
+    def _point_out(self, pt: Any) -> tuple[int, int] | None:
+        ffi, lib = self._ffi, self._lib
+        group = self._grp()
+        if lib.EC_POINT_is_at_infinity(group, pt) == 1:
+            return None
+        buf = ffi.new("unsigned char[65]")
+        if (
+            lib.EC_POINT_point2oct(group, pt, _POINT_CONVERSION_UNCOMPRESSED, buf, 65, ffi.NULL)
+            != 65
+        ):
+            lib.ERR_clear_error()  # pragma: no cover
+            raise ValueError("EC_POINT_point2oct failed")  # pragma: no cover
+        raw = bytes(ffi.buffer(buf, 65))
+        return int.from_bytes(raw[1:33], "big"), int.from_bytes(raw[33:], "big")
+
+    def _bn(self, k: int) -> Any:
+        return self._lib.BN_bin2bn((k % _N).to_bytes(32, "big"), 32, self._ffi.NULL)
+
+    def _mul(self, a: int | None, b: int | None, point: tuple[int, int] | None) -> Any:
+        """a*G + b*point through EC_POINT_mul; a or b None leaves that term out."""
+        ffi, lib = self._ffi, self._lib
+        group = self._grp()
+        bn_a = self._bn(a) if a is not None else ffi.NULL
+        bn_b = self._bn(b) if b is not None else ffi.NULL
+        q = self._point_in(*point) if point is not None else ffi.NULL
+        out = lib.EC_POINT_new(group)
         try:
-            if lib.EC_POINT_mul(group, point, bn_k, ffi.NULL, ffi.NULL, ffi.NULL) != 1:
+            if lib.EC_POINT_mul(group, out, bn_a, q, bn_b, ffi.NULL) != 1:
                 raise ValueError("EC_POINT_mul failed")
-            if lib.EC_POINT_get_affine_coordinates(group, point, bx, by, ffi.NULL) != 1:
-                raise ValueError("EC_POINT_get_affine_coordinates failed")
-            xb = ffi.new("unsigned char[32]")
-            yb = ffi.new("unsigned char[32]")
-            lib.BN_bn2binpad(bx, xb, 32)
-            lib.BN_bn2binpad(by, yb, 32)
-            return int.from_bytes(ffi.buffer(xb, 32), "big"), int.from_bytes(
-                ffi.buffer(yb, 32), "big"
+            return self._point_out(out)
+        finally:
+            for bn in (bn_a, bn_b):
+                if bn != ffi.NULL:
+                    lib.BN_clear_free(bn)
+            if q != ffi.NULL:
+                lib.EC_POINT_free(q)
+            lib.EC_POINT_free(out)
+            lib.ERR_clear_error()
+
+    def point_mul(self, k: int, point: tuple[int, int]) -> tuple[int, int] | None:
+        # a single variable-base term: libcrypto runs its constant-time Montgomery ladder
+        return self._mul(None, k, point)  # type: ignore[no-any-return]
+
+    def point_mul_add(self, a: int, b: int, point: tuple[int, int]) -> tuple[int, int] | None:
+        # two terms: wNAF double multiplication, not constant-time (public scalars only)
+        return self._mul(a, b, point)  # type: ignore[no-any-return]
+
+    def point_add(self, p1: tuple[int, int], p2: tuple[int, int]) -> tuple[int, int] | None:
+        ffi, lib = self._ffi, self._lib
+        group = self._grp()
+        a = self._point_in(*p1)
+        try:
+            b = self._point_in(*p2)
+        except ValueError:
+            lib.EC_POINT_free(a)
+            raise
+        out = lib.EC_POINT_new(group)
+        try:
+            if lib.EC_POINT_add(group, out, a, b, ffi.NULL) != 1:
+                raise ValueError("EC_POINT_add failed")  # pragma: no cover
+            return self._point_out(out)
+        finally:
+            lib.EC_POINT_free(a)
+            lib.EC_POINT_free(b)
+            lib.EC_POINT_free(out)
+            lib.ERR_clear_error()
+
+    def point_negate(self, point: tuple[int, int]) -> tuple[int, int]:
+        lib = self._lib
+        pt = self._point_in(*point)
+        try:
+            if lib.EC_POINT_invert(self._grp(), pt, self._ffi.NULL) != 1:
+                raise ValueError("EC_POINT_invert failed")  # pragma: no cover
+            out = self._point_out(pt)
+            if out is None:  # pragma: no cover - a finite point's negation is finite
+                raise ValueError("negation gave the point at infinity")
+            return out
+        finally:
+            lib.EC_POINT_free(pt)
+            lib.ERR_clear_error()
+
+    def point_valid(self, x: int, y: int) -> bool:
+        """libcrypto's decoder accepts it, it is on the curve and not infinity.
+
+        The SM2 curve has cofactor 1, so every finite curve point has order n."""
+        try:
+            pt = self._point_in(x, y)
+        except ValueError:
+            return False
+        try:
+            group = self._grp()
+            return bool(
+                self._lib.EC_POINT_is_on_curve(group, pt, self._ffi.NULL) == 1
+                and self._lib.EC_POINT_is_at_infinity(group, pt) == 0
             )
         finally:
-            lib.BN_clear_free(bn_k)
-            lib.BN_clear_free(bx)
-            lib.BN_clear_free(by)
-            lib.EC_POINT_free(point)
-            lib.ERR_clear_error()
+            self._lib.EC_POINT_free(pt)
+            self._lib.ERR_clear_error()
+
+    def mul_g(self, k: int) -> tuple[int, int]:
+        """k * G computed by libcrypto (constant-time fixed-base multiplication)."""
+        out = self._mul(k, None, None)
+        if out is None:
+            raise ValueError("k * G is the point at infinity")
+        return out  # type: ignore[no-any-return]
 
 
 def _point_bytes(x: int, y: int) -> bytes:

@@ -205,6 +205,16 @@ def mul_add(c: Curve, k1: int, k2: int, pt: Point) -> Point | None:
     return _to_affine(c, acc)
 
 
+def add(c: Curve, p1: Point, p2: Point) -> Point | None:
+    """p1 + p2 (affine in, affine out; None is the point at infinity)."""
+    return _to_affine(c, _add_affine(c, (p1[0], p1[1], 1), p2))
+
+
+def negate(c: Curve, pt: Point) -> Point:
+    """-pt = (x, -y)."""
+    return (pt[0], (c.p - pt[1]) % c.p)
+
+
 def is_valid_public_point(c: Curve, x: int, y: int) -> bool:
     """On the curve, not infinity, and of order n (n * P = O)."""
     if not c.on_curve(x, y):
@@ -301,19 +311,35 @@ def decrypt(
     hash_fn: Callable[[bytes], bytes],
 ) -> bytes | None:
     """GB/T 32918.4 §7.1; None when the ciphertext is invalid."""
-    import hmac
-
     if not c.on_curve(x1, y1):
         return None
     s2 = mul(c, d, (x1, y1))
     if s2 is None:
         return None
+    return decrypt_with_point(c, s2, c3, c2, kdf, hash_fn)
+
+
+def decrypt_with_point(
+    c: Curve,
+    s2: Point,
+    c3: bytes,
+    c2: bytes,
+    kdf: Callable[[bytes, int], bytes],
+    hash_fn: Callable[[bytes], bytes],
+) -> bytes | None:
+    """GB/T 32918.4 §7.1 steps B4-B7 given (x2, y2) = [d]C1: KDF, XOR, check C3.
+
+    None when t is all zeros or C3 does not match; the plaintext is then never returned
+    (its buffer is zeroed).  Two-party decryption computes [d]C1 jointly and ends here."""
+    import hmac
+
     ln = c.byte_len
     x2, y2 = _i2b(s2[0], ln), _i2b(s2[1], ln)
     t = kdf(x2 + y2, len(c2))
     if c2 and not any(t):
         return None
-    msg = bytes(a ^ b for a, b in zip(c2, t, strict=True))
-    if not hmac.compare_digest(hash_fn(x2 + msg + y2), c3):
+    msg = bytearray(a ^ b for a, b in zip(c2, t, strict=True))
+    if not hmac.compare_digest(hash_fn(x2 + bytes(msg) + y2), c3):
+        msg[:] = bytes(len(msg))
         return None
-    return msg
+    return bytes(msg)

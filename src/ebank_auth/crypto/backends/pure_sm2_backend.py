@@ -72,5 +72,21 @@ class PureSM2:
             raise ValueError("k * G is the point at infinity")
         return pt
 
+    # ---- raw point operations (two-party SM2); points are validated affine (x, y)
+    def point_mul(self, k: int, point: tuple[int, int]) -> tuple[int, int] | None:
+        return pure_sm2.mul(self.curve, k, point)
+
+    def point_mul_add(self, a: int, b: int, point: tuple[int, int]) -> tuple[int, int] | None:
+        return pure_sm2.mul_add(self.curve, a, b, point)
+
+    def point_add(self, p1: tuple[int, int], p2: tuple[int, int]) -> tuple[int, int] | None:
+        return pure_sm2.add(self.curve, p1, p2)
+
+    def point_negate(self, point: tuple[int, int]) -> tuple[int, int]:
+        return pure_sm2.negate(self.curve, point)
+
+    def point_valid(self, x: int, y: int) -> bool:
+        return pure_sm2.is_valid_public_point(self.curve, x, y)
+
 
 PURE = PureSM2()
