@@ -42,6 +42,7 @@ from ebank_auth.usbkey.attestation_ext import (
 )
 from ebank_auth.usbkey.emulator import factory
 from ebank_auth.usbkey.emulator.applets import AppletRouter
+from ebank_auth.usbkey.emulator.ctap2_applet import Ctap2Applet
 from ebank_auth.usbkey.emulator.display import (
     AutoReject,
     ConfirmationDevice,
@@ -1019,7 +1020,7 @@ _HANDLERS: Final[dict[Ins, _Handler]] = {
 def token_card(state_dir: Path | None, display: ConfirmationDevice) -> AppletRouter:
     """The software token as a reader sees it: every applet it carries behind one
     :class:`~ebank_auth.usbkey.emulator.applets.AppletRouter` (the token application first)."""
-    return AppletRouter([SoftToken(state_dir, display)])
+    return AppletRouter([SoftToken(state_dir, display), Ctap2Applet(state_dir, display)])
 
 
 def demo_token(state_dir: Path | None) -> AppletRouter:
