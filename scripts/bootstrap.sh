@@ -33,6 +33,6 @@ stamp=.venv/.ebank-auth-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing ebank-auth and its extras into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,app,docs]"
+  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,app,docs,webauthn]"
   touch "$stamp"
 fi
