@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("fido2")
 
-from fido2.ctap2.base import Ctap2  # noqa: E402
-from fido2.ctap2.pin import ClientPin  # noqa: E402
-from fido2.pcsc import CtapPcscDevice  # noqa: E402
+from fido2.ctap2.base import Ctap2
+from fido2.ctap2.pin import ClientPin
+from fido2.pcsc import CtapPcscDevice
 
-from ebank_auth.usbkey.card_interface import CardProtocol  # noqa: E402
-from plugins.pcscd import pcscd_vpcd  # noqa: E402, F401
+from ebank_auth.usbkey.card_interface import CardProtocol
+from plugins.pcscd import pcscd_vpcd  # noqa: F401
 
 ORIGIN = "https://bank.example"
 RP_ID = "bank.example"
@@ -42,7 +42,7 @@ class InProcessReader:
     def disconnect(self) -> None:
         return None
 
-    def getATR(self) -> list[int]:  # noqa: N802 - pyscard's name
+    def getATR(self) -> list[int]:
         return list(self.card.atr())
 
     def transmit(self, apdu: list[int], protocol: object = None) -> tuple[list[int], int, int]:
