@@ -172,6 +172,14 @@ class Permission(enum.IntFlag):
 
 
 _GRANTED: Final = Permission.MAKE_CREDENTIAL | Permission.GET_ASSERTION
+_NO_PARAMETERS: Final = frozenset(
+    {
+        CtapCommand.GET_INFO,
+        CtapCommand.RESET,
+        CtapCommand.GET_NEXT_ASSERTION,
+        CtapCommand.SELECTION,
+    }
+)
 _FLAG_UP: Final = 0x01
 _FLAG_UV: Final = 0x04
 _FLAG_AT: Final = 0x40
@@ -486,6 +494,8 @@ class Ctap2Applet:
             return bytes((CtapStatus.INVALID_COMMAND,))
         if command is not CtapCommand.GET_NEXT_ASSERTION:
             self._next = None
+        if command in _NO_PARAMETERS and len(message) > 1:
+            return bytes((CtapStatus.INVALID_LENGTH,))
         try:
             params = self._params(message[1:])
             with self._file.locked():
@@ -604,8 +614,6 @@ class Ctap2Applet:
 
     # ------------------------------------------------------------------ commands
     def _get_info(self, params: _Params) -> dict[int, object]:
-        if params:
-            raise _Fail(CtapStatus.INVALID_LENGTH)
         return {
             0x01: ["FIDO_2_0", "FIDO_2_1"],
             0x03: AAGUID,
