@@ -54,7 +54,9 @@ def test_list_info_pin_and_reset(inserted: str) -> None:
     error = json.loads(wrong.stdout)["error"]
     assert error["type"] == "PinIncorrect" and error["remaining"] == 7
     assert json.loads(run("pin", "retries", "--json").stdout)["pin_retries"] == 7
-    short = run("pin", "change", env={"EBANK_AUTH_FIDO_PIN": "1234", "EBANK_AUTH_FIDO_NEW_PIN": "1"})
+    short = run(
+        "pin", "change", env={"EBANK_AUTH_FIDO_PIN": "1234", "EBANK_AUTH_FIDO_NEW_PIN": "1"}
+    )
     assert short.exit_code == 2, short.output  # a policy error is the user's input
     ok = run(
         "pin", "change", "--json",
