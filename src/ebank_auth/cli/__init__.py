@@ -62,6 +62,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("policy_cmd", "policy", "Check and explain multi-factor policy files."),
     "audit": ("audit_cmd", "audit", "Verify and export the tamper-evident audit log."),
     "lockout": ("lockout_cmd", "lockout", "Login lockout status and unlock."),
+    "fido": ("fido_cmd", "fido", "FIDO2 authenticators: list, info, PIN, reset."),
 }
 
 

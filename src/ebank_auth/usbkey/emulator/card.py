@@ -42,6 +42,7 @@ from ebank_auth.usbkey.attestation_ext import (
 )
 from ebank_auth.usbkey.emulator import factory
 from ebank_auth.usbkey.emulator.applets import AppletRouter
+from ebank_auth.usbkey.emulator.ctap2_applet import Ctap2Applet
 from ebank_auth.usbkey.emulator.display import (
     AutoReject,
     ConfirmationDevice,
@@ -1022,8 +1023,9 @@ _HANDLERS: Final[dict[Ins, _Handler]] = {
 def token_card(state_dir: Path | None, display: ConfirmationDevice) -> AppletRouter:
     """The software token as a reader sees it: every applet it carries behind one
     :class:`~ebank_auth.usbkey.emulator.applets.AppletRouter` (the token application first)."""
+    tok = SoftToken(state_dir, display)
     return AppletRouter(
-        [tok := SoftToken(state_dir, display), PivApplet(state_dir, tok.manufacturer)]
+        [tok, PivApplet(state_dir, tok.manufacturer), Ctap2Applet(state_dir, display)]
     )
 
 

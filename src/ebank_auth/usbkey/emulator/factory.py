@@ -67,6 +67,10 @@ FIRMWARE_VERSION: Final = "1.0.0"
 _FIRMWARE_MODULES: Final = (
     "applets.py",
     "card.py",
+    "cbor.py",
+    "ctap2_applet.py",
+    "ctap2_pin.py",
+    "ctap2_state.py",
     "display.py",
     "factory.py",
     "piv_applet.py",
