@@ -62,6 +62,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("policy_cmd", "policy", "Check and explain multi-factor policy files."),
     "audit": ("audit_cmd", "audit", "Verify and export the tamper-evident audit log."),
     "lockout": ("lockout_cmd", "lockout", "Login lockout status and unlock."),
+    "agent": (
+        "agent_cmd",
+        "agent",
+        "The local signing agent bank pages reach the USB Key through.",
+    ),
 }
 
 
