@@ -48,7 +48,10 @@ SERVICES = (
     "ebank_auth.softkeyboard",
     "ebank_auth.phone_shield",
     "ebank_auth.passwords",
+    "ebank_auth.agent",
 )
+#: Programs built on the library: only the CLI starts them, nothing in the library imports them.
+APPS = ("ebank_auth.agent",)
 
 #: Modules allowed to import a private ``crypto.x509._*`` module from outside crypto/x509.
 #: Empty since the crypto seams landed (public ``crypto.oids`` / ``crypto.der`` / ``crypto.keys``);
@@ -105,6 +108,25 @@ RULES: tuple[Rule, ...] = (
         "a lower layer never imports a higher one: usbkey, crypto and store import no services",
         lambda u: _under(u.module, "ebank_auth.usbkey", "ebank_auth.crypto", "ebank_auth.store"),
         lambda u: _under(u.target, *SERVICES),
+    ),
+    Rule(
+        "the agent is a program on top of the library: only the CLI imports it",
+        lambda u: not _under(u.module, "ebank_auth.cli", *APPS),
+        lambda u: _under(u.target, *APPS),
+    ),
+    Rule(
+        "the agent reaches tokens through the host facade only (no APDU, session or transport "
+        "code, no emulator): open_token, Token and the errors",
+        lambda u: _under(u.module, *APPS),
+        lambda u: (
+            _under(u.target, "ebank_auth.usbkey")
+            and not _under(
+                u.target,
+                "ebank_auth.usbkey.protocol",
+                "ebank_auth.usbkey.transport.base",
+            )
+            and u.target != "ebank_auth.usbkey"
+        ),
     ),
     Rule(
         "transports move bytes: usbkey/transport imports no APDU, session or token code",
@@ -233,6 +255,10 @@ def test_allow_list_holds_only_current_offenders() -> None:
         ("ebank_auth/usbkey/x.py", "from ebank_auth.cli import token_cmd\n", "ebank_auth.cli"),
         ("ebank_auth/pki.py", "from ebank_auth.crypto.x509._der import x\n", "private"),
         ("ebank_auth/usbkey/transport/x.py", "from ebank_auth.usbkey.apdu import A\n", "bytes"),
+        ("ebank_auth/policy/x.py", "from ebank_auth.agent import login_message\n", "agent"),
+        ("ebank_auth/usbkey/x.py", "import ebank_auth.agent.server\n", "agent"),
+        ("ebank_auth/agent/x.py", "from ebank_auth.usbkey.session import T\n", "facade"),
+        ("ebank_auth/agent/x.py", "from ebank_auth.usbkey.emulator import card\n", "emulator"),
     ],
 )
 def test_checker_catches_each_kind_of_break(
@@ -246,6 +272,8 @@ def test_checker_catches_each_kind_of_break(
         "ebank_auth/policy/engine.py",
         "ebank_auth/cli/token_cmd.py",
         "ebank_auth/crypto/x509/_der.py",
+        "ebank_auth/agent/server.py",
+        "ebank_auth/usbkey/session.py",
     ):
         (tmp_path / pkg).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / pkg).write_text("")

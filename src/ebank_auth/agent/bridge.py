@@ -166,16 +166,20 @@ class TokenBridge:
         check_only = dataclasses.replace(self.trust, require_genuine=False)
         out: list[TokenSummary] = []
         with self._exclusive():
+            missing: CardNotPresent | None = None
             for reader in self._readers():
                 try:
                     token = open_token(reader, trust=check_only)
-                except CardNotPresent:
+                except CardNotPresent as exc:
+                    missing = exc  # removed meanwhile (or the configured reader is empty)
                     continue
                 with token:
                     info = token.device_info()
                     report = token.attestation
                     genuine = report is not None and report.genuine and self.trust.require_genuine
                     out.append(TokenSummary(reader, info.serial, info.label, genuine))
+            if not out and missing is not None:
+                raise missing
         return out
 
     def enrol(self, req: EnrolRequest) -> Enrolled:

@@ -4,11 +4,12 @@
 ``--origin``, with an origin that is not exact, or when no manufacturer root is configured
 (``$EBANK_AUTH_TOKEN_ROOTS``, ``--trust-root``; the software token's *test* manufacturer only with
 ``--emulator``); exit 3 when the port is taken.  With ``--json`` it prints one document once it
-listens (``{"ok": true, "url": …, "origins": […]}``).  The contract is in docs/agent.md.
+listens, on one line (``{"ok": true, "url": …, "port": …, "origins": […]}``).  The contract is in docs/agent.md.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -20,7 +21,7 @@ import click
 
 from ebank_auth.errors import ServiceUnavailable
 
-from ._output import Group, emit, examples, info, json_option
+from ._output import Group, examples, info, json_option
 
 __all__ = ["agent"]
 
@@ -116,11 +117,14 @@ def serve_cmd(
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    emit(
-        {"url": server.url, "port": server.port, "origins": list(config.origins)},
-        f"ebank-auth agent listening on {server.url} for {', '.join(config.origins)} "
-        "(Ctrl-C stops it)",
-    )
+    started = {"url": server.url, "port": server.port, "origins": list(config.origins)}
+    if as_json:  # one line, so a script starting the agent reads it with readline()
+        click.echo(json.dumps({"ok": True, **started}))
+    else:
+        info(
+            f"ebank-auth agent listening on {server.url} for {', '.join(config.origins)} "
+            "(Ctrl-C stops it)"
+        )
     sys.stdout.flush()
     try:
         server.serve_forever()
