@@ -105,6 +105,21 @@ def test_bodies_are_strict_json(agent: AgentServer) -> None:
     assert c.call("GET", "/v1/nothing").doc["error"] == "not_found"
     assert c.call("POST", "/v1/status", {}).status == 405
     assert c.call("DELETE", "/v1/pair").status == 405
+    assert c.call("PATCH", "/v1/pair").status == 405
+
+
+def test_malformed_http_is_answered_in_json(agent: AgentServer) -> None:
+    import json
+    import socket
+
+    for request, status in ((b"GET /v1/status HTTP/2.0\r\n\r\n", b"505"),
+                            (b"GARBAGE /v1/status HTTP/1.1\r\n\r\n", b"501")):  # fmt: skip
+        with socket.create_connection(("127.0.0.1", agent.port), timeout=10) as s:
+            s.sendall(request)
+            answer = s.makefile("rb").read()
+        head, _, body = answer.rpartition(b"\r\n\r\n")  # HTTP/0.9-style: a body, no head
+        assert head == b"" or (head.startswith(b"HTTP/1.0 " + status) and b"/json" in head)
+        assert json.loads(body)["error"] == "bad_request"
 
 
 @pytest.mark.parametrize("path", ["/v1/tokens", "/v1/enrol", "/v1/certificate", "/v1/sign",

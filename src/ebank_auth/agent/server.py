@@ -326,6 +326,12 @@ class _AgentHandler(BaseHTTPRequestHandler):
     server_version = "ebank-auth-agent"
     sys_version = ""
     timeout = 15  # seconds to send a request (no slow-loris holding a thread for ever)
+    # a request http.server itself cannot parse (bad request line, huge header) is answered in
+    # JSON too
+    error_content_type = "application/json"
+    error_message_format = (
+        '{"error": "bad_request", "message": "malformed HTTP request: send HTTP/1.1 JSON requests"}'
+    )
 
     def log_message(self, format: str, *args: Any) -> None:  # requests are logged in _handle
         logger.debug("http: " + format, *args)
@@ -346,7 +352,8 @@ class _AgentHandler(BaseHTTPRequestHandler):
         for name, value in extra.items():
             self.send_header(name.replace("_", "-"), value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _read_body(self) -> bytes:
         raw_length = self.headers.get("Content-Length")
@@ -454,6 +461,12 @@ class _AgentHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
 
 
 def create_agent(
