@@ -320,6 +320,17 @@ class _AgentHttpServer(ThreadingHTTPServer):
         self.agent = agent
         super().__init__((host, port), _AgentHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that went away mid-answer (a closed tab) is no error worth a traceback on
+        # stderr; anything else is logged once, without the request
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            logger.debug("client went away: %s", type(exc).__name__)
+            return
+        logger.error("request handling failed", exc_info=True)
+
 
 class _AgentHandler(BaseHTTPRequestHandler):
     server: _AgentHttpServer

@@ -307,6 +307,17 @@ class _ScreenServer(ThreadingHTTPServer):
         self.screen = screen
         super().__init__((host, port), _ScreenHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that went away mid-answer (a closed tab) is no error worth a traceback on
+        # stderr; anything else is logged once, without the request
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            logger.debug("client went away: %s", type(exc).__name__)
+            return
+        logger.error("request handling failed", exc_info=True)
+
 
 class _ScreenHandler(BaseHTTPRequestHandler):
     server: _ScreenServer
