@@ -49,7 +49,10 @@ SERVICES = (
     "ebank_auth.softkeyboard",
     "ebank_auth.phone_shield",
     "ebank_auth.passwords",
+    "ebank_auth.agent",
 )
+#: Programs built on the library: only the CLI starts them, nothing in the library imports them.
+APPS = ("ebank_auth.agent",)
 
 #: What the passkey server may build on.
 WEBAUTHN_MAY_IMPORT = (
@@ -115,6 +118,25 @@ RULES: tuple[Rule, ...] = (
         "a lower layer never imports a higher one: usbkey, crypto and store import no services",
         lambda u: _under(u.module, "ebank_auth.usbkey", "ebank_auth.crypto", "ebank_auth.store"),
         lambda u: _under(u.target, *SERVICES),
+    ),
+    Rule(
+        "the agent is a program on top of the library: only the CLI imports it",
+        lambda u: not _under(u.module, "ebank_auth.cli", *APPS),
+        lambda u: _under(u.target, *APPS),
+    ),
+    Rule(
+        "the agent reaches tokens through the host facade only (no APDU, session or transport "
+        "code, no emulator): open_token, Token and the errors",
+        lambda u: _under(u.module, *APPS),
+        lambda u: (
+            _under(u.target, "ebank_auth.usbkey")
+            and not _under(
+                u.target,
+                "ebank_auth.usbkey.protocol",
+                "ebank_auth.usbkey.transport.base",
+            )
+            and u.target != "ebank_auth.usbkey"
+        ),
     ),
     Rule(
         "transports move bytes: usbkey/transport imports no APDU, session or token code",
@@ -268,6 +290,10 @@ def test_allow_list_holds_only_current_offenders() -> None:
         ("ebank_auth/webauthn/x.py", "from ebank_auth.otp import codes\n", "builds on"),
         ("ebank_auth/policy/x.py", "from ebank_auth.webauthn import server\n", "app and the CLI"),
         ("ebank_auth/otp/x.py", "import ebank_auth.webauthn\n", "app and the CLI"),
+        ("ebank_auth/policy/x.py", "from ebank_auth.agent import login_message\n", "agent"),
+        ("ebank_auth/usbkey/x.py", "import ebank_auth.agent.server\n", "agent"),
+        ("ebank_auth/agent/x.py", "from ebank_auth.usbkey.session import T\n", "facade"),
+        ("ebank_auth/agent/x.py", "from ebank_auth.usbkey.emulator import card\n", "emulator"),
     ],
 )
 def test_checker_catches_each_kind_of_break(
@@ -281,6 +307,8 @@ def test_checker_catches_each_kind_of_break(
         "ebank_auth/policy/engine.py",
         "ebank_auth/cli/token_cmd.py",
         "ebank_auth/crypto/x509/_der.py",
+        "ebank_auth/agent/server.py",
+        "ebank_auth/usbkey/session.py",
     ):
         (tmp_path / pkg).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / pkg).write_text("")

@@ -15,9 +15,11 @@ A sandbox never touches or clashes with a system pcscd, and never exposes vpcd's
   Without root vpcd listens on two free ports of the host (vpcd binds every interface there:
   :attr:`PcscSandbox.namespaced` says which case you have).
 
-``python -m ebank_auth.usbkey.emulator.sandbox [--token-state DIR] -- COMMAND…`` starts a sandbox,
-optionally the software token in its first reader, runs COMMAND with ``PCSCLITE_CSOCK_NAME`` set
-and stops everything afterwards; its exit code is COMMAND's.
+``python -m ebank_auth.usbkey.emulator.sandbox [--token-state DIR [--card MODULE:FACTORY]] --
+COMMAND…`` starts a sandbox, optionally the software token in its first reader (``--card``: the
+token daemon's card factory, e.g. ``ebank_auth.usbkey.emulator.screen_page:screen_token`` for
+the token whose screen is a web page), runs COMMAND with ``PCSCLITE_CSOCK_NAME`` set and stops
+everything afterwards; its exit code is COMMAND's.
 """
 
 from __future__ import annotations
@@ -377,7 +379,8 @@ def start(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ebank_auth.usbkey.emulator.sandbox [--token-state DIR] -- COMMAND…``."""
+    """``python -m ebank_auth.usbkey.emulator.sandbox [--token-state DIR [--card SPEC]] --
+    COMMAND…``."""
     from ebank_auth.usbkey.emulator import daemon  # the daemon is only needed here
 
     parser = argparse.ArgumentParser(
@@ -386,12 +389,21 @@ def main(argv: list[str] | None = None) -> int:
         "software token inserted; everything is stopped afterwards.",
     )
     parser.add_argument("--token-state", type=Path, default=None, help="start the software token")
+    parser.add_argument(
+        "--card",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="the software token's card factory (default: the token daemon's, "
+        f"{daemon.DEFAULT_CARD}); needs --token-state",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the COMMAND to run after --")
+    if args.card is not None and args.token_state is None:
+        parser.error("--card needs --token-state (the card is the software token's)")
     try:
         svc: PcscSandbox = start()
     except SandboxError as exc:
@@ -409,7 +421,13 @@ def main(argv: list[str] | None = None) -> int:
         env = svc.subprocess_env()
         if state is not None:
             env["EBANK_AUTH_TOKEN_STATE"] = str(state)
-            daemon.start(state, port=svc.ports[0], netns=svc.netns, env=env)
+            daemon.start(
+                state,
+                port=svc.ports[0],
+                netns=svc.netns,
+                env=env,
+                card=args.card or daemon.DEFAULT_CARD,
+            )
             # run COMMAND only once pcscd has powered the token and read its ATR
             if not daemon.wait_inserted(state, timeout=60).card_seen:
                 raise SandboxError(
