@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ebank-auth demo:
+# The ebank-auth command-line walk-through (integrators; the bank demo is scripts/demo.sh):
 #   1. the crypto self-test on every backend, and an SM2 sign/verify round trip;
 #   2. the software USB Key behind a real pcscd (vpcd reader): on-token key generation,
 #      confirm-and-sign of a transfer shown on the token, verification of the signature,

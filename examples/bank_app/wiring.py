@@ -74,7 +74,7 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
     {
         "username": "zhangsan",
         "name": "张三",
-        "password": "Demo-Pass-2026",
+        "password": "DemoPass2026",
         "phrase": "青山绿水 2026",
         "phone": "+8613800000001",
         "account": "6222020200112233445",
@@ -83,7 +83,7 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
     {
         "username": "lisi",
         "name": "李四",
-        "password": "Demo-Pass-2026",
+        "password": "DemoPass2026",
         "phrase": "明月清风 88",
         "phone": "+8613800000002",
         "account": "6222020200998877665",
@@ -93,7 +93,7 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
         # a corporate customer: every funds movement needs a USB Key signature (UK-11)
         "username": "hengtai",
         "name": "恒泰贸易有限公司",
-        "password": "Demo-Pass-2026",
+        "password": "DemoPass2026",
         "phrase": "恒久泰和 18",
         "phone": "+8613800000003",
         "account": "6222020200555566667",
@@ -465,7 +465,9 @@ class BankServices:
     def register_staff_key(self, staff: str, public_key_pem: bytes) -> None:
         """The staff member's hardware login key (the token's LOGIN container)."""
         key = sm2.load_pem_public_key(public_key_pem)
-        self.store.put(f"bank:staffkey:{staff}", key.to_der())
+        name = f"bank:staffkey:{staff}"
+        if not self.store.compare_and_set(name, self.store.get(name), key.to_der()):
+            raise errors.ConflictError("the staff key changed meanwhile: start the app again")
 
     def staff_challenge(self) -> str:
         return secrets.token_hex(32)

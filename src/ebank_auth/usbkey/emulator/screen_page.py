@@ -78,7 +78,10 @@ _SECURITY_HEADERS: Final = (
     ("Content-Security-Policy", _CSP),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the
+    # page's own form posts, which the press check refuses; same-origin still never lets the
+    # capability URL leave in a Referer to another site
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
 )
