@@ -9,8 +9,11 @@
   :class:`RedisStore` (``?prefix=NAME:`` may follow; default ``ebank:``; and, to accept
   a server without persistence or with eviction, ``allow_nonpersistent=1`` /
   ``allow_eviction=1``, logged as warnings)
+* ``postgresql://user:password@host:port/dbname`` (also ``postgres://``) —
+  :class:`PostgresStore` (``?schema=NAME``, ``?pool_size=N``, ``?statement_timeout=SECONDS``,
+  ``?allow_nonpersistent=1`` may follow; other parameters such as ``sslmode`` go to libpq)
 
-More backends (PostgreSQL, Redis Cluster, …) plug in with :func:`register_store_scheme`;
+More backends plug in with :func:`register_store_scheme`;
 :func:`store_schemes` lists what is registered.  Keys inside a store follow one scheme,
 see :mod:`ebank_auth.store.keys`.
 """
@@ -29,6 +32,7 @@ from ebank_auth.store.memory import MemoryStore
 from ebank_auth.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from ebank_auth.store.postgres import PostgresStore
     from ebank_auth.store.redis import RedisStore
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "CounterResult",
     "LogRecord",
     "MemoryStore",
+    "PostgresStore",
     "RedisStore",
     "SQLiteStore",
     "Store",
@@ -52,11 +57,16 @@ StoreOpener = Callable[[str, "Clock | None"], Store]
 
 
 def __getattr__(name: str) -> Any:
-    # RedisStore is imported lazily so that the redis package stays optional
+    # RedisStore and PostgresStore are imported lazily so that the redis and psycopg
+    # packages stay optional
     if name == "RedisStore":
         from ebank_auth.store.redis import RedisStore
 
         return RedisStore
+    if name == "PostgresStore":
+        from ebank_auth.store.postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(name)
 
 
@@ -182,8 +192,16 @@ def _open_redis(url: str, clock: Clock | None) -> Store:
     return RedisStore(clean, clock=clock, prefix=prefix, **allowed)
 
 
+def _open_postgres(url: str, clock: Clock | None) -> Store:
+    from ebank_auth.store.postgres import open_postgres_url
+
+    return open_postgres_url(url, clock)
+
+
 register_store_scheme("memory", _open_memory)
 register_store_scheme("sqlite", _open_sqlite)
 for _scheme in ("redis", "rediss", "unix"):
     register_store_scheme(_scheme, _open_redis)
+for _scheme in ("postgresql", "postgres"):
+    register_store_scheme(_scheme, _open_postgres)
 del _scheme
