@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 BACKENDS = ("memory", "sqlite", "redis")
-STORE_BACKENDS = (*BACKENDS, "postgres")
+STORE_BACKENDS = (*BACKENDS, "postgres", "redis-cluster")
 
 SERVER_FIXTURES = {
     "redis": "redis_url",

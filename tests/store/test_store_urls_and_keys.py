@@ -30,9 +30,8 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_builtin_schemes() -> None:
-    assert {"memory", "sqlite", "redis", "rediss", "unix", "postgresql", "postgres"} <= set(
-        store_schemes()
-    )
+    builtin = {"memory", "sqlite", "redis", "rediss", "unix", "postgresql", "postgres"}
+    assert builtin | {"redis+cluster", "rediss+cluster"} <= set(store_schemes())
     assert isinstance(open_store("memory:"), MemoryStore)
     assert isinstance(open_store("MEMORY://"), MemoryStore)
 

@@ -6,9 +6,10 @@
     ebank-auth audit export [STORE] --out FILE
 
 TARGET is a JSONL export, a store URL (``sqlite:///path.db``, ``redis://…``,
-``postgresql://…``) or the path of a SQLite store; without it, the default store (``EBANK_AUTH_STORE``,
-else SQLite under :func:`ebank_auth.paths.home`); a store that does not exist is
-an error (nothing is created), a log with no record and no head is "not found".
+``postgresql://…``) or the path of a SQLite store; without it, the default store
+(``EBANK_AUTH_STORE``, else SQLite under :func:`ebank_auth.paths.home`); a store that
+does not exist is an error (nothing is created, no PostgreSQL table either), a log with
+no record and no head is "not found".
 The HMAC-SM3 key may also come from the environment variable
 ``EBANK_AUTH_AUDIT_HMAC_KEY`` (hex).  ``anchor`` verifies the log and writes its
 signed head to FILE, to keep outside the store; ``verify --anchor FILE`` then
