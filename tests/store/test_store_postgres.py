@@ -403,3 +403,39 @@ def test_audit_verify_takes_a_postgresql_url(postgres_url: str) -> None:
     result = CliRunner().invoke(cli, ["audit", "verify", missing, "--json"], env=env)
     assert result.exit_code != 0
     assert "nothing was created" in result.output
+
+
+def test_forked_child_never_uses_the_parents_connections(pg: Callable[..., Store]) -> None:
+    """A pre-forking server (gunicorn) opens the store, then forks workers: a child that
+    reused the parent's socket would interleave its protocol messages with the parent's,
+    and closing it would end the parent's session.  Parent and child append at the same
+    time, the child closes its store, and the parent's store keeps working."""
+    import multiprocessing as mp
+
+    store = pg()
+    store.put_if_absent("k", b"parent")
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    go = ctx.Event()
+
+    def child() -> None:
+        try:
+            go.wait(10)
+            seqs = [store.append("log", b"child") for _ in range(100)]
+            queue.put((store.get("k"), seqs))
+            store.close()
+        except BaseException as exc:  # report, do not hang the parent
+            queue.put(repr(exc))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    go.set()
+    mine = [store.append("log", b"parent") for _ in range(100)]
+    got = queue.get(timeout=60)
+    proc.join(timeout=60)
+    assert not isinstance(got, str), got
+    value, theirs = got
+    assert value == b"parent"
+    assert sorted(mine + theirs) == list(range(1, 201))  # gap-free, no number twice
+    assert store.get("k") == b"parent"  # the parent's pooled connection still works
+    assert store.append("log", b"parent") == 201
