@@ -1,7 +1,7 @@
 """Benchmark: SMS-code verification throughput per store, with concurrent callers.
 
     .venv/bin/python benchmarks/otp_bench.py [--codes 4000] [--threads 8] [--procs 4]
-                                             [--stores memory,sqlite,redis]
+                                             [--stores memory,sqlite,redis,postgres,redis-cluster]
 
 For each store it issues ``--codes`` codes (distinct users, not timed), then every
 code is verified twice — by two different callers, at the same time — and counts:
@@ -12,7 +12,8 @@ code is verified twice — by two different callers, at the same time — and co
 
 memory: one process, ``--threads`` threads.  sqlite / redis: ``--procs`` processes ×
 ``--threads`` threads sharing the store.  Redis: a throw-away redis-server on
-127.0.0.1 is started (needs /usr/bin/redis-server).
+127.0.0.1 is started (needs /usr/bin/redis-server).  postgres: a private cluster
+(initdb/pg_ctl, as the test suite starts it).  redis-cluster: 3 masters on loopback.
 """
 
 from __future__ import annotations
@@ -166,6 +167,37 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
+def start_postgres() -> tuple[object, str]:
+    """A private PostgreSQL cluster, started the way the test suite starts it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from plugins.postgres_server import PostgresServer, _bindir, _run_as
+
+    bindir = _bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL (initdb, pg_ctl) is not installed")
+    # its own directory under /tmp: the cluster may run as another user (root refuses),
+    # who must be able to reach it
+    pg_dir = Path(tempfile.mkdtemp(prefix="otp-bench-pg-"))
+    server = PostgresServer(bindir, pg_dir, _run_as())
+    server.initdb()
+    server.start()
+    server.create_role_and_database()
+    return server, server.url
+
+
+def start_redis_cluster(workdir: Path) -> tuple[object, str]:
+    """Three redis-server masters in a cluster, started the way the test suite does."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from plugins.redis_cluster import RedisCluster
+
+    cluster_dir = workdir / "cluster"
+    cluster_dir.mkdir()
+    cluster = RedisCluster(cluster_dir)
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    cluster.start(binary, shutil.which("redis-cli") or "/usr/bin/redis-cli")
+    return cluster, cluster.url
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--codes", type=int, default=4000)
@@ -177,6 +209,7 @@ def main() -> None:
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="otp-bench-"))
     redis_proc = None
+    servers: dict[str, tuple[object, str]] = {}
     try:
         for name in args.stores.split(","):
             runs = []
@@ -194,6 +227,14 @@ def main() -> None:
                     if redis_proc is None:
                         redis_proc, base = start_redis(tmp)
                     url = f"{base}?prefix=run{run}:"
+                elif name == "postgres":
+                    if name not in servers:
+                        servers[name] = start_postgres()
+                    url = f"{servers[name][1]}?schema=run{run}"
+                elif name == "redis-cluster":
+                    if name not in servers:
+                        servers[name] = start_redis_cluster(tmp)
+                    url = f"{servers[name][1]}?prefix=run{run}:"
                 else:
                     raise SystemExit(f"unknown store {name}")
                 runs.append(bench_shared(url, args.codes, args.procs, args.threads))
@@ -208,6 +249,11 @@ def main() -> None:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait()
+        for server, _url in servers.values():
+            server.stop()  # type: ignore[attr-defined]
+            pg_dir = getattr(server, "data", None)
+            if pg_dir is not None:
+                shutil.rmtree(pg_dir.parent, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"OTP verify benchmark: {args.codes} codes × {args.repeat} runs, each code verified "

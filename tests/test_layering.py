@@ -155,6 +155,16 @@ RULES: tuple[Rule, ...] = (
         lambda u: _under(u.target, "smartcard"),
     ),
     Rule(
+        "only store/postgres.py imports psycopg (the postgres extra)",
+        lambda u: u.module != "ebank_auth.store.postgres",
+        lambda u: _under(u.target, "psycopg", "psycopg_pool"),
+    ),
+    Rule(
+        "only store/redis.py imports redis (the redis extra)",
+        lambda u: u.module != "ebank_auth.store.redis",
+        lambda u: _under(u.target, "redis"),
+    ),
+    Rule(
         "only usbkey/transport/hid.py imports hid (hidapi)",
         lambda u: u.module != "ebank_auth.usbkey.transport.hid",
         lambda u: _under(u.target, "hid"),
@@ -278,6 +288,8 @@ def test_allow_list_holds_only_current_offenders() -> None:
         ("ebank_auth/crypto/x.py", "from ebank_auth.usbkey import protocol\n", "leaf"),
         ("ebank_auth/store/x.py", "from ebank_auth.policy import engine\n", "leaf"),
         ("ebank_auth/otp/x.py", "import smartcard.scard\n", "smartcard"),
+        ("ebank_auth/store/sqlite.py", "import psycopg\n", "psycopg"),
+        ("ebank_auth/audit/x.py", "from redis import Redis\n", "redis"),
         ("ebank_auth/usbkey/x.py", "import hid\n", "hidapi"),
         ("ebank_auth/policy/x.py", "import click\n", "click"),
         ("ebank_auth/audit/x.py", "def f():\n    print('x')\n", "prints"),

@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ebank_auth.store import open_store
-from plugins.store_backends import StoreFactory
+from plugins.store_backends import SERVER_FIXTURES, STORE_BACKENDS, StoreFactory
 
 WORKER = Path(__file__).with_name("store_worker.py")
 THREADS = 8
@@ -113,11 +114,13 @@ def _run_processes(url: str, op: str, key: str, n: int, tmp: Path) -> list[dict[
     return outs
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=[k for k in STORE_BACKENDS if k != "memory"])
 def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite://{tmp_path / 'shared.db'}"
-    base = request.getfixturevalue("redis_url")
+    base = request.getfixturevalue(SERVER_FIXTURES[request.param])
+    if request.param == "postgres":
+        return f"{base}?schema=proc{uuid.uuid4().hex[:12]}"
     return f"{base}?prefix=proc{tmp_path.name}:"
 
 

@@ -10,7 +10,7 @@ from ebank_auth import paths
 from ebank_auth.store import Store, open_store
 
 STORE_HELP = (
-    "Store URL (sqlite:///path.db, redis://host:port/0) or SQLite file "
+    "Store URL (sqlite:///path.db, redis://host:port/0, postgresql://user@host/db) or SQLite file "
     "[env EBANK_AUTH_STORE; default: SQLite under $EBANK_AUTH_HOME or ~/.local/share/ebank-auth]."
 )
 
@@ -37,6 +37,9 @@ def open_target(target: str | None, *, must_exist: bool = False) -> Store:
             raise click.UsageError(
                 f"{target}: no such SQLite store (check the path; nothing was created)"
             )
+    if must_exist and target.split(":", 1)[0].lower() in ("postgresql", "postgres"):
+        # read-only commands never create the tables of a PostgreSQL store either
+        target += ("&" if "?" in target else "?") + "create=0"
     if target == f"sqlite:///{paths.home() / 'ebank-auth.db'}":
         paths.home().mkdir(mode=0o700, parents=True, exist_ok=True)
     if "://" in target:

@@ -5,10 +5,11 @@
     ebank-auth audit anchor [TARGET] [--audit-key-file F | --public-key PEM] --out FILE
     ebank-auth audit export [STORE] --out FILE
 
-TARGET is a JSONL export, a store URL (``sqlite:///path.db``, ``redis://…``) or
-the path of a SQLite store; without it, the default store (``EBANK_AUTH_STORE``,
-else SQLite under :func:`ebank_auth.paths.home`); a store that does not exist is
-an error (nothing is created), a log with no record and no head is "not found".
+TARGET is a JSONL export, a store URL (``sqlite:///path.db``, ``redis://…``,
+``postgresql://…``) or the path of a SQLite store; without it, the default store
+(``EBANK_AUTH_STORE``, else SQLite under :func:`ebank_auth.paths.home`); a store that
+does not exist is an error (nothing is created, no PostgreSQL table either), a log with
+no record and no head is "not found".
 The HMAC-SM3 key may also come from the environment variable
 ``EBANK_AUTH_AUDIT_HMAC_KEY`` (hex).  ``anchor`` verifies the log and writes its
 signed head to FILE, to keep outside the store; ``verify --anchor FILE`` then
@@ -162,6 +163,7 @@ def audit() -> None:
         "ebank-auth audit verify sqlite:///var/lib/bank/auth.db --audit-key-file audit.key",
         "EBANK_AUTH_AUDIT_HMAC_KEY=00112233… ebank-auth audit verify audit.jsonl --json",
         "ebank-auth audit verify export.jsonl --public-key audit-pub.pem --min-seq 1000",
+        "ebank-auth audit verify postgresql://auditor@db.bank/ebank --audit-key-file audit.key",
     )
 )
 @_log_and_key_options

@@ -9,8 +9,14 @@
   :class:`RedisStore` (``?prefix=NAME:`` may follow; default ``ebank:``; and, to accept
   a server without persistence or with eviction, ``allow_nonpersistent=1`` /
   ``allow_eviction=1``, logged as warnings)
+* ``redis+cluster://host:port[,host:port…]`` (``rediss+cluster://`` for TLS) — a
+  :class:`RedisStore` on a Redis Cluster: the same options; the nodes given are seeds,
+  the client discovers the others and follows MOVED/ASK
+* ``postgresql://user:password@host:port/dbname`` (also ``postgres://``) —
+  :class:`PostgresStore` (``?schema=NAME``, ``?pool_size=N``, ``?statement_timeout=SECONDS``,
+  ``?allow_nonpersistent=1`` may follow; other parameters such as ``sslmode`` go to libpq)
 
-More backends (PostgreSQL, Redis Cluster, …) plug in with :func:`register_store_scheme`;
+More backends plug in with :func:`register_store_scheme`;
 :func:`store_schemes` lists what is registered.  Keys inside a store follow one scheme,
 see :mod:`ebank_auth.store.keys`.
 """
@@ -29,6 +35,7 @@ from ebank_auth.store.memory import MemoryStore
 from ebank_auth.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from ebank_auth.store.postgres import PostgresStore
     from ebank_auth.store.redis import RedisStore
 
 __all__ = [
@@ -36,6 +43,7 @@ __all__ = [
     "CounterResult",
     "LogRecord",
     "MemoryStore",
+    "PostgresStore",
     "RedisStore",
     "SQLiteStore",
     "Store",
@@ -52,11 +60,16 @@ StoreOpener = Callable[[str, "Clock | None"], Store]
 
 
 def __getattr__(name: str) -> Any:
-    # RedisStore is imported lazily so that the redis package stays optional
+    # RedisStore and PostgresStore are imported lazily so that the redis and psycopg
+    # packages stay optional
     if name == "RedisStore":
         from ebank_auth.store.redis import RedisStore
 
         return RedisStore
+    if name == "PostgresStore":
+        from ebank_auth.store.postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(name)
 
 
@@ -169,8 +182,16 @@ def _open_sqlite(url: str, clock: Clock | None) -> Store:
 def _open_redis(url: str, clock: Clock | None) -> Store:
     from ebank_auth.store.redis import RedisStore
 
-    parts = urlsplit(url)
-    opts = dict(parse_qsl(parts.query))
+    scheme, rest = url.split(":", 1)
+    cluster = scheme.lower().endswith("+cluster")
+    if cluster:  # redis+cluster://h1:p1,h2:p2 -> the client's redis://h1:p1,h2:p2
+        url = scheme[: -len("+cluster")] + ":" + rest
+        base, _, query = url.partition("?")
+        parts = urlsplit("redis://x?" + query)
+        opts = dict(parse_qsl(parts.query))
+    else:
+        parts = urlsplit(url)
+        opts = dict(parse_qsl(parts.query))
     prefix = opts.pop("prefix", "ebank:")
     allowed = {}
     for name in ("allow_nonpersistent", "allow_eviction"):
@@ -178,12 +199,28 @@ def _open_redis(url: str, clock: Clock | None) -> Store:
         if raw not in ("0", "1", "true", "false", "yes", "no"):
             raise ConfigurationError(f"the redis store option {name} takes 1 or 0")
         allowed[name] = raw in ("1", "true", "yes")
+    if cluster:
+        if opts:
+            names = ", ".join(sorted(opts))
+            raise ConfigurationError(
+                f"unknown redis+cluster store option(s): {names}; known: prefix, "
+                "allow_nonpersistent, allow_eviction"
+            )
+        return RedisStore(base, clock=clock, prefix=prefix, cluster=True, **allowed)
     clean = urlunsplit(parts._replace(query=urlencode(opts)))
     return RedisStore(clean, clock=clock, prefix=prefix, **allowed)
 
 
+def _open_postgres(url: str, clock: Clock | None) -> Store:
+    from ebank_auth.store.postgres import open_postgres_url
+
+    return open_postgres_url(url, clock)
+
+
 register_store_scheme("memory", _open_memory)
 register_store_scheme("sqlite", _open_sqlite)
-for _scheme in ("redis", "rediss", "unix"):
+for _scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
     register_store_scheme(_scheme, _open_redis)
+for _scheme in ("postgresql", "postgres"):
+    register_store_scheme(_scheme, _open_postgres)
 del _scheme

@@ -25,6 +25,25 @@ Key layout under ``prefix`` (default ``ebank:``)::
     <prefix>c:<key>   hash {n: count, e: expires_at or absent}
     <prefix>l:<log>   list of records; a record's seq is its 1-based index
 
+Redis Cluster (``cluster=True``, URL ``redis+cluster://host:port[,host:port…]``): the
+``redis.cluster.RedisCluster`` client routes each command and script by its first key
+and follows ``MOVED``/``ASK`` redirections (slot migrations, failovers) itself.  Every
+key carries a hash tag, so each script touches one slot::
+
+    <prefix>{<namespace>}v:<key>   (and c:, l: likewise)
+
+where ``<namespace>`` is the store key's part before its first ``:`` (the service
+namespace of :mod:`ebank_auth.store.keys`; ``_`` for a key without one), braces
+escaped.  A service's keys share one slot (so the two keys of
+:meth:`~RedisStore.get_and_incr` always do), and different services spread over the
+masters.  ``get_and_incr`` with keys of two namespaces is refused with
+:class:`~ebank_auth.errors.ConfigurationError` on a cluster (no service does this).
+A ``prefix`` that itself holds a hash tag (``{bank1}:``) pins the whole store to one
+slot.  ``purge_expired`` scans every master and expires key by key (one single-key
+script each).  Each master's ``TIME`` decides the expiry of its keys and ``clock``
+reads the master of the prefix's own slot: keep the masters on NTP.  The durability
+check covers every node, replicas included.
+
 Any connection or server error is raised as
 :class:`~ebank_auth.errors.StoreUnavailable` (callers fail closed); a key of the
 wrong Redis type or a field a script cannot read as a number (edited outside
@@ -39,6 +58,7 @@ import math
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from ebank_auth.errors import ConfigurationError, StoreIntegrityError, StoreUnavailable
 from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
@@ -225,6 +245,20 @@ return {v, ok, n, e}
 """
 )
 
+# KEYS: one key; ARGV: now or "": remove it if it is an expired value or counter
+_PURGE_ONE = (
+    _TIME
+    + """
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) <= clock(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+)
+
 _PURGE = (
     _TIME
     + """
@@ -253,6 +287,39 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
+def _tag(key: str) -> str:
+    """The Redis Cluster hash tag of a store key: its namespace (``_`` if none)."""
+    namespace = key.split(":", 1)[0] if ":" in key else ""
+    namespace = namespace.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return namespace or "_"
+
+
+def _cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """Seed nodes and connection options of a ``redis://h1:p1,h2:p2/0`` URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis", "rediss"):
+        raise ValueError("a Redis Cluster URL looks like redis+cluster://host:port")
+    netloc, _, tail = rest.partition("/")
+    path, _, _query = tail.partition("?")
+    if path not in ("", "0"):
+        raise ValueError("a Redis Cluster has only database 0: drop the /db part")
+    options: dict[str, Any] = {"ssl": scheme == "rediss"}
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if password:
+            options["password"] = unquote(password)
+    seeds = []
+    for node in netloc.split(","):
+        host, _, port = node.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"cluster node {node!r} is not host:port")
+        seeds.append((host.strip("[]"), int(port)))
+    return seeds, options
+
+
 class RedisStore(Store):
     """Atomic store primitives on a Redis server.
 
@@ -262,7 +329,9 @@ class RedisStore(Store):
     ``clock``: leave None in production (the server's ``TIME`` is the clock); a test
     may inject one.  ``allow_nonpersistent`` / ``allow_eviction``: accept a server
     without ``appendonly yes`` / with a ``maxmemory-policy`` other than ``noeviction``
-    (logged as a warning; see the module docstring).
+    (logged as a warning; see the module docstring).  ``cluster``: ``url`` names
+    one or more seed nodes of a Redis Cluster (``redis://h1:p1,h2:p2``); keys then
+    carry hash tags (see the module docstring).
     """
 
     def __init__(
@@ -275,6 +344,7 @@ class RedisStore(Store):
         grace: float = 3600.0,
         allow_nonpersistent: bool = False,
         allow_eviction: bool = False,
+        cluster: bool = False,
     ) -> None:
         super().__init__(clock)
         self._server_clock = clock is None
@@ -298,18 +368,44 @@ class RedisStore(Store):
         self.url = url
         self.prefix = prefix
         self.grace = float(grace)
+        self.cluster = bool(cluster)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
         try:
-            self._client: Any = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                decode_responses=False,
-                health_check_interval=30,
-            )
+            if self.cluster:
+                from redis import cluster as redis_cluster
+
+                ClusterNode: Any = redis_cluster.ClusterNode
+                RedisCluster: Any = redis_cluster.RedisCluster
+
+                seeds, options = _cluster_seeds(url)
+                self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
+                self._cluster_mod: Any = RedisCluster
+                self._client: Any = RedisCluster(
+                    startup_nodes=[ClusterNode(h, p) for h, p in seeds],
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_timeout,
+                    decode_responses=False,
+                    health_check_interval=30,
+                    **options,
+                )
+            else:
+                self._client = redis.Redis.from_url(
+                    url,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_timeout,
+                    decode_responses=False,
+                    health_check_interval=30,
+                )
         except (ValueError, redis.RedisError) as exc:
             raise ConfigurationError(
                 f"the Redis URL {self._safe_url()} is not valid ({exc}): use "
-                "redis://[:password@]host:port/db"
+                "redis://[:password@]host:port/db (redis+cluster://host:port for a cluster)"
+            ) from None
+        except redis.exceptions.RedisClusterException as exc:
+            # the client asks the seed nodes for the slot map at once
+            raise StoreUnavailable(
+                f"Redis Cluster at {self._safe_url()} cannot be reached "
+                f"({type(exc).__name__}): refused; check that the nodes are running"
             ) from None
         c = self._client
         self._s_incr = c.register_script(_INCR)
@@ -320,6 +416,7 @@ class RedisStore(Store):
         self._s_consume = c.register_script(_CONSUME)
         self._s_purge = c.register_script(_PURGE)
         self._s_get_incr = c.register_script(_GET_AND_INCR)
+        self._s_purge_one = c.register_script(_PURGE_ONE)
 
     # -- helpers ------------------------------------------------------------------------
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -341,7 +438,7 @@ class RedisStore(Store):
                 f"Redis store at {self._safe_url()} failed ({type(exc).__name__}): refused; "
                 "check that redis-server is running and reachable"
             ) from exc
-        except self._redis_mod.RedisError as exc:
+        except self._errors as exc:
             raise StoreUnavailable(
                 f"Redis store at {self._safe_url()} failed ({type(exc).__name__}): refused; "
                 "check that redis-server is running and reachable"
@@ -350,20 +447,34 @@ class RedisStore(Store):
             raise StoreUnavailable(f"Redis store at {self._safe_url()} unreachable: {exc}") from exc
 
     def _config(self, name: str) -> str | None:
-        """``CONFIG GET name`` or None when the server does not allow CONFIG."""
+        """``CONFIG GET name`` or None when the server does not allow CONFIG.  On a
+        cluster every node (replicas too) is asked; nodes that differ are all named."""
         try:
-            reply = self._client.config_get(name)
+            if self.cluster:
+                replies = self._client.config_get(name, target_nodes=self._cluster_mod.ALL_NODES)
+            else:
+                replies = {"": self._client.config_get(name)}
         except self._redis_mod.ResponseError:
             return None  # CONFIG renamed or disabled (managed services)
-        except self._redis_mod.RedisError as exc:
+        except self._errors as exc:
             raise StoreUnavailable(
                 f"Redis store at {self._safe_url()} failed ({type(exc).__name__}): refused; "
                 "check that redis-server is running and reachable"
             ) from exc
-        value = reply.get(name, reply.get(name.encode())) if isinstance(reply, dict) else None
-        if isinstance(value, bytes):
-            value = value.decode("ascii", "replace")
-        return None if value is None else str(value).lower()
+        if self.cluster and isinstance(replies, dict) and name in replies:
+            replies = {"": replies}  # one node answered for all
+        values: dict[str, str | None] = {}
+        for node, reply in replies.items() if isinstance(replies, dict) else ():
+            value = reply.get(name, reply.get(name.encode())) if isinstance(reply, dict) else None
+            if isinstance(value, bytes):
+                value = value.decode("ascii", "replace")
+            values[str(node)] = None if value is None else str(value).lower()
+        distinct = set(values.values())
+        if not values or None in distinct:
+            return None
+        if len(distinct) == 1:
+            return distinct.pop()
+        return ", ".join(f"{v} on {n}" for n, v in sorted(values.items()))
 
     def _check_durability(self) -> None:
         """Refuse (or, when allowed, warn about) a server that would lose or evict state."""
@@ -415,15 +526,27 @@ class RedisStore(Store):
 
     def _server_time(self) -> float:
         """The Redis server's clock (``TIME``): the store's one time source."""
-        seconds, micros = self._call(self._client.time)
+        if self.cluster:  # one master's clock: the one of the prefix's own slot
+            node = self._client.get_node_from_key(self._key("v", ""))
+            seconds, micros = self._call(self._client.time, target_nodes=node)
+        else:
+            seconds, micros = self._call(self._client.time)
         return float(seconds) + float(micros) / 1_000_000
 
     def _safe_url(self) -> str:
         # never print a password embedded in the URL
-        if "@" in self.url:
-            scheme, _, rest = self.url.partition("://")
-            return f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return self.url
+        scheme, _, rest = self.url.partition("://")
+        if self.cluster:
+            scheme = scheme + "+cluster"
+        if "@" in rest:
+            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return f"{scheme}://{rest}"
+
+    def _key(self, kind: str, key: str) -> str:
+        """The Redis key of store key ``key`` of ``kind`` (``v``, ``c`` or ``l``)."""
+        if self.cluster:
+            return f"{self.prefix}{{{_tag(key)}}}{kind}:{key}"
+        return f"{self.prefix}{kind}:{key}"
 
     def _ms(self, ttl: float) -> str:
         return str(max(1, math.ceil((ttl + self.grace) * 1000)))
@@ -447,30 +570,28 @@ class RedisStore(Store):
         now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         allowed, value, e = self._call(
-            self._s_incr, keys=[self.prefix + "c:" + key], args=[arg, int(limit), exp, ms]
+            self._s_incr, keys=[self._key("c", key)], args=[arg, int(limit), exp, ms]
         )
         expires_at = float(e) if e not in (b"", "", None) else None
         return CounterResult(bool(allowed), int(value), expires_at)
 
     def get_counter(self, key: str) -> int:
-        value = self._call(
-            self._s_get_counter, keys=[self.prefix + "c:" + key], args=[self._now()[1]]
-        )
+        value = self._call(self._s_get_counter, keys=[self._key("c", key)], args=[self._now()[1]])
         return int(value)
 
     def reset_counter(self, key: str) -> None:
-        self._call(self._client.delete, self.prefix + "c:" + key)
+        self._call(self._client.delete, self._key("c", key))
 
     # -- values ---------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
-        value = self._call(self._s_get, keys=[self.prefix + "v:" + key], args=[self._now()[1]])
+        value = self._call(self._s_get, keys=[self._key("v", key)], args=[self._now()[1]])
         return bytes(value) if value is not None else None
 
     def put_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         done = self._call(
-            self._s_put, keys=[self.prefix + "v:" + key], args=[arg, bytes(value), exp, ms]
+            self._s_put, keys=[self._key("v", key)], args=[arg, bytes(value), exp, ms]
         )
         return bool(done)
 
@@ -488,24 +609,30 @@ class RedisStore(Store):
             exp,
             ms or "1",
         ]
-        done = self._call(self._s_cas, keys=[self.prefix + "v:" + key], args=args)
+        done = self._call(self._s_cas, keys=[self._key("v", key)], args=args)
         return bool(done)
 
     def consume(self, key: str) -> bytes | None:
-        value = self._call(self._s_consume, keys=[self.prefix + "v:" + key], args=[self._now()[1]])
+        value = self._call(self._s_consume, keys=[self._key("v", key)], args=[self._now()[1]])
         return bytes(value) if value is not None else None
 
     def delete(self, key: str) -> None:
-        self._call(self._client.delete, self.prefix + "v:" + key)
+        self._call(self._client.delete, self._key("v", key))
 
     def get_and_incr(
         self, key: str, counter: str, limit: int, ttl: float | None = None
     ) -> tuple[bytes | None, CounterResult]:
+        if self.cluster and _tag(key) != _tag(counter):
+            raise ConfigurationError(
+                f"on Redis Cluster get_and_incr needs both keys in one namespace (one hash "
+                f"slot): {key.split(':', 1)[0]!r} and {counter.split(':', 1)[0]!r} differ; "
+                "build both with store_key(namespace, …)"
+            )
         now, arg = self._now()
         exp, ms = self._exp(ttl, now)
         value, allowed, n, e = self._call(
             self._s_get_incr,
-            keys=[self.prefix + "v:" + key, self.prefix + "c:" + counter],
+            keys=[self._key("v", key), self._key("c", counter)],
             args=[arg, int(limit), exp, ms],
         )
         if value is None:
@@ -515,10 +642,10 @@ class RedisStore(Store):
 
     # -- append-only logs -------------------------------------------------------------
     def append(self, log: str, data: bytes) -> int:
-        return int(self._call(self._client.rpush, self.prefix + "l:" + log, bytes(data)))
+        return int(self._call(self._client.rpush, self._key("l", log), bytes(data)))
 
     def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
-        name = self.prefix + "l:" + log
+        name = self._key("l", log)
         index = max(start, 1) - 1
         while True:
             chunk = self._call(self._client.lrange, name, index, index + _PAGE - 1)
@@ -530,8 +657,16 @@ class RedisStore(Store):
 
     # -- housekeeping -------------------------------------------------------------------
     def purge_expired(self) -> int:
-        pattern = self.prefix.replace("*", "\\*") + "[vc]:*"
-        return int(self._call(self._s_purge, keys=[], args=[self._now()[1], pattern]))
+        escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in self.prefix)
+        if not self.cluster:
+            pattern = escaped + "[vc]:*"
+            return int(self._call(self._s_purge, keys=[], args=[self._now()[1], pattern]))
+        # a script may touch only keys of its slot: scan every master, expire key by key
+        removed = 0
+        keys = self._call(lambda: list(self._client.scan_iter(match=escaped + "{*}[vc]:*")))
+        for key in keys:
+            removed += int(self._call(self._s_purge_one, keys=[key], args=[self._now()[1]]))
+        return removed
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers (and passes the durability
