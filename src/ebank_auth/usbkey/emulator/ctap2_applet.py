@@ -604,7 +604,7 @@ class Ctap2Applet:
             self._state.pin_hash is None
             or issued is None
             or self._clock() - issued > _TOKEN_LIFETIME
-            or not ctap2_pin.verify(self._pin_token, client_data_hash, pin_auth)
+            or not ctap2_pin.check_auth(self._pin_token, client_data_hash, pin_auth)
             or not self._token_permissions & permission
             or (self._token_rp is not None and self._token_rp != rp_id)
         ):
@@ -883,7 +883,7 @@ class Ctap2Applet:
         new_pin_enc = _req(params, 0x05, bytes)
         if self._state.pin_hash is not None:
             raise _Fail(CtapStatus.NOT_ALLOWED)
-        if not ctap2_pin.verify(shared.hmac_key, new_pin_enc, pin_auth):
+        if not ctap2_pin.check_auth(shared.hmac_key, new_pin_enc, pin_auth):
             raise _Fail(CtapStatus.PIN_AUTH_INVALID)
         new = self._state.copy()
         new.pin_hash = self._new_pin(shared, new_pin_enc)
@@ -897,7 +897,7 @@ class Ctap2Applet:
         if self._state.pin_hash is None:
             raise _Fail(CtapStatus.PIN_NOT_SET)
         self._pin_blocked()
-        if not ctap2_pin.verify(shared.hmac_key, new_pin_enc + pin_hash_enc, pin_auth):
+        if not ctap2_pin.check_auth(shared.hmac_key, new_pin_enc + pin_hash_enc, pin_auth):
             raise _Fail(CtapStatus.PIN_AUTH_INVALID)
         self._check_pin(shared, pin_hash_enc)
         new = self._state.copy()

@@ -34,7 +34,7 @@ __all__ = [
     "SharedSecret",
     "authenticate",
     "cose_ec2_public",
-    "verify",
+    "check_auth",
 ]
 
 PROTOCOL_VERSION: Final = 2
@@ -90,7 +90,7 @@ def authenticate(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def verify(key: bytes, message: bytes, signature: object) -> bool:
+def check_auth(key: bytes, message: bytes, signature: object) -> bool:
     """Does ``signature`` authenticate ``message``?  Constant time; a non-bytes value is no."""
     if not isinstance(signature, bytes) or len(signature) != 32:
         return False
