@@ -33,8 +33,8 @@ __all__ = [
     "KeyAgreement",
     "SharedSecret",
     "authenticate",
-    "cose_ec2_public",
     "check_auth",
+    "cose_ec2_public",
 ]
 
 PROTOCOL_VERSION: Final = 2
