@@ -207,7 +207,9 @@ def create_app(
     csp = CSP.format(agent=agent_url)
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=secrets.token_bytes(32),  # CSRF token signing only; sessions are server-side
+        # CSRF token signing only (sessions are server-side); kept in the state directory so
+        # every worker process of one deployment accepts the tokens the others issued
+        SECRET_KEY=services.csrf_key,
         SESSION_COOKIE_NAME="bank_session",
         SESSION_COOKIE_SECURE=secure_cookies,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session

@@ -133,25 +133,40 @@ class Account:
         return mask_account(self.number)
 
 
+def _publish_once(path: Path, data: bytes) -> bytes:
+    """Write ``data`` to ``path`` (0600) unless another process got there first; returns what
+    ``path`` holds.  Written under a private name and linked into place, so several worker
+    processes starting together agree on one value and never read a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker published first: use theirs
+    finally:
+        tmp.unlink()
+    return path.read_bytes()
+
+
 def _key_file(path: Path, size: int) -> bytes:
     """A random secret kept in ``path`` (0600), created on first use."""
-    if path.exists():
-        return path.read_bytes()
-    data = secrets.token_bytes(size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    if not path.exists():
+        _publish_once(path, secrets.token_bytes(size))
+    data = path.read_bytes()
+    if len(data) != size:
+        raise errors.ConfigurationError(f"{path} is damaged: restore it from the backup")
     return data
 
 
 def _sm2_key(path: Path) -> sm2.SM2PrivateKey:
-    if path.exists():
-        return sm2.private_key_from_bytes(path.read_bytes())
-    key = sm2.generate_private_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.to_bytes())
-    return key
+    if not path.exists():
+        _publish_once(path, sm2.generate_private_key().to_bytes())
+    return sm2.private_key_from_bytes(path.read_bytes())
 
 
 class BankServices:
@@ -172,6 +187,7 @@ class BankServices:
         self.store: Store = open_store(f"sqlite:///{(self.state / 'bank.db').resolve()}", clock)
         self.clock = self.store.clock
         self._tag_key = _key_file(self.state / "tags.key", 32)
+        self.csrf_key = _key_file(self.state / "csrf.key", 32)
         self.audit = AuditLog(self.store, HmacSm3Key(_key_file(self.state / "audit.key", 32)))
         self.outbox = FileGateway(self.state / "outbox", retention=3600)
         self.engine = PolicyEngine()
@@ -628,8 +644,8 @@ def _bank_ca(state: Path) -> x509.CertificateAuthority:
     if cert_path.exists():
         return x509.CertificateAuthority(x509.load_certificate(cert_path.read_bytes()), key)
     ca = x509.CertificateAuthority.create_root("CN=Demo Bank Customer CA,O=Demo Bank", key)
-    cert_path.write_bytes(ca.certificate.to_pem())
-    return ca
+    published = x509.load_certificate(_publish_once(cert_path, ca.certificate.to_pem()))
+    return x509.CertificateAuthority(published, key)
 
 
 class _StorePhones(MappingPhoneRegistry):

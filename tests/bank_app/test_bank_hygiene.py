@@ -66,3 +66,25 @@ def test_demo_outbox_only_in_demo_mode(customer: Any, tmp_path: Path) -> None:
 
     prod = create_app(tmp_path / "prod", demo=False, argon2_memory_kib=1024)
     assert prod.test_client().get("/demo/outbox").status_code == 404
+
+
+def test_worker_processes_of_one_deployment_accept_each_others_forms(
+    tmp_path: Path, clock: Any
+) -> None:
+    """Several workers serve one state directory: a form issued by one is accepted by another
+    (the CSRF key lives in the state directory; it used to be random per process, so a
+    multi-worker deployment refused its own forms)."""
+    import re
+
+    from app import create_app
+
+    one = create_app(tmp_path / "s", argon2_memory_kib=1024, clock=clock)
+    two = create_app(tmp_path / "s", argon2_memory_kib=1024, clock=clock)
+    c1 = one.test_client()
+    page = c1.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    c2 = two.test_client()
+    c2.set_cookie("bank_session", c1.get_cookie("bank_session").value)  # type: ignore[union-attr]
+    r = c2.post("/login", data={"csrf_token": token, "username": "zhangsan"})
+    assert r.status_code == 302, r.get_data(as_text=True)
+    assert (tmp_path / "s" / "csrf.key").stat().st_mode & 0o777 == 0o600
