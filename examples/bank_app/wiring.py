@@ -10,6 +10,7 @@ The same code runs on Redis or PostgreSQL by changing the store URL.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import logging
@@ -144,10 +145,8 @@ def _publish_once(path: Path, data: bytes) -> bytes:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):  # another worker published first: theirs
             os.link(tmp, path)
-        except FileExistsError:
-            pass  # another worker published first: use theirs
     finally:
         tmp.unlink()
     return path.read_bytes()
