@@ -192,6 +192,7 @@ OPTIONAL_FUNCTIONS: Final = (
 _DEVINFO_BUFFER: Final = 1024  # larger than any DEVINFO layout
 _MAX_LIST: Final = 1 << 16  # largest name list accepted from a library
 _MAX_CERT: Final = 1 << 16
+_FIRST_CERT_BUFFER: Final = 4096  # most certificates fit: one call instead of two
 _SM2_ALGORITHMS: Final = AlgId.SM2_1 | AlgId.SM2_3
 _DEFAULT_UID: Final = sm2.DEFAULT_UID
 
@@ -428,6 +429,9 @@ class SkfToken:
         self._z: dict[str, bytes] = {}
         self._app: Any = None
         self._sign = library.function("SKF_ECCSignData")
+        self._pin_info = library.function("SKF_GetPINInfo")
+        self._cells = self._ffi.new("ULONG[2]")
+        self._flag = self._ffi.new("BOOL *")
         handle = self._ffi.new("HANDLE *")
         library.call("SKF_ConnectDev", _name_bytes(device, "device"), handle)
         self._dev = handle[0]
@@ -575,11 +579,12 @@ class SkfToken:
 
     def pin_status(self, ref: PinRef = PinRef.USER) -> PinStatus:
         """SKF_GetPINInfo: maximum and remaining tries."""
-        total = self._ffi.new("ULONG *", 0)
-        left = self._ffi.new("ULONG *", 0)
-        default = self._ffi.new("BOOL *", 0)
-        self._skf.call("SKF_GetPINInfo", self._app, self._pin_type(ref), total, left, default)
-        return PinStatus(PinRef(ref), int(total[0]), int(left[0]))
+        cells, default = self._cells, self._flag
+        cells[0] = cells[1] = default[0] = 0
+        code = self._pin_info(self._app, self._pin_type(ref), cells, cells + 1, default)
+        if code:
+            raise _error("SKF_GetPINInfo", int(code))
+        return PinStatus(PinRef(ref), int(cells[0]), int(cells[1]))
 
     def set_retry_limit(self, limit: int, ref: PinRef = PinRef.USER) -> None:
         raise NotSupportedByToken(
@@ -737,13 +742,13 @@ class SkfToken:
     def export_certificate(self, container: str = DEFAULT_CONTAINER) -> bytes:
         """SKF_ExportCertificate (signing certificate, DER)."""
         handle = self._container(container)
-        size = self._ffi.new("ULONG *", 0)
-        self._skf.call("SKF_ExportCertificate", handle, 1, self._ffi.NULL, size)
-        for _ in range(3):
-            if not 0 < size[0] <= _MAX_CERT:
+        size = self._ffi.new("ULONG *", _FIRST_CERT_BUFFER)
+        export = self._skf.function("SKF_ExportCertificate")
+        for attempt in range(4):
+            if attempt and not 0 < size[0] <= _MAX_CERT:
                 raise SkfError(f"SKF_ExportCertificate reported a {size[0]}-byte certificate")
             buf = self._ffi.new("BYTE[]", int(size[0]))
-            code = int(self._skf.function("SKF_ExportCertificate")(handle, 1, buf, size))
+            code = int(export(handle, 1, buf, size))
             if code == Sar.BUFFER_TOO_SMALL:
                 continue
             if code:
