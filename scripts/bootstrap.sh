@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl pcsc-tools swig redis-server postgresql openssl tzdata
+APT_PACKAGES=(pcscd libpcsclite-dev libssl-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl pcsc-tools swig redis-server postgresql openssl tzdata
               iproute2 util-linux gcc python3-venv python3-dev chromium chromium-driver)
 PYTHON=${PYTHON:-python3}
 

@@ -165,6 +165,15 @@ RULES: tuple[Rule, ...] = (
         lambda u: _under(u.target, "redis"),
     ),
     Rule(
+        "only crypto/backends/openssl_sm2.py (libcrypto) and usbkey/vendor/skf.py (SKF "
+        "libraries) import cffi: C libraries are loaded in the one module that wraps each",
+        lambda u: (
+            u.module
+            not in ("ebank_auth.crypto.backends.openssl_sm2", "ebank_auth.usbkey.vendor.skf")
+        ),
+        lambda u: _under(u.target, "cffi"),
+    ),
+    Rule(
         "only usbkey/transport/hid.py imports hid (hidapi)",
         lambda u: u.module != "ebank_auth.usbkey.transport.hid",
         lambda u: _under(u.target, "hid"),
@@ -291,6 +300,7 @@ def test_allow_list_holds_only_current_offenders() -> None:
         ("ebank_auth/store/sqlite.py", "import psycopg\n", "psycopg"),
         ("ebank_auth/audit/x.py", "from redis import Redis\n", "redis"),
         ("ebank_auth/usbkey/x.py", "import hid\n", "hidapi"),
+        ("ebank_auth/usbkey/vendor/x.py", "from cffi import FFI\n", "cffi"),
         ("ebank_auth/policy/x.py", "import click\n", "click"),
         ("ebank_auth/audit/x.py", "def f():\n    print('x')\n", "prints"),
         ("ebank_auth/usbkey/x.py", "from ebank_auth.cli import token_cmd\n", "ebank_auth.cli"),

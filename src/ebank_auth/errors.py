@@ -36,6 +36,8 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   ├── PinIncorrect (remaining), PinLocked
     │   ├── SecurityStatusNotSatisfied, ConfirmationRejected, ConfirmationTimeout
     │   ├── TokenNotGenuine, SecureChannelError, KeyAlreadyExists
+    │   └── SkfError (code)           an SKF (GM/T 0016) library refused a call
+    │       └── SkfLibraryError       (also InvalidInput) not a usable SKF library
     ├── OtpError
     │   ├── CodeInvalid, CodeExpired, CodeAlreadyUsed, CodeAttemptsExceeded,
     │   ├── RateLimited, ReplayDetected
@@ -122,6 +124,8 @@ __all__ = [
     "SecurityStatusNotSatisfied",
     "ServiceUnavailable",
     "SessionAlreadyUsed",
+    "SkfError",
+    "SkfLibraryError",
     "SoftKeyboardError",
     "StoreError",
     "StoreIntegrityError",
@@ -407,6 +411,27 @@ class NotSupportedByToken(TokenError):
     default_message = (
         "this token cannot do that: it has no such function (e.g. no display for "
         "confirm-and-sign); use a token or backend that offers it"
+    )
+
+
+class SkfError(TokenError):
+    """An SKF (GM/T 0016) library returned an error code no more specific error covers;
+    ``code`` is the ``SAR_*`` value (``None`` when the library could not be called at all)."""
+
+    default_message = "the SKF library refused the operation: see the SAR code in the message"
+
+    def __init__(self, message: str | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SkfLibraryError(SkfError, InvalidInput):
+    """The file given as SKF library cannot be used: it does not exist, is not a shared
+    library, or lacks the SKF functions the backend needs."""
+
+    default_message = (
+        "the SKF library cannot be used: give the path of your token vendor's SKF (GM/T 0016) "
+        "shared library"
     )
 
 

@@ -6,4 +6,6 @@ allows it, and raises :class:`~ebank_auth.errors.NotSupportedByToken` for what i
 
 * :mod:`ebank_auth.usbkey.vendor.piv` — any PIV card (NIST SP 800-73-4) over PC/SC, with the
   YubiKey extensions when the card offers them.
+* :mod:`ebank_auth.usbkey.vendor.skf` — any token through its vendor's SKF (GM/T 0016) shared
+  library, loaded with cffi.
 """
