@@ -191,6 +191,7 @@ def create_app(
     token_roots: tuple[Path, ...] = (),
     software_token_state: Path | None = None,
     staff_keys: tuple[Path, ...] = (),
+    store_url: str | None = None,
 ) -> Flask:
     if not _AGENT_URL.fullmatch(agent_url):
         raise errors.ConfigurationError(
@@ -203,6 +204,7 @@ def create_app(
         token_roots=token_roots,
         software_token_state=software_token_state,
         staff_keys=staff_keys,
+        store_url=store_url,
     )
     csp = CSP.format(agent=agent_url)
     app = Flask(__name__)

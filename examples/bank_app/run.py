@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="PEM public key of the demo staff member's USB Key login key (back office)",
     )
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="state store URL (default: SQLite in the state directory; postgresql://…, "
+        "redis://…, redis+cluster://… for several workers)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         token_roots=tuple(args.token_root),
         software_token_state=args.emulator_token,
         staff_keys=tuple(args.staff_key),
+        store_url=args.store,
     )
     app.run(host=args.host, port=args.port, threaded=True)
     return 0

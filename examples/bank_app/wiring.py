@@ -180,10 +180,14 @@ class BankServices:
         token_roots: Sequence[Path] = (),
         software_token_state: Path | None = None,
         staff_keys: Sequence[Path] = (),
+        store_url: str | None = None,
     ) -> None:
         self.state = Path(state_dir)
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store: Store = open_store(f"sqlite:///{(self.state / 'bank.db').resolve()}", clock)
+        # one store for everything; SQLite in the state directory unless a URL names another
+        # (postgresql://…, redis://…, redis+cluster://…: several workers or nodes share it)
+        url = store_url or f"sqlite:///{(self.state / 'bank.db').resolve()}"
+        self.store: Store = open_store(url, clock)
         self.clock = self.store.clock
         self._tag_key = _key_file(self.state / "tags.key", 32)
         self.csrf_key = _key_file(self.state / "csrf.key", 32)
