@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -219,6 +220,32 @@ def _c14n(node: Any, method: Canonicalization) -> bytes:
     return bytes(out)
 
 
+_XML_NS: Final = "{http://www.w3.org/XML/1998/namespace}"
+
+
+def _c14n_signed_info(signed_info: Any, method: Canonicalization) -> bytes:
+    """Canonical ds:SignedInfo as a document subset (its ancestors left out).
+
+    Inclusive C14N is computed over a standalone copy that declares every namespace in
+    scope and carries the xml:* attributes inherited from ancestors (C14N 1.0 §2.4):
+    libxml2, through lxml, writes a wrong ``xmlns=""`` on grandchildren when the
+    signature redeclares the default namespace of an ancestor, which xmlsec1 does not.
+    """
+    if method is Canonicalization.EXCLUSIVE:
+        return _c14n(signed_info, method)
+    apex = etree.Element(signed_info.tag, nsmap=signed_info.nsmap)
+    for name, value in signed_info.attrib.items():
+        apex.set(name, value)
+    for ancestor in signed_info.iterancestors():
+        for name, value in ancestor.attrib.items():
+            if name.startswith(_XML_NS) and apex.get(name) is None:
+                apex.set(name, value)
+    apex.text = signed_info.text
+    for child in signed_info:
+        apex.append(copy.deepcopy(child))
+    return _c14n(apex, method)
+
+
 def _digest(method: DigestMethod, data: bytes) -> bytes:
     if method is DigestMethod.SM3:
         return sm3.digest(data)
@@ -296,7 +323,7 @@ def sign(
     for cert in (certificate, *chain):
         _sub(x509_data, "X509Certificate").text = base64.b64encode(cert.to_der()).decode("ascii")
 
-    raw = key.sign_with(algorithm, _c14n(signed_info, c14n))
+    raw = key.sign_with(algorithm, _c14n_signed_info(signed_info, c14n))
     if method is SignatureMethod.SM2_SM3:
         r, s = decode_rs(raw)
         raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
@@ -552,7 +579,8 @@ def validate(
                 return fail(XMLReason.BAD_SIGNATURE, "an SM2 SignatureValue is 64 bytes (r || s)")
             value = encode_rs(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
         try:
-            verify_data(cert.public_key, algorithm, value, _c14n(parsed.signed_info, parsed.c14n))
+            signed_octets = _c14n_signed_info(parsed.signed_info, parsed.c14n)
+            verify_data(cert.public_key, algorithm, value, signed_octets)
         except InvalidSignature:
             return fail(
                 XMLReason.BAD_SIGNATURE,
