@@ -2,13 +2,14 @@
 # Set up everything ebank-auth needs on a fresh Debian/Ubuntu machine, idempotently:
 #  - as root: the Debian packages for PC/SC (pcscd, vpcd), OpenSSL CLI, OpenSC tools, Redis,
 #    PostgreSQL (the tests start private clusters; the system cluster is not used);
+#    xmlsec1 (XML signature interop tests);
 #  - always: a virtual environment in .venv with ebank-auth (editable) and its extras.
 # Re-running is cheap: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(pcscd libpcsclite-dev libssl-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl pcsc-tools swig redis-server postgresql openssl tzdata
-              iproute2 util-linux gcc python3-venv python3-dev chromium chromium-driver)
+              iproute2 util-linux gcc python3-venv python3-dev chromium chromium-driver xmlsec1)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -34,6 +35,6 @@ stamp=.venv/.ebank-auth-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing ebank-auth and its extras into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,postgres,app,docs,webauthn]"
+  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,postgres,app,docs,webauthn,xml]"
   touch "$stamp"
 fi

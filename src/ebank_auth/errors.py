@@ -72,6 +72,7 @@ __all__ = [
     "AuditError",
     "AuditIntegrityError",
     "BackendUnavailable",
+    "CAdESVerificationError",
     "CMSError",
     "CMSVerificationError",
     "CardNotPresent",
@@ -130,12 +131,17 @@ __all__ = [
     "StoreError",
     "StoreIntegrityError",
     "StoreUnavailable",
+    "TimestampError",
+    "TimestampUnavailable",
+    "TimestampVerificationError",
     "TokenError",
     "TokenNotGenuine",
     "TransportError",
     "TwoPartyError",
     "UnsupportedAlgorithm",
     "WebAuthnError",
+    "XMLSignatureError",
+    "XMLSignatureVerificationError",
 ]
 
 
@@ -274,6 +280,62 @@ class CMSError(CertificateError):
 class CMSVerificationError(CMSError):
     """A CMS SignedData was refused; ``reason`` is a machine-readable code (cms.CMSReason),
     ``result`` the full report (cms.CMSValidationResult) when there is one."""
+
+    def __init__(
+        self, message: str | None = None, reason: object = None, result: object = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.result = result
+
+
+class CAdESVerificationError(CMSError):
+    """A CAdES-BES/-T signature was refused; ``reason`` is a cades.CAdESReason, ``result``
+    the full report (cades.CAdESValidationResult)."""
+
+    def __init__(
+        self, message: str | None = None, reason: object = None, result: object = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.result = result
+
+
+class TimestampError(CertificateError):
+    default_message = (
+        "RFC 3161 timestamp request or response is malformed or refused: check the TSA URL "
+        "and its certificate"
+    )
+
+
+class TimestampVerificationError(TimestampError):
+    """A timestamp token or response was refused; ``reason`` is a tsp.TimestampReason."""
+
+    def __init__(
+        self, message: str | None = None, reason: object = None, result: object = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.result = result
+
+
+class TimestampUnavailable(TimestampError, ServiceUnavailable):
+    default_message = (
+        "the timestamp authority (TSA) could not be reached or did not answer over HTTP: "
+        "check its URL and that it is up, then retry"
+    )
+
+
+class XMLSignatureError(CertificateError):
+    default_message = (
+        "the XML document or its signature is malformed: check it is one well-formed XML "
+        "document without a DTD"
+    )
+
+
+class XMLSignatureVerificationError(XMLSignatureError):
+    """An XML signature was refused; ``reason`` is an xmldsig.XMLReason, ``result`` the full
+    report (xmldsig.XMLValidationResult)."""
 
     def __init__(
         self, message: str | None = None, reason: object = None, result: object = None

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from pki.helpers import Pki, make_pki
+from pki.helpers import Pki, Tsa, make_pki, make_tsa
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,25 @@ def openssl_bin() -> str:
     if not out.startswith("OpenSSL 3"):
         pytest.skip(f"needs OpenSSL 3 for -vfyopt/-sigopt distid, found {out.strip()}")
     return path
+
+
+@pytest.fixture(scope="session")
+def xmlsec1_bin() -> str:
+    path = shutil.which("xmlsec1")
+    if path is None:
+        if os.environ.get("EBANK_AUTH_REQUIRE_SERVICES") == "1":
+            pytest.fail(
+                "xmlsec1 is required (EBANK_AUTH_REQUIRE_SERVICES=1): apt-get install xmlsec1"
+            )
+        pytest.skip("xmlsec1 not installed (Debian package xmlsec1)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sm2_tsa(sm2_pki: Pki) -> Tsa:
+    return make_tsa(sm2_pki)
+
+
+@pytest.fixture(scope="session")
+def rsa_tsa(rsa_pki: Pki) -> Tsa:
+    return make_tsa(rsa_pki)

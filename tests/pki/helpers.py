@@ -119,3 +119,34 @@ def forge(
         }
     ).dump()
     return x509.load_certificate(der)
+
+
+#: extendedKeyUsage = id-kp-timeStamping (DER of the extension value)
+EKU_TIME_STAMPING = bytes.fromhex("300a06082b06010505070308")
+
+
+@dataclass
+class Tsa:
+    """A TSA certified by ``pki.sub``: its key, certificate and the TimestampAuthority."""
+
+    pki: Pki
+    key: SoftwareKey
+    certificate: x509.Certificate
+    authority: object  # tsp.TimestampAuthority (imported lazily by the tests that use it)
+
+
+def make_tsa(pki: Pki, *, critical: bool = True, eku: bytes = EKU_TIME_STAMPING) -> Tsa:
+    from ebank_auth.crypto import tsp
+
+    key: SoftwareKey = (
+        sm2.generate_private_key()
+        if isinstance(pki.leaf_key, sm2.SM2PrivateKey)
+        else rsa.generate_private_key(2048)
+    )
+    cert = pki.sub.issue(
+        "CN=Test TSA,O=ebank-auth,C=CN",
+        key.public_key(),
+        key_usage={KeyUsage.DIGITAL_SIGNATURE, KeyUsage.NON_REPUDIATION},
+        extra_extensions=[("2.5.29.37", eku, critical)],
+    )
+    return Tsa(pki, key, cert, tsp.TimestampAuthority(key, cert, chain=(pki.sub.certificate,)))

@@ -15,6 +15,13 @@ Verifying::
     report = cms.validate(der, trust_roots=[root_cert])  # CMSValidationResult, never raises
     report.valid, report.reason, report.message, report.content, report.signers
 
+Extension points for the signature formats built on top (:mod:`~ebank_auth.crypto.tsp`,
+:mod:`~ebank_auth.crypto.cades`): ``sign(content_type=..., extra_signed_attributes=...)``
+signs other content types (an RFC 3161 TSTInfo) and adds signed attributes
+(signing-certificate-v2); :func:`add_unsigned_attribute` adds an unsigned attribute
+(a signature timestamp) to a SignerInfo; :func:`parse` lists each SignerInfo's signature
+value and attributes (:class:`SignerInfoView`).
+
 Profiles: ``RFC5652`` uses id-data / id-signedData; ``GMT0010`` uses
 1.2.156.10197.6.1.4.2.1 / .2.  SM2 signers sign with SM2-with-SM3
 (1.2.156.10197.1.501, default ID) over the DER of the signed attributes and use
@@ -78,7 +85,9 @@ __all__ = [
     "CMSValidationResult",
     "SignedDataInfo",
     "Signer",
+    "SignerInfoView",
     "SignerResult",
+    "add_unsigned_attribute",
     "parse",
     "sign",
     "validate",
@@ -172,15 +181,37 @@ class CMSValidationResult:
 
 
 @dataclass(frozen=True)
+class SignerInfoView:
+    """One SignerInfo as :func:`parse` found it (nothing verified).
+
+    ``signature`` is the signature value; ``signed_attributes`` and
+    ``unsigned_attributes`` map each attribute type (dotted OID) to the DER of its
+    values, in order; ``issuer_der``/``serial_number`` (or ``subject_key_identifier``)
+    identify the signer's certificate.
+    """
+
+    signature: bytes
+    digest_algorithm: str
+    signed_attributes: dict[str, tuple[bytes, ...]]
+    unsigned_attributes: dict[str, tuple[bytes, ...]]
+    issuer_der: bytes | None
+    serial_number: int | None
+    subject_key_identifier: bytes | None
+
+
+@dataclass(frozen=True)
 class SignedDataInfo:
     """What :func:`parse` found: ``profile``, ``content`` (None when detached),
-    ``certificates`` embedded, ``signer_count``, ``digest_algorithms``."""
+    ``certificates`` embedded, ``signer_count``, ``digest_algorithms``,
+    ``content_type`` (the encapsulated content type, dotted) and ``signer_infos``."""
 
     profile: CMSProfile
     content: bytes | None
     certificates: tuple[Certificate, ...]
     signer_count: int
     digest_algorithms: tuple[str, ...]
+    content_type: str = oids.CMS_DATA
+    signer_infos: tuple[SignerInfoView, ...] = ()
 
 
 # ----------------------------------------------------------------------------- ASN.1
@@ -246,12 +277,20 @@ def sign(
     signing_time: dt.datetime | None = None,
     include_certificates: bool = True,
     signed_attributes: bool = True,
+    content_type: str | None = None,
+    extra_signed_attributes: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
     """Make a DER ContentInfo/SignedData over ``content``.
 
     ``detached`` leaves the content out (the verifier supplies it).
     ``signing_time`` defaults to now.  ``signed_attributes=False`` signs the
     content directly (no contentType/messageDigest/signingTime).
+    ``content_type``: the encapsulated content type (dotted OID; default the
+    profile's data type), e.g. id-ct-TSTInfo for a timestamp token — SignedData is
+    then version 3 (RFC 5652 §5.1).  ``extra_signed_attributes``: ``(dotted OID,
+    DER of the one value)`` pairs added to every signer's signed attributes (needs
+    ``signed_attributes``); contentType, messageDigest and signingTime are refused
+    here (this function writes them).
     """
     if not isinstance(content, (bytes, bytearray)):
         raise CMSError("content must be bytes")
@@ -260,6 +299,22 @@ def sign(
     if not signer_list:
         raise CMSError("at least one signer is needed")
     signed_data_oid, data_oid = _PROFILE_OIDS[CMSProfile(profile)]
+    profile_data_oid = data_oid
+    if content_type is not None:
+        data_oid = a_cms.ContentType(content_type).dotted
+    extra = list(extra_signed_attributes)
+    if extra and not signed_attributes:
+        raise CMSError("extra_signed_attributes need signed_attributes=True")
+    extra_types = [a_cms.CMSAttributeType(oid).dotted for oid, _ in extra]
+    if len(set(extra_types)) != len(extra_types) or set(extra_types) & {
+        oids.ATTR_CONTENT_TYPE,
+        oids.ATTR_MESSAGE_DIGEST,
+        oids.ATTR_SIGNING_TIME,
+    }:
+        raise CMSError(
+            "extra_signed_attributes must not repeat a type nor set contentType, "
+            "messageDigest or signingTime"
+        )
     when = _as_utc(signing_time).replace(microsecond=0) if signing_time else _utc_now()
     digest_algs: list[str] = []
     infos = []
@@ -294,6 +349,10 @@ def sign(
                         else [a_cms.Time(name="generalized_time", value=when)],
                     },
                     {"type": "message_digest", "values": [_DIGESTS[digest_oid](content)]},
+                    *(
+                        _raw_attribute(oid, value)
+                        for oid, value in zip(extra_types, (v for _, v in extra), strict=True)
+                    ),
                 ]
             )
             to_sign = b"\x31" + attrs.dump()[1:]
@@ -310,7 +369,7 @@ def sign(
     if not detached:
         encap["content"] = a_core.ParsableOctetString(content)
     sd: dict[str, object] = {
-        "version": "v1",
+        "version": "v3" if data_oid != profile_data_oid else "v1",
         "digest_algorithms": [{"algorithm": d} for d in digest_algs],
         "encap_content_info": encap,
         "signer_infos": infos,
@@ -322,6 +381,62 @@ def sign(
     signed = _SignedData(sd)
     oid_der = a_cms.ContentType(signed_data_oid).dump()
     return _tlv(0x30, oid_der + _tlv(0xA0, signed.dump()))
+
+
+def _raw_attribute(oid: str, value_der: bytes) -> a_cms.CMSAttribute:
+    """An attribute with one value given as DER (kept byte for byte)."""
+    value = bytes(value_der)
+    with der.parsing("attribute value"):
+        a_core.Asn1Value.load(value, strict=True)  # one complete DER value
+    body = a_cms.CMSAttributeType(oid).dump() + _tlv(0x31, value)
+    return a_cms.CMSAttribute.load(_tlv(0x30, body))
+
+
+def add_unsigned_attribute(
+    data: bytes,
+    attr_type: str,
+    value_der: bytes,
+    *,
+    signer_index: int = 0,
+    max_size: int = MAX_CMS_SIZE,
+) -> bytes:
+    """Return ``data`` (a SignedData) with an unsigned attribute added to one SignerInfo.
+
+    ``attr_type`` is a dotted OID, ``value_der`` the DER of its one value (e.g. a
+    TimeStampToken for id-aa-signatureTimeStampToken).  The signature and everything
+    it covers are kept byte for byte; an attribute of the same type already present
+    is refused (add values to a fresh copy instead).
+    """
+    profile, sd = _load(data, max_size)
+    signed_data_oid = _PROFILE_OIDS[profile][0]
+    try:
+        infos = sd["signer_infos"]
+        if not 0 <= signer_index < len(infos):
+            raise CMSError(f"the SignedData has no signer {signer_index}")
+        si = infos[signer_index]
+        oid = a_cms.CMSAttributeType(attr_type).dotted
+        current = si["unsigned_attrs"]
+        existing = [] if isinstance(current, a_core.Void) else list(current)
+        if any(a["type"].dotted == oid for a in existing):
+            raise CMSError(f"the signer already has an unsigned attribute {oid}")
+        si["unsigned_attrs"] = a_cms.CMSAttributes([*existing, _raw_attribute(oid, value_der)])
+        body = _redump(sd)
+    except CMSError:
+        raise
+    except _PARSE_ERRORS as exc:
+        raise EncodingError(f"CMS SignedData is malformed: {exc}") from None
+    oid_der = a_cms.ContentType(signed_data_oid).dump()
+    return _tlv(0x30, oid_der + _tlv(0xA0, body))
+
+
+def _redump(sd: _SignedData) -> bytes:
+    """Encode a SignedData after a SignerInfo changed, keeping every unchanged part's bytes."""
+    infos = sd["signer_infos"]
+    body = b"".join(si.dump(force=False) for si in infos)
+    parts = [
+        sd[name].dump() for name, *_ in sd._fields[:-1] if not isinstance(sd[name], a_core.Void)
+    ]
+    return _tlv(0x30, b"".join(parts) + _tlv(0x31, body))
 
 
 def _tlv(tag: int, body: bytes) -> bytes:
@@ -380,9 +495,38 @@ def parse(data: bytes, *, max_size: int = MAX_CMS_SIZE) -> SignedDataInfo:
             tuple(certs),
             len(sd["signer_infos"]),
             tuple(d["algorithm"].dotted for d in sd["digest_algorithms"]),
+            sd["encap_content_info"]["content_type"].dotted,
+            tuple(_signer_info_view(si) for si in sd["signer_infos"]),
         )
     except _PARSE_ERRORS as exc:
         raise EncodingError(f"CMS SignedData is malformed: {exc}") from None
+
+
+def _attribute_map(attrs: object) -> dict[str, tuple[bytes, ...]]:
+    if isinstance(attrs, a_core.Void):
+        return {}
+    out: dict[str, tuple[bytes, ...]] = {}
+    assert isinstance(attrs, a_cms.CMSAttributes)
+    for attr in attrs:
+        oid = attr["type"].dotted
+        if oid in out:
+            raise EncodingError(f"attribute {oid} appears twice in one SignerInfo")
+        out[oid] = tuple(v.dump() for v in attr["values"])
+    return out
+
+
+def _signer_info_view(si: a_cms.SignerInfo) -> SignerInfoView:
+    sid = si["sid"]
+    by_issuer = sid.name == "issuer_and_serial_number"
+    return SignerInfoView(
+        signature=bytes(si["signature"].native),
+        digest_algorithm=si["digest_algorithm"]["algorithm"].dotted,
+        signed_attributes=_attribute_map(si["signed_attrs"]),
+        unsigned_attributes=_attribute_map(si["unsigned_attrs"]),
+        issuer_der=sid.chosen["issuer"].dump() if by_issuer else None,
+        serial_number=int(sid.chosen["serial_number"].native) if by_issuer else None,
+        subject_key_identifier=None if by_issuer else bytes(sid.chosen.native),
+    )
 
 
 def _check_version(sd: _SignedData, profile: CMSProfile, e_type: str) -> None:
@@ -401,9 +545,16 @@ def _check_version(sd: _SignedData, profile: CMSProfile, e_type: str) -> None:
 
 def _econtent(sd: _SignedData) -> bytes | None:
     content = sd["encap_content_info"]["content"]
-    if isinstance(content, a_core.Void) or content.native is None:
+    if isinstance(content, a_core.Void):
         return None
-    return bytes(content.native) if not isinstance(content.native, bytes) else content.native
+    if isinstance(content, a_core.ParsableOctetString):
+        # the octets as sent (asn1crypto may have parsed them, e.g. a TSTInfo)
+        octets: bytes = content.__bytes__()
+        return octets
+    native = content.native
+    if native is None:
+        return None
+    return native if isinstance(native, bytes) else bytes(native)
 
 
 def _embedded_certificates(sd: _SignedData) -> list[Certificate]:
