@@ -8,6 +8,7 @@ The attestation root is the software phone's test root (Google cannot sign here)
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -54,6 +55,19 @@ def check_password(user: str, password: str) -> None:
         raise PasswordIncorrect()
 
 
+class Clock:
+    """The bank's clock (the store's): real time plus what a test skipped forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 @dataclass
 class Bank:
     store: SQLiteStore
@@ -64,6 +78,7 @@ class Bank:
     server: PhoneShieldServer
     api: PhoneShieldApi
     authority: SoftwareAttestationAuthority
+    clock: Clock
     phones: list[SoftwarePhone] = field(default_factory=list)
 
     def sms_code(self, user: str) -> str:
@@ -74,6 +89,7 @@ class Bank:
         return m.group(1)
 
     def identity_proof(self, user: str = "alice") -> PasswordAndSmsCode:
+        self.clock.advance(61)  # past the SMS resend cooldown of the previous code
         self.identity.send_code(user)
         return PasswordAndSmsCode(PASSWORDS[user], self.sms_code(user))
 
@@ -81,7 +97,9 @@ class Bank:
         start = self.server.start_enrolment(user, subject)
         return self.server.confirm_identity(start.enrolment_id, self.identity_proof(user))
 
-    def phone(self, claims: DeviceClaims | None = None, state_dir: Path | None = None) -> SoftwarePhone:
+    def phone(
+        self, claims: DeviceClaims | None = None, state_dir: Path | None = None
+    ) -> SoftwarePhone:
         phone = SoftwarePhone(
             state_dir,
             authority=self.authority,
@@ -101,11 +119,14 @@ class Bank:
 
 
 def make_bank(tmp_path: Path, settings: PhoneShieldSettings | None = None) -> Bank:
-    store = SQLiteStore(tmp_path / "bank.db")
+    clock = Clock()
+    store = SQLiteStore(tmp_path / "bank.db", clock=clock)
     gateway = FileGateway(tmp_path / "outbox")
     codes = CodeService(store, gateway, MappingPhoneRegistry(PHONES), b"k" * 32)
     identity = PasswordAndSmsIdentity(codes, check_password)
-    ca = CertificateAuthority.create_root("CN=Example Bank Phone Shield CA,O=Example Bank,C=CN", sm2.generate_private_key())
+    ca = CertificateAuthority.create_root(
+        "CN=Example Bank Phone Shield CA,O=Example Bank,C=CN", sm2.generate_private_key()
+    )
     enrolment_key = sm2.generate_private_key()
     enrolment_cert = ca.issue(
         "CN=Example Bank Enrolment,O=Example Bank,C=CN",
@@ -120,13 +141,15 @@ def make_bank(tmp_path: Path, settings: PhoneShieldSettings | None = None) -> Ba
         ca=ca,
         enrolment_key=enrolment_key,
         enrolment_certificate=enrolment_cert,
-        attestation_policy=AttestationPolicy(DEFAULT_PACKAGE, frozenset({default_signing_digest()})),
+        attestation_policy=AttestationPolicy(
+            DEFAULT_PACKAGE, frozenset({default_signing_digest()})
+        ),
         attestation_trust=AttestationTrust.from_roots([authority.root_der()]),
         identity=identity,
         server_url="http://bank.test",
         settings=settings,
     )
-    return Bank(store, gateway, codes, identity, ca, server, PhoneShieldApi(server), authority)
+    return Bank(store, gateway, codes, identity, ca, server, PhoneShieldApi(server), authority, clock)
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ a bank never adds a software-phone root to production trust.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
@@ -52,6 +51,7 @@ from ebank_auth.phone_shield.keydescription import (
     SecurityLevel,
     VerifiedBootState,
 )
+from ebank_auth.phone_shield.protocol import AttestationReason
 
 __all__ = [
     "GOOGLE_ROOT_SPKI_SHA256",
@@ -75,22 +75,6 @@ GOOGLE_ROOT_SPKI_SHA256: Final = frozenset(
 _ROOTS_FILE: Final = "google_hardware_attestation_roots.pem"
 MAX_CHAIN: Final = 10
 MAX_CERT_BYTES: Final = 16 * 1024
-
-
-class AttestationReason(str, enum.Enum):
-    MALFORMED = "malformed"
-    CHAIN = "chain"  # a signature, CA flag or validity of the chain fails
-    UNTRUSTED_ROOT = "untrusted-root"
-    EXTENSION = "extension"  # KeyDescription missing, malformed or on a non-leaf certificate
-    KEY_TYPE = "key-type"
-    CHALLENGE = "challenge"
-    SECURITY_LEVEL = "security-level"
-    VERSION = "version"
-    ORIGIN = "origin"
-    BOOT_STATE = "boot-state"
-    DEVICE_UNLOCKED = "device-unlocked"
-    PACKAGE = "package"
-    SIGNING_CERTIFICATE = "signing-certificate"
 
 
 def _refuse(reason: AttestationReason, message: str) -> DeviceAttestationRejected:

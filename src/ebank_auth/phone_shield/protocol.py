@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hmac
 import json
 import secrets
@@ -47,12 +48,16 @@ __all__ = [
     "API_PREFIX",
     "ENVELOPE_MAGIC",
     "LINK_SCHEME",
+    "AttestationReason",
     "EnrolmentLink",
+    "EnrolmentReason",
+    "SessionStatus",
     "SignedRequest",
     "b64d",
     "b64e",
     "envelope_mac_key",
     "open_envelope",
+    "reason_from",
     "request_bytes",
     "seal_envelope",
 ]
@@ -64,6 +69,54 @@ _REQUEST_LABEL: Final = b"ebank-auth/phone-shield/request/v1"
 _ENVELOPE_LABEL: Final = b"ebank-auth/phone-shield/envelope/v1"
 _MAX_PAYLOAD: Final = 64 * 1024
 _MAX_ENVELOPE: Final = 32 * 1024
+
+
+class EnrolmentReason(str, enum.Enum):
+    """Why an enrolment step was refused (``EnrolmentRefused.reason``)."""
+
+    UNKNOWN = "unknown-enrolment"  # missing, expired or finished
+    STAGE = "out-of-order"
+    IDENTITY = "identity"
+    LINK = "link"
+    AUTHORISATION_CODE = "authorisation-code"
+    ATTESTATION = "attestation"
+    KEYGEN = "keygen"
+    CSR = "csr"
+    ENVELOPE = "envelope"
+
+
+class AttestationReason(str, enum.Enum):
+    MALFORMED = "malformed"
+    CHAIN = "chain"  # a signature, CA flag or validity of the chain fails
+    UNTRUSTED_ROOT = "untrusted-root"
+    EXTENSION = "extension"  # KeyDescription missing, malformed or on a non-leaf certificate
+    KEY_TYPE = "key-type"
+    CHALLENGE = "challenge"
+    SECURITY_LEVEL = "security-level"
+    VERSION = "version"
+    ORIGIN = "origin"
+    BOOT_STATE = "boot-state"
+    DEVICE_UNLOCKED = "device-unlocked"
+    PACKAGE = "package"
+    SIGNING_CERTIFICATE = "signing-certificate"
+
+
+class SessionStatus(str, enum.Enum):
+    PENDING = "pending"  # waiting for the phone
+    ANSWERED = "answered"  # the server answered the phone's request; waiting for the signature
+    SIGNED = "signed"  # a signature that verifies over the transaction arrived
+    REJECTED = "rejected"  # the customer rejected it on the phone
+    FAILED = "failed"  # the phone's signature did not verify (wrong PIN?) or it reported failure
+
+
+def reason_from(value: object) -> object:
+    """The enum member a JSON ``reason`` names (or the value itself)."""
+    for cls in (EnrolmentReason, AttestationReason, SessionStatus):
+        try:
+            return cls(value)
+        except ValueError:
+            continue
+    return value
 
 
 def b64e(data: bytes) -> str:

@@ -85,6 +85,8 @@ from ebank_auth.phone_shield.attestation import (
 from ebank_auth.phone_shield.protocol import (
     API_PREFIX,
     EnrolmentLink,
+    EnrolmentReason,
+    SessionStatus,
     SignedRequest,
     b64d,
     b64e,
@@ -120,20 +122,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-class EnrolmentReason(str, enum.Enum):
-    """Why an enrolment step was refused (``EnrolmentRefused.reason``)."""
-
-    UNKNOWN = "unknown-enrolment"  # missing, expired or finished
-    STAGE = "out-of-order"
-    IDENTITY = "identity"
-    LINK = "link"
-    AUTHORISATION_CODE = "authorisation-code"
-    ATTESTATION = "attestation"
-    KEYGEN = "keygen"
-    CSR = "csr"
-    ENVELOPE = "envelope"
-
-
 class _Stage(str, enum.Enum):
     IDENTITY = "identity"  # waiting for the identity step
     CODES = "codes"  # codes issued, waiting for the phone's attestation
@@ -147,14 +135,6 @@ class DeviceState(str, enum.Enum):
     ACTIVE = "active"
     LOCKED = "locked"
     REVOKED = "revoked"
-
-
-class SessionStatus(str, enum.Enum):
-    PENDING = "pending"  # waiting for the phone
-    ANSWERED = "answered"  # the server answered the phone's request; waiting for the signature
-    SIGNED = "signed"  # a signature that verifies over the transaction arrived
-    REJECTED = "rejected"  # the customer rejected it on the phone
-    FAILED = "failed"  # the phone's signature did not verify (wrong PIN?) or it reported failure
 
 
 @dataclass(frozen=True)
@@ -1132,7 +1112,9 @@ class PhoneShieldServer:
         if status in (SessionStatus.PENDING, SessionStatus.ANSWERED):
             return SigningResult(session_id, status, tx, None, cert)
         if status is not SessionStatus.SIGNED:
-            raise SigningRefused(f"the confirmation was {status.value} on the phone", status)
+            raise SigningRefused(
+                f"the confirmation was not signed ({status.value}): start a new one", status
+            )
         if not self.store.compare_and_set(self._k("sign", session_id), old, None):
             raise SigningRefused("this signature was already taken", status)
         return SigningResult(session_id, status, tx, b64d(rec["signature"], "signature"), cert)

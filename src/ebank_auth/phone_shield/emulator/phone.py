@@ -55,6 +55,7 @@ from ebank_auth.phone_shield.protocol import (
     b64d,
     b64e,
     envelope_mac_key,
+    reason_from,
     request_bytes,
     seal_envelope,
 )
@@ -92,7 +93,7 @@ def _raise_for(status: int, doc: object) -> dict[str, Any]:
     cls = getattr(errors, name, None) if name in errors.__all__ else None
     if not (isinstance(cls, type) and issubclass(cls, EbankAuthError)):
         cls = PhoneShieldError
-    reason = err.get("reason")
+    reason = reason_from(err.get("reason"))
     try:
         exc = cls(message, reason)  # type: ignore[call-arg]
     except TypeError:
