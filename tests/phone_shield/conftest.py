@@ -149,7 +149,9 @@ def make_bank(tmp_path: Path, settings: PhoneShieldSettings | None = None) -> Ba
         server_url="http://bank.test",
         settings=settings,
     )
-    return Bank(store, gateway, codes, identity, ca, server, PhoneShieldApi(server), authority, clock)
+    return Bank(
+        store, gateway, codes, identity, ca, server, PhoneShieldApi(server), authority, clock
+    )
 
 
 @pytest.fixture
