@@ -32,7 +32,7 @@ from ebank_auth.phone_shield.emulator import KdfCost
 from ebank_auth.transaction import Transaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from phone_shield.conftest import PIN, make_bank  # noqa: E402
+from phone_shield.conftest import PIN, make_bank
 
 
 def _tx(n: int) -> Transaction:
