@@ -239,3 +239,39 @@ def test_phone_state_survives_a_restart(bank: Bank, tmp_path: Path) -> None:
     assert mode == 0o600
     text = (tmp_path / "phone" / "phone-state.json").read_text()
     assert PIN not in text
+
+
+def test_a_malformed_sign_request_changes_nothing(bank: Bank) -> None:
+    phone = bank.enrolled_phone()
+    bank.server.begin_signing(phone.device_id, transfer())
+    pending = phone.pending()
+    assert pending is not None
+    from ebank_auth.errors import InvalidProtocolMessage
+
+    with pytest.raises(InvalidProtocolMessage):
+        phone._signed(
+            "POST",
+            f"/phone-shield/v1/sessions/{pending.session_id}/sign",
+            {"sign_request": b64e(b"\x12\x01 not a sign request")},
+        )
+    assert bank.server.status(phone.device_id).failures == 0
+    assert phone.confirm(pending, pin=PIN) == "signed"  # the session is still open
+
+
+def test_server_keygen_state_survives_the_store_and_refuses_tampering() -> None:
+    from ebank_auth.errors import InvalidProtocolMessage
+
+    request, phone_state = sm2_2p.phone_keygen_begin()
+    response, state = sm2_2p.server_keygen_respond(request)
+    raw = state.to_bytes(request.phone_session_id)
+    bad = bytearray(raw)
+    bad[30] ^= 1  # inside d2: P2 no longer matches
+    with pytest.raises(InvalidProtocolMessage):
+        sm2_2p.ServerKeygenState.from_bytes(bad)
+    restored = sm2_2p.ServerKeygenState.from_bytes(raw)
+    confirm, phone_share = sm2_2p.phone_keygen_complete(phone_state, response)
+    server_share = sm2_2p.server_keygen_complete(restored, confirm)
+    signature = sm2_2p.local_sign(phone_share, server_share, b"m")
+    server_share.public_key.verify(signature, b"m")
+    with pytest.raises(InvalidProtocolMessage):  # another key generation's session id
+        state.to_bytes(bytes(32))

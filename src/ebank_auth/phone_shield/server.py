@@ -493,6 +493,7 @@ class PhoneShieldServer:
             raise DeviceRequestRejected(
                 "the request's device signature does not verify (altered, or for another path)"
             ) from None
+        payload = request.payload_json()  # malformed: refused before any state changes
         key_ctr = self._k("ctr", device_id)
         current = self.store.get(key_ctr)
         last = int(current) if current is not None else 0
@@ -502,7 +503,7 @@ class PhoneShieldServer:
             )
         if not self.store.compare_and_set(key_ctr, current, str(request.counter).encode()):
             raise DeviceRequestRejected("a concurrent request used this counter: retry")
-        return request.payload_json()
+        return payload
 
     # ================================================================== enrolment
     def start_enrolment(self, customer_id: str, subject: str) -> EnrolmentStart:
@@ -1024,6 +1025,9 @@ class PhoneShieldServer:
             device_id,
             b64d(dev["device_key"], "device key"),
         )
+        sign_request = sm2_2p.SignRequest.from_bytes(
+            b64d(payload.get("sign_request"), "sign_request")
+        )  # a malformed message is refused before anything is counted or consumed
         attempt = self.store.incr_bounded(
             self._k("fail", device_id), self.settings.max_sign_failures
         )
@@ -1048,9 +1052,6 @@ class PhoneShieldServer:
             share, bytes.fromhex(session_id), sm2.compute_e(share.public_key, tx_bytes)
         )
         try:
-            sign_request = sm2_2p.SignRequest.from_bytes(
-                b64d(payload.get("sign_request"), "sign_request")
-            )
             return sm2_2p.server_sign_complete(state, sign_request).to_bytes()
         except (TwoPartyError, EncodingError):
             failed = dict(new, status=SessionStatus.FAILED.value)
