@@ -63,6 +63,24 @@ WEBAUTHN_MAY_IMPORT = (
     "ebank_auth.crypto",
 )
 
+#: What the phone shield (the bank's half) may build on.
+PHONE_SHIELD_MAY_IMPORT = (
+    "ebank_auth.phone_shield",
+    "ebank_auth.crypto",
+    "ebank_auth.store",
+    "ebank_auth.otp",
+    "ebank_auth.audit",
+    "ebank_auth.policy",
+    "ebank_auth.errors",
+    "ebank_auth.transaction",
+)
+#: The phone shield's server half: the software phone (device side) never imports it.
+PHONE_SHIELD_SERVER = (
+    "ebank_auth.phone_shield.server",
+    "ebank_auth.phone_shield.http",
+    "ebank_auth.phone_shield.attestation",
+)
+
 #: Modules allowed to import a private ``crypto.x509._*`` module from outside crypto/x509.
 #: Empty since the crypto seams landed (public ``crypto.oids`` / ``crypto.der`` / ``crypto.keys``);
 #: keep it empty.
@@ -198,6 +216,28 @@ RULES: tuple[Rule, ...] = (
         lambda u: _under(u.target, "ebank_auth.webauthn"),
     ),
     Rule(
+        "ebank_auth.phone_shield builds on crypto, store, otp, audit, policy, errors and "
+        "transaction only",
+        lambda u: _under(u.module, "ebank_auth.phone_shield"),
+        lambda u: _under(u.target, "ebank_auth") and not _under(u.target, *PHONE_SHIELD_MAY_IMPORT),
+    ),
+    Rule(
+        "nothing the phone shield builds on imports it back (only the CLI and apps do)",
+        lambda u: _under(u.module, *PHONE_SHIELD_MAY_IMPORT[1:]),
+        lambda u: _under(u.target, "ebank_auth.phone_shield"),
+    ),
+    Rule(
+        "the software phone (device side) never imports the bank's half: share wire code "
+        "through phone_shield.protocol and phone_shield.keydescription",
+        lambda u: _under(u.module, "ebank_auth.phone_shield.emulator"),
+        lambda u: u.target == "ebank_auth.phone_shield" or _under(u.target, *PHONE_SHIELD_SERVER),
+    ),
+    Rule(
+        "the bank's code never imports the software phone (only the CLI, tests and demos)",
+        lambda u: not _under(u.module, "ebank_auth.phone_shield.emulator", "ebank_auth.cli"),
+        lambda u: _under(u.target, "ebank_auth.phone_shield.emulator"),
+    ),
+    Rule(
         "only the CLI imports click",
         lambda u: not _under(u.module, "ebank_auth.cli"),
         lambda u: _under(u.target, "click"),
@@ -316,6 +356,18 @@ def test_allow_list_holds_only_current_offenders() -> None:
         ("ebank_auth/usbkey/x.py", "import ebank_auth.agent.server\n", "agent"),
         ("ebank_auth/agent/x.py", "from ebank_auth.usbkey.session import T\n", "facade"),
         ("ebank_auth/agent/x.py", "from ebank_auth.usbkey.emulator import card\n", "emulator"),
+        ("ebank_auth/phone_shield/x.py", "from ebank_auth.usbkey import session\n", "builds on"),
+        ("ebank_auth/otp/x.py", "from ebank_auth.phone_shield import server\n", "back"),
+        (
+            "ebank_auth/phone_shield/emulator/x.py",
+            "from ebank_auth.phone_shield import server\n",
+            "bank's half",
+        ),
+        (
+            "ebank_auth/phone_shield/x.py",
+            "from ebank_auth.phone_shield.emulator import phone\n",
+            "software phone",
+        ),
     ],
 )
 def test_checker_catches_each_kind_of_break(
@@ -331,6 +383,8 @@ def test_checker_catches_each_kind_of_break(
         "ebank_auth/crypto/x509/_der.py",
         "ebank_auth/agent/server.py",
         "ebank_auth/usbkey/session.py",
+        "ebank_auth/phone_shield/server.py",
+        "ebank_auth/phone_shield/emulator/phone.py",
     ):
         (tmp_path / pkg).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / pkg).write_text("")

@@ -46,6 +46,12 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   ├── PasswordIncorrect, PasswordChangeRequired
     ├── PolicyError
     │   ├── AccessDenied, AccountLocked, DuplicateTransaction
+    ├── PhoneShieldError               phone shield (ebank_auth.phone_shield)
+    │   ├── EnrolmentRefused (reason)  a step of the enrolment is missing or does not verify
+    │   │   └── DeviceAttestationRejected (reason)
+    │   ├── DeviceRequestRejected      bad device signature or a replayed request counter
+    │   ├── DeviceLocked, DeviceRevoked
+    │   └── SigningRefused (status)    a signing session is unknown, used, rejected or failed
     ├── WebAuthnError                  passkeys (ebank_auth.webauthn)
     │   ├── CeremonyInvalid            the begin/complete state is unknown, expired or used
     │   ├── PasskeyAlreadyRegistered
@@ -90,9 +96,14 @@ __all__ = [
     "CryptoError",
     "DecryptionError",
     "DeliveryError",
+    "DeviceAttestationRejected",
+    "DeviceLocked",
+    "DeviceRequestRejected",
+    "DeviceRevoked",
     "DuplicateTransaction",
     "EbankAuthError",
     "EncodingError",
+    "EnrolmentRefused",
     "HidError",
     "InvalidInput",
     "InvalidKey",
@@ -112,6 +123,7 @@ __all__ = [
     "PasswordIncorrect",
     "PasswordPolicyError",
     "PcscUnavailable",
+    "PhoneShieldError",
     "PinIncorrect",
     "PinLocked",
     "PinPolicyError",
@@ -125,6 +137,7 @@ __all__ = [
     "SecurityStatusNotSatisfied",
     "ServiceUnavailable",
     "SessionAlreadyUsed",
+    "SigningRefused",
     "SkfError",
     "SkfLibraryError",
     "SoftKeyboardError",
@@ -597,6 +610,66 @@ class DuplicateTransaction(PolicyError):
 
 
 # --------------------------------------------------------------------------- passkeys
+
+
+class PhoneShieldError(EbankAuthError):
+    default_message = "phone shield operation failed"
+
+
+class EnrolmentRefused(PhoneShieldError):
+    """A phone-shield enrolment step is missing, out of order or does not verify; ``reason``
+    is a machine-readable code (:class:`ebank_auth.phone_shield.EnrolmentReason`).  The
+    enrolment's state is unchanged, except that a wrong authorisation code spends a try."""
+
+    default_message = (
+        "the phone-shield enrolment was refused: start the enrolment again from online banking"
+    )
+
+    def __init__(self, message: str | None = None, reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DeviceAttestationRejected(EnrolmentRefused):
+    default_message = (
+        "the phone's key attestation is not accepted: the phone must keep its key in secure "
+        "hardware (TEE or StrongBox), run a verified, locked boot and the bank's genuine app"
+    )
+
+
+class DeviceRequestRejected(PhoneShieldError):
+    default_message = (
+        "the request does not carry a valid signature of this phone's device key with a new "
+        "counter (a replayed or altered request): nothing was changed"
+    )
+
+
+class DeviceLocked(PhoneShieldError):
+    default_message = (
+        "this phone shield is locked after too many failed signatures (wrong PIN?): "
+        "contact the bank to unlock it or enrol the phone again"
+    )
+
+
+class DeviceRevoked(PhoneShieldError):
+    default_message = (
+        "this phone shield is revoked or not enrolled: enrol the phone again from online banking"
+    )
+
+
+class SigningRefused(PhoneShieldError):
+    """A phone-shield signing session is unknown, expired, already used, rejected on the
+    phone or failed; ``status`` says which (a :class:`ebank_auth.phone_shield.SessionStatus`
+    value or None)."""
+
+    default_message = (
+        "this phone-shield signing session is unknown, expired or already finished: start a "
+        "new confirmation"
+    )
+
+    def __init__(self, message: str | None = None, status: object = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class WebAuthnError(EbankAuthError):

@@ -63,6 +63,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": ("audit_cmd", "audit", "Verify and export the tamper-evident audit log."),
     "lockout": ("lockout_cmd", "lockout", "Login lockout status and unlock."),
     "fido": ("fido_cmd", "fido", "FIDO2 authenticators: list, info, PIN, reset."),
+    "phone": ("phone_cmd", "phone", "The software phone shield: enrol, confirm, status, revoke."),
     "agent": (
         "agent_cmd",
         "agent",

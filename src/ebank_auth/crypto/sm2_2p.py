@@ -763,6 +763,54 @@ class ServerKeygenState(_State):
         self._public = public
         self._transcript = transcript
 
+    _MAGIC = b"sm2-2p-keygen-state"
+    _LENGTH = len(_MAGIC) + 1 + _LEN + 2 * SESSION_ID_LEN + 3 * _POINT_LEN
+
+    def to_bytes(self, phone_session_id: bytes) -> bytearray:
+        """The open state as bytes, so a server can keep it in a shared store between the
+        two key-generation requests.  A **secret** (it holds ``d2``): seal it before storing
+        it, and store it so that it is taken out exactly once.  ``phone_session_id`` is the
+        request's ``phone_session_id`` (the transcript is recomputed from it on load)."""
+        self._check_fresh()
+        _check_session_id(phone_session_id, "phone session id")
+        if _keygen_transcript(phone_session_id, self._sid, self._p1, self._p2) != self._transcript:
+            raise InvalidProtocolMessage("phone_session_id is not the one of this key generation")
+        out = bytearray(self._MAGIC + bytes([PROTOCOL_VERSION]))
+        out += self._d2.copy_bytes()
+        out += phone_session_id + self._sid
+        out += _point_bytes(self._p1) + _point_bytes(self._p2) + _point_bytes(self._public)
+        return out
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes | bytearray, *, backend: str | None = None
+    ) -> ServerKeygenState:
+        """Load a state made by :meth:`to_bytes` (every point validated again)."""
+        if not isinstance(data, (bytes, bytearray)) or len(data) != cls._LENGTH:
+            raise InvalidProtocolMessage("not a stored key-generation state (length)")
+        raw = bytes(data)
+        head = len(cls._MAGIC)
+        if raw[:head] != cls._MAGIC or raw[head] != PROTOCOL_VERSION:
+            raise InvalidProtocolMessage("not a stored key-generation state (magic or version)")
+        be = _backend.sm2_backend(backend)
+        pos = head + 1
+        d2 = _check_scalar(int.from_bytes(raw[pos : pos + _LEN], "big"), "d2")
+        pos += _LEN
+        sid_p, sid_s = raw[pos : pos + SESSION_ID_LEN], raw[pos + SESSION_ID_LEN : pos + 64]
+        pos += 2 * SESSION_ID_LEN
+        points = []
+        for what in ("P1", "P2", "P"):
+            r = raw[pos : pos + _POINT_LEN]
+            pos += _POINT_LEN
+            if r[0] != 4:
+                raise InvalidProtocolMessage(f"stored {what} is not an uncompressed point")
+            pt = (int.from_bytes(r[1:33], "big"), int.from_bytes(r[33:], "big"))
+            points.append(_validate_point(be, pt, f"stored {what}"))
+        p1, p2, public = points
+        if be.mul_g(_inv(d2)) != p2 or _joint_public(be, _inv(d2), p1) != public:
+            raise InvalidProtocolMessage("the stored key-generation state is inconsistent")
+        return cls(be, d2, sid_s, p1, p2, public, _keygen_transcript(sid_p, sid_s, p1, p2))
+
 
 class ServerSignState(_State):
     """The server's signing session: the message's e it derived itself, and the session id.
