@@ -31,7 +31,7 @@ import pytest
 
 from .blocks import PYTHON, ROOT, Block, all_blocks, needs_shell_run
 
-MAX_OPT_OUTS = 6  # keep opt-outs rare: raising this needs a reason in review
+MAX_OPT_OUTS = 7  # keep opt-outs rare: raising this needs a reason in review (7: vendor SKF/PIV hardware, a minutes-long load run)
 
 BLOCKS = all_blocks()
 _PY_FILES = sorted(

@@ -52,6 +52,7 @@ __all__ = [
     "CAdESLevel",
     "CAdESReason",
     "CAdESValidationResult",
+    "VerifiedCAdES",
     "sign",
     "timestamp",
     "validate",
@@ -79,6 +80,19 @@ class CAdESReason(str, Enum):
     TIMESTAMP_MISSING = "timestamp_missing"
     TIMESTAMP_INVALID = "timestamp_invalid"
     SIGNED_AFTER_TIMESTAMP = "signed_after_timestamp"
+
+
+@dataclass(frozen=True)
+class VerifiedCAdES:
+    """What :func:`verify` accepted: the ``level`` found (BES or T), the signed ``content``,
+    the signer's ``certificate``, the claimed ``signing_time`` and the verified ``timestamp``
+    (None for BES).  No verdict in it: :func:`verify` raised otherwise."""
+
+    level: CAdESLevel | None
+    content: bytes | None
+    certificate: Certificate | None
+    signing_time: dt.datetime | None
+    timestamp: tsp.TimestampInfo | None
 
 
 @dataclass(frozen=True)
@@ -286,10 +300,10 @@ def verify(
     at: dt.datetime | None = None,
     crls: Iterable[CertificateRevocationList | bytes] = (),
     required_key_usage: KeyUsage | Iterable[KeyUsage] | None = KeyUsage.DIGITAL_SIGNATURE,
-) -> CAdESValidationResult:
+) -> VerifiedCAdES:
     """Accept a CAdES signature or raise errors.CAdESVerificationError (``.reason``,
-    ``.result``); returns the valid :class:`CAdESValidationResult`.  Parameters as for
-    :func:`validate`."""
+    ``.result``); returns what was verified (:class:`VerifiedCAdES`).  Parameters as for
+    :func:`validate` (which reports instead of raising)."""
     result = validate(
         data,
         content=content,
@@ -303,4 +317,10 @@ def verify(
         required_key_usage=required_key_usage,
     )
     result.raise_for_status()
-    return result
+    return VerifiedCAdES(
+        level=result.level,
+        content=result.content,
+        certificate=result.certificate,
+        signing_time=result.signing_time,
+        timestamp=result.timestamp,
+    )

@@ -78,6 +78,7 @@ __all__ = [
     "Canonicalization",
     "DigestMethod",
     "SignatureMethod",
+    "SignedXML",
     "XMLReason",
     "XMLValidationResult",
     "sign",
@@ -135,6 +136,19 @@ class XMLReason(str, Enum):
     BAD_SIGNATURE = "bad_signature"
     DIGEST_MISMATCH = "digest_mismatch"
     SIGNER_NOT_TRUSTED = "signer_not_trusted"
+
+
+@dataclass(frozen=True)
+class SignedXML:
+    """What :func:`verify` accepted: ``element`` the signed document element, parsed from
+    ``canonical`` (the octets the reference digest covers), the signer's ``certificate`` and
+    the algorithms used.  There is no verdict in it: :func:`verify` raised otherwise."""
+
+    element: Any
+    canonical: bytes
+    certificate: Certificate | None
+    signature_method: SignatureMethod | None
+    canonicalization: Canonicalization | None
 
 
 @dataclass(frozen=True)
@@ -633,10 +647,11 @@ def verify(
     crls: Iterable[CertificateRevocationList | bytes] = (),
     required_key_usage: KeyUsage | Iterable[KeyUsage] | None = KeyUsage.DIGITAL_SIGNATURE,
     max_size: int = MAX_XML_SIZE,
-) -> XMLValidationResult:
+) -> SignedXML:
     """Accept a signed XML document or raise errors.XMLSignatureVerificationError
-    (``.reason``: :class:`XMLReason`).  Use ``result.element`` — the signed element — never
-    the document you passed in.  Parameters as for :func:`validate`."""
+    (``.reason``: :class:`XMLReason`).  Use ``.element`` of the answer — the signed element —
+    never the document you passed in.  Parameters as for :func:`validate` (which reports
+    instead of raising)."""
     result = validate(
         document,
         trust_roots=trust_roots,
@@ -648,4 +663,10 @@ def verify(
         max_size=max_size,
     )
     result.raise_for_status()
-    return result
+    return SignedXML(
+        element=result.element,
+        canonical=result.canonical or b"",
+        certificate=result.certificate,
+        signature_method=result.signature_method,
+        canonicalization=result.canonicalization,
+    )
