@@ -480,8 +480,10 @@ def create_app(
             )
             handle, options = services.passkey_login_begin(origin, username, level)
         elif services.usernameless_allowed() and "user" not in session:
-            session.clear()
-            session.update(lang=g.lang, stage="usernameless")
+            # a new login attempt, but the session (and the page's CSRF token in it) stays
+            for key in ("pending", "factors", "phone", "passkey_uv"):
+                session.pop(key, None)
+            session["stage"] = "usernameless"
             handle, options = services.passkey_login_begin(
                 origin, None, wiring.UserVerification.PREFERRED
             )

@@ -14,28 +14,18 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from plugins.bank_browser import to_daytime
 from webauthn.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost"
 META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PAYEE = {"payee_account": "6217000011112222333", "payee_name": "王五"}
-
-
-def to_daytime(clock: Any) -> None:
-    """Move the app's clock to the next 10:00 in Beijing (outside AU-5's night window)."""
-    now = datetime.fromtimestamp(clock(), ZoneInfo("Asia/Shanghai"))
-    target = now.replace(hour=10, minute=0, second=0, microsecond=0)
-    if target <= now:
-        target += timedelta(days=1)
-    clock.offset += (target - now).total_seconds()
 
 
 def csrf(b: Any, url: str) -> str:
