@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from plugins.bank_browser import to_daytime
 from webauthn.softauthn import SoftAuthenticator
@@ -491,3 +493,54 @@ def test_origins_without_an_rp_id_stop_the_app(tmp_path: Path) -> None:
             passkey_rp_id="bank.example",
             passkey_origins=("http://bank.example",),
         )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.one_of(
+        st.text(max_size=200),
+        _JSON.map(json.dumps),
+        # a real assertion with a signed part (or the credential it names) replaced; the
+        # outer "id"/"type" and the optional userHandle are not signed and name nothing the
+        # server relies on, so they are not varied here
+        st.tuples(
+            st.sampled_from(
+                ["rawId", "response", "clientDataJSON", "authenticatorData", "signature"]
+            ),
+            _JSON,
+        ),
+    )
+)
+def test_any_posted_credential_fails_closed(enrolled: Any, body: Any) -> None:
+    """Property: whatever the page posts as the credential -- text, any JSON, or a real
+    assertion with a signed part or its credential id replaced -- the sign-in fails with the generic error (never a
+    crash, never signed in) and the password lockout never moves."""
+    b, auth = enrolled
+    b.clock.offset += 4  # under the passkey rate limit (20 a minute per customer)
+    if b.get("/login/second").status_code != 200:
+        password_step(b)
+    r = begin(b, "/login/passkey/begin", "/login/second")
+    assert r.status_code == 200
+    if isinstance(body, tuple):
+        field, value = body
+        real = auth.get(r.get_json()["options"])
+        if field in ("rawId", "response"):
+            real[field] = value
+        else:
+            real["response"][field] = value
+        body = json.dumps(real)
+    page = b.post("/login/passkey", {"credential": body}, form_url="/login/second")
+    assert page.status_code == 401, page.get_data(as_text=True)
+    assert b.get("/accounts").status_code == 302
+    assert b.services.lockout.status(b.demo["username"]).failures == 0
