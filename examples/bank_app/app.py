@@ -49,6 +49,11 @@ _DEVICE = re.compile(r"[0-9a-f]{32}")
 _USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CIPHERTEXT_HEX = re.compile(r"(?:[0-9a-f]{2}){1,512}")
+_CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,1400}")
+#: the largest WebAuthn credential JSON a form may carry (attestation certificates included)
+MAX_CREDENTIAL_JSON = 32 * 1024
+#: how long the SMS step-up before registering a passkey stays valid (seconds)
+PASSKEY_STEPUP_SECONDS = 300.0
 #: the form fields the browser soft keyboard (static/js/softkeyboard.js) fills
 SK_FIELDS = ("sk_session", "sk_keystrokes", "sk_commitment", "sk_switched")
 MAX_KEYSTROKES = 128
@@ -192,6 +197,9 @@ def create_app(
     software_token_state: Path | None = None,
     staff_keys: tuple[Path, ...] = (),
     store_url: str | None = None,
+    passkey_rp_id: str | None = None,
+    passkey_origins: tuple[str, ...] = (),
+    passkey_usernameless: bool = False,
 ) -> Flask:
     if not _AGENT_URL.fullmatch(agent_url):
         raise errors.ConfigurationError(
@@ -205,6 +213,9 @@ def create_app(
         software_token_state=software_token_state,
         staff_keys=staff_keys,
         store_url=store_url,
+        passkey_rp_id=passkey_rp_id,
+        passkey_origins=passkey_origins,
+        passkey_usernameless=passkey_usernameless,
     )
     csp = CSP.format(agent=agent_url)
     app = Flask(__name__)
@@ -268,6 +279,7 @@ def create_app(
             "softkeyboard_vendor": vendor,
             "agent_url": agent_url,
             "staff": session.get("staff"),
+            "usernameless": services.usernameless_allowed() and passkey_origin() is not None,
         }
 
     @app.errorhandler(CSRFError)
@@ -295,6 +307,23 @@ def create_app(
 
     def login_failed(template: str = "login.html", **kw: Any) -> tuple[str, int]:
         return render_template(template, error=translate(g.lang, GENERIC_LOGIN_ERROR), **kw), 401
+
+    def passkey_origin() -> str | None:
+        """This request's WebAuthn origin, or None where passkeys cannot be offered."""
+        return services.passkey_origin(
+            request.scheme, request.host, str(request.environ.get("SERVER_PORT", ""))
+        )
+
+    def posted_credential() -> dict[str, Any] | None:
+        """The ``credential`` field passkey.js fills: one JSON object, bounded in size."""
+        values = request.form.getlist("credential")
+        if len(values) != 1 or not 0 < len(values[0]) <= MAX_CREDENTIAL_JSON:
+            return None
+        try:
+            parsed = json.loads(values[0])
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
 
     def current_user() -> str:
         user = session.get("user")
@@ -377,7 +406,9 @@ def create_app(
                 password[:] = b"\x00" * len(password)
         if not result.success:
             return login_failed(**page)
-        session["factors"] = [factor.value]
+        first = session.get("factors", []) if session.get("stage") == "passkey-first" else []
+        session["factors"] = [*first, factor.value]
+        session["stage"] = "password"
         if result.change_required:
             session["stage"] = "change"
             return redirect(url_for("login_change"))
@@ -392,17 +423,117 @@ def create_app(
         decision = services.decide(ctx)
         if decision.outcome is Outcome.ALLOW:
             return complete_login(username, decision.obligations)
+        if (
+            decision.outcome is Outcome.STEP_UP
+            and services.passkey_meets(decision)
+            and services.has_passkeys(username)
+            and passkey_origin() is not None
+        ):
+            # the policy takes a passkey for what is missing: offer it (or an SMS code)
+            session["stage"] = "second"
+            session["passkey_uv"] = services.passkey_level(decision).value
+            return redirect(url_for("login_second"))
         if decision.outcome is Outcome.STEP_UP and services.needs_only_sms(decision):
-            try:
-                issued = services.codes.issue(username, "login", lang=g.lang)
-            except EbankAuthError as exc:
-                return render_template("error.html", message=str(exc)), 503
-            session["stage"] = "code"
-            session["phone"] = issued.phone_masked
-            return redirect(url_for("login_code"))
+            return send_login_code(username)
         session.clear()
         reasons = "; ".join(decision.reasons) or translate(g.lang, "login_needs_usbkey")
         return render_template("error.html", message=reasons), 403
+
+    def send_login_code(username: str) -> Any:
+        try:
+            issued = services.codes.issue(username, "login", lang=g.lang)
+        except EbankAuthError as exc:
+            return render_template("error.html", message=str(exc)), 503
+        session["stage"] = "code"
+        session["phone"] = issued.phone_masked
+        return redirect(url_for("login_code"))
+
+    @app.get("/login/second")
+    def login_second() -> Any:
+        username = session.get("pending")
+        if not isinstance(username, str) or session.get("stage") != "second":
+            return redirect(url_for("login"))
+        uv = session.get("passkey_uv") == wiring.UserVerification.REQUIRED.value
+        return render_template("second.html", uv=uv)
+
+    @app.post("/login/sms")
+    def login_sms() -> Any:
+        """The customer chose an SMS code instead of the passkey offered."""
+        username = session.get("pending")
+        if not isinstance(username, str) or session.get("stage") != "second":
+            return redirect(url_for("login"))
+        if limited("code-user", username, 20):
+            return too_many()
+        return send_login_code(username)
+
+    @app.post("/login/passkey/begin")
+    def login_passkey_begin() -> Any:
+        """Sign-in options for passkey.js: the pending customer's passkeys after the password
+        (the second factor), or any discoverable passkey (usernameless, when allowed)."""
+        origin = passkey_origin()
+        if origin is None:
+            return jsonify(error=translate(g.lang, "passkey_unavailable")), 400
+        if limited("passkey-ip", ip(), 60):
+            return jsonify(error=translate(g.lang, "rate_limited")), 429
+        username = session.get("pending")
+        if isinstance(username, str) and session.get("stage") == "second":
+            if limited("passkey-user", username, 20):
+                return jsonify(error=translate(g.lang, "rate_limited")), 429
+            level = wiring.UserVerification(
+                session.get("passkey_uv", wiring.UserVerification.PREFERRED.value)
+            )
+            handle, options = services.passkey_login_begin(origin, username, level)
+        elif services.usernameless_allowed() and "user" not in session:
+            # a new login attempt, but the session (and the page's CSRF token in it) stays
+            for key in ("pending", "factors", "phone", "passkey_uv"):
+                session.pop(key, None)
+            session["stage"] = "usernameless"
+            handle, options = services.passkey_login_begin(
+                origin, None, wiring.UserVerification.PREFERRED
+            )
+        else:
+            return jsonify(error=translate(g.lang, GENERIC_LOGIN_ERROR)), 400
+        session["passkey_login"] = handle
+        return jsonify(options=options)
+
+    @app.post("/login/passkey")
+    def login_passkey() -> Any:
+        """The browser's assertion.  A failure is never a password failure (the lockout is
+        not touched); a locked customer is refused by the library after the passkey verified."""
+        handle = session.pop("passkey_login", None)
+        stage = session.get("stage")
+        username = session.get("pending")
+        origin = passkey_origin()
+        credential = posted_credential()
+        second = isinstance(username, str) and stage == "second"
+        if not isinstance(handle, str) or origin is None or stage not in ("second", "usernameless"):
+            return redirect(url_for("login"))
+        page: dict[str, Any] = (
+            {"template": "second.html", "uv": session.get("passkey_uv") == "required"}
+            if second
+            else {"template": "login.html"}
+        )
+        try:
+            if credential is None:
+                raise errors.PasskeyRejected("the passkey response is malformed")
+            user, factor = services.passkey_login_complete(origin, handle, credential)
+        except errors.AccountLocked as exc:
+            session.clear()
+            return render_template("error.html", message=str(exc)), 403
+        except errors.PasskeyCloneSuspected as exc:
+            # only someone holding the passkey's key gets this far (the signature verified)
+            return render_template(page.pop("template"), error=str(exc), **page), 401
+        except EbankAuthError:
+            return login_failed(**page)
+        if second:
+            if user != username:
+                return login_failed(**page)
+            session["factors"] = [*session.get("factors", []), factor.value]
+            return step_up(user)
+        # usernameless: the passkey named the customer; the password (and phrase) follow
+        session.clear()
+        session.update(lang=g.lang, pending=user, factors=[factor.value], stage="passkey-first")
+        return redirect(url_for("login_password"))
 
     def complete_login(username: str, obligations: frozenset[str]) -> Any:
         factors = [Factor(f) for f in session.get("factors", [])]
@@ -557,6 +688,12 @@ def create_app(
             return render_template("error.html", message="; ".join(decision.reasons)), 403
         if decision.outcome is Outcome.ALLOW:
             return book(user, tx)
+        passkey_why = services.has_passkeys(user)
+        if services.passkey_meets(decision) and passkey_why and passkey_origin() is not None:
+            # a small transfer: the policy takes a user-verified passkey (or an SMS code)
+            session["pending_tx"] = services.tx_json(tx)
+            session.pop("pending_signed", None)
+            return render_template("confirm.html", tx=tx, passkey_offer=True)
         if not services.needs_only_sms(decision):
             if not services.needs_usbkey(decision) or services.usbkey_of(user) is None:
                 return render_template(
@@ -564,13 +701,97 @@ def create_app(
                 ), 403
             session["pending_tx"] = services.tx_json(tx)
             session.pop("pending_signed", None)
-            return render_template("sign.html", tx=tx, binding=binding())
+            return render_template("sign.html", tx=tx, binding=binding(), passkey_why=passkey_why)
         try:
             issued = services.codes.issue(user, "transfer", transaction=tx, lang=g.lang)
         except EbankAuthError as exc:
             return render_template("error.html", message=str(exc)), 503
         session["pending_tx"] = services.tx_json(tx)
+        return render_template(
+            "confirm.html", tx=tx, phone=issued.phone_masked, passkey_why=passkey_why
+        )
+
+    @app.post("/transfer/sms")
+    def transfer_sms() -> Any:
+        """The customer chose an SMS code (bound to the transaction) instead of a passkey."""
+        user = current_user()
+        tx = pending(request.form.get("tx_id", ""))
+        if tx is None:
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        if limited("code-user", user, 20):
+            return too_many()
+        try:
+            issued = services.codes.issue(user, "transfer", transaction=tx, lang=g.lang)
+        except EbankAuthError as exc:
+            return render_template("error.html", message=str(exc)), 503
         return render_template("confirm.html", tx=tx, phone=issued.phone_masked)
+
+    def passkey_transfer_decision(user: str, tx: wiring.Transaction, factors: list[Factor]) -> Any:
+        ctx = services.context(
+            user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=factors, tx=tx
+        )
+        return services.decide(ctx)
+
+    @app.post("/transfer/passkey/begin")
+    def transfer_passkey_begin() -> Any:
+        """Sign-in options to confirm the pending transfer with a passkey -- only where the
+        policy takes one (a user-verified passkey, small amounts): never for a transfer that
+        must be bound to its amount and payee."""
+        user = current_user()
+        body = request.get_json(silent=True)
+        tx_id = body.get("tx_id") if isinstance(body, dict) else None
+        tx = pending(tx_id) if isinstance(tx_id, str) else None
+        origin = passkey_origin()
+        if tx is None or origin is None:
+            return jsonify(error=translate(g.lang, "no_pending")), 400
+        if limited("passkey-user", user, 20):
+            return jsonify(error=translate(g.lang, "rate_limited")), 429
+        decision = passkey_transfer_decision(user, tx, [Factor.PASSWORD])
+        if not services.passkey_meets(decision):
+            return jsonify(error=translate(g.lang, "passkey_no_binding")), 403
+        handle, options = services.passkey_login_begin(
+            origin, user, services.passkey_level(decision)
+        )
+        session["passkey_tx"] = {"handle": handle, "tx_id": tx.tx_id}
+        return jsonify(options=options)
+
+    @app.post("/transfer/passkey")
+    def transfer_passkey() -> Any:
+        user = current_user()
+        started = session.pop("passkey_tx", None)
+        tx = pending(request.form.get("tx_id", ""))
+        origin = passkey_origin()
+        credential = posted_credential()
+        if (
+            tx is None
+            or origin is None
+            or not isinstance(started, dict)
+            or started.get("tx_id") != tx.tx_id
+        ):
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        if services.replay.seen(tx.tx_id):
+            return render_template(
+                "error.html", message=translate(g.lang, "duplicate", tx_id=tx.tx_id)
+            ), 409
+        try:
+            if credential is None:
+                raise errors.PasskeyRejected("the passkey response is malformed")
+            who, factor = services.passkey_login_complete(
+                origin, str(started.get("handle", "")), credential
+            )
+            if who != user:
+                raise errors.PasskeyRejected("this passkey belongs to another customer")
+        except errors.AccountLocked as exc:
+            return render_template("error.html", message=str(exc)), 403
+        except EbankAuthError as exc:
+            services.audit.record("transfer_refused", user=user, ip=ip(), outcome="deny", tx=tx)
+            return render_template("confirm.html", tx=tx, passkey_offer=True, error=str(exc)), 401
+        decision = passkey_transfer_decision(user, tx, [Factor.PASSWORD, factor])
+        if not decision.allowed:
+            return render_template(
+                "error.html", message=translate(g.lang, "passkey_no_binding")
+            ), 403
+        return book(user, tx)
 
     def binding() -> str:
         """This page session's binding for the agent pairing (never the session id itself)."""
@@ -753,6 +974,93 @@ def create_app(
             certificate=cert,
             binding=binding(),
         )
+
+    # ------------------------------------------------------------------ passkeys (settings)
+    def passkeys_page(stage: str = "list", status: int = 200, **kw: Any) -> Any:
+        user = current_user()
+        return render_template(
+            "passkeys.html",
+            rows=services.passkeys(user),
+            available=passkey_origin() is not None,
+            stage=stage,
+            **kw,
+        ), status
+
+    def stepped_up() -> bool:
+        until = session.get("passkey_stepup")
+        return isinstance(until, (int, float)) and services.clock() <= until
+
+    @app.get("/passkeys")
+    def passkeys() -> Any:
+        notice = session.pop("passkey_notice", None)
+        return passkeys_page(notice=translate(g.lang, notice) if notice else None)
+
+    @app.post("/passkeys/code")
+    def passkeys_code() -> Any:
+        """Adding a credential is a profile change: an SMS code to the registered phone
+        first (like binding a USB Key)."""
+        user = current_user()
+        if limited("code-user", user, 20):
+            return too_many()
+        try:
+            issued = services.codes.issue(user, "passkey-enrol", lang=g.lang)
+        except EbankAuthError as exc:
+            return render_template("error.html", message=str(exc)), 503
+        return passkeys_page("code", phone=issued.phone_masked)
+
+    @app.post("/passkeys/verify")
+    def passkeys_verify() -> Any:
+        user = current_user()
+        if limited("code-user", user, 20):
+            return too_many()
+        try:
+            services.codes.verify(user, "passkey-enrol", request.form.get("code", "").strip())
+        except errors.OtpError as exc:
+            return passkeys_page("code", 401, error=str(exc))
+        session["passkey_stepup"] = services.clock() + PASSKEY_STEPUP_SECONDS
+        return passkeys_page("register")
+
+    @app.post("/passkeys/register/begin")
+    def passkeys_register_begin() -> Any:
+        user = current_user()
+        origin = passkey_origin()
+        if origin is None:
+            return jsonify(error=translate(g.lang, "passkey_unavailable")), 400
+        if not stepped_up():
+            return jsonify(error=translate(g.lang, "passkey_stepup_needed")), 403
+        if limited("passkey-user", user, 20):
+            return jsonify(error=translate(g.lang, "rate_limited")), 429
+        handle, options = services.passkey_register_begin(user, origin)
+        session["passkey_register"] = handle
+        return jsonify(options=options)
+
+    @app.post("/passkeys/register/complete")
+    def passkeys_register_complete() -> Any:
+        user = current_user()
+        handle = session.pop("passkey_register", None)
+        origin = passkey_origin()
+        credential = posted_credential()
+        if not stepped_up() or not isinstance(handle, str) or origin is None:
+            return passkeys_page(status=403, error=translate(g.lang, "passkey_stepup_needed"))
+        try:
+            if credential is None:
+                raise errors.PasskeyRejected("the passkey response is malformed")
+            services.passkey_register_complete(user, origin, handle, credential)
+        except EbankAuthError as exc:
+            return passkeys_page(
+                "register", 400, error=translate(g.lang, "passkey_refused", reason=str(exc))
+            )
+        session.pop("passkey_stepup", None)  # one passkey per step-up
+        session["passkey_notice"] = "passkey_added"
+        return redirect(url_for("passkeys"))
+
+    @app.post("/passkeys/remove")
+    def passkeys_remove() -> Any:
+        user = current_user()
+        cred = request.form.get("id", "")
+        if _CREDENTIAL_ID.fullmatch(cred) and services.remove_passkey(user, cred, ip=ip()):
+            session["passkey_notice"] = "passkey_removed"
+        return redirect(url_for("passkeys"))
 
     # ------------------------------------------------------------------ back office
     def current_staff() -> str:

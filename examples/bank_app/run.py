@@ -57,6 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         help="state store URL (default: SQLite in the state directory; postgresql://…, "
         "redis://…, redis+cluster://… for several workers)",
     )
+    parser.add_argument(
+        "--rp-id",
+        default=None,
+        help="passkeys: the WebAuthn RP ID (the bank's domain); default: the demo's localhost, "
+        "taken from a request to http://localhost:PORT",
+    )
+    parser.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        help="passkeys: an exact origin allowed to answer (scheme://host[:port]); repeatable; "
+        "needs --rp-id",
+    )
+    parser.add_argument(
+        "--passkey-usernameless",
+        action="store_true",
+        help="offer 'sign in with a passkey' before the username (the password still follows)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(
@@ -68,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         software_token_state=args.emulator_token,
         staff_keys=tuple(args.staff_key),
         store_url=args.store,
+        passkey_rp_id=args.rp_id,
+        passkey_origins=tuple(args.origin),
+        passkey_usernameless=args.passkey_usernameless,
     )
     app.run(host=args.host, port=args.port, threaded=True)
     return 0

@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,13 @@ from ebank_auth import errors
 from ebank_auth.audit import AuditLog, HmacSm3Key
 from ebank_auth.crypto import sm2, sm3, x509
 from ebank_auth.masking import mask_account, mask_phone
-from ebank_auth.otp import CodeService, FileGateway, MappingPhoneRegistry
+from ebank_auth.otp import (
+    CodeService,
+    DeliveryChannel,
+    FileGateway,
+    MappingPhoneRegistry,
+    OutboundMessage,
+)
 from ebank_auth.passwords import PasswordHasher, PasswordService, PersonalInfo
 from ebank_auth.policy import (
     AuthContext,
@@ -51,6 +58,12 @@ from ebank_auth.softkeyboard import KeyboardMode, SoftKeyboard
 from ebank_auth.store import Store, open_store
 from ebank_auth.transaction import Transaction, new_tx_id
 from ebank_auth.usbkey import TrustConfig, resolve_trust, verify_key_attestation
+from ebank_auth.webauthn import (
+    PasskeyRegistry,
+    RelyingParty,
+    UserVerification,
+    user_verification_for,
+)
 
 __all__ = [
     "DEMO_CUSTOMERS",
@@ -62,12 +75,18 @@ __all__ = [
     "Operation",
     "Outcome",
     "Transaction",
+    "UserVerification",
     "errors",
     "mask_account",
 ]
 
 EbankAuthError = errors.EbankAuthError
 log = logging.getLogger("bank_app")
+
+BANK_NAME = "示例银行"
+#: the policy factors a passkey sign-in gives (``passkey_uv`` when the authenticator
+#: verified the customer with its PIN or biometric)
+PASSKEY_FACTORS = frozenset({Factor.PASSKEY, Factor.PASSKEY_UV})
 
 #: demo customers seeded on the first run (documented in docs/bank-app.md); each must
 #: change the initial password at first login.
@@ -181,6 +200,9 @@ class BankServices:
         software_token_state: Path | None = None,
         staff_keys: Sequence[Path] = (),
         store_url: str | None = None,
+        passkey_rp_id: str | None = None,
+        passkey_origins: Sequence[str] = (),
+        passkey_usernameless: bool = False,
     ) -> None:
         self.state = Path(state_dir)
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -193,7 +215,8 @@ class BankServices:
         self.csrf_key = _key_file(self.state / "csrf.key", 32)
         self.audit = AuditLog(self.store, HmacSm3Key(_key_file(self.state / "audit.key", 32)))
         self.outbox = FileGateway(self.state / "outbox", retention=3600)
-        self.engine = PolicyEngine()
+        # the policy's night rules read the app's clock (the tests move it; production: time.time)
+        self.engine = PolicyEngine(clock=lambda: datetime.fromtimestamp(self.clock(), timezone.utc))
         self.phones = _StorePhones(self.store)
         self.lockout = LoginLockout.from_policy(
             self.store,
@@ -241,6 +264,21 @@ class BankServices:
             lockout=self.staff_lockout,
             namespace="staffpw",
         )
+        # passkeys (WebAuthn): one registry in the store; the server per relying party
+        self.passkey_registry = PasskeyRegistry(self.store)
+        self.passkey_usernameless = bool(passkey_usernameless)
+        self._passkey_rp: RelyingParty | None = None
+        if passkey_rp_id is not None or passkey_origins:
+            if passkey_rp_id is None or not passkey_origins:
+                raise errors.ConfigurationError(
+                    "passkeys need both the RP ID and its origins: give --rp-id and --origin "
+                    "(or neither, for the demo's localhost default)"
+                )
+            self._passkey_rp = RelyingParty(
+                id=passkey_rp_id, name=BANK_NAME, origins=tuple(passkey_origins)
+            )
+        self._passkey_servers: dict[str, Any] = {}
+        self._passkey_lock = threading.Lock()
         self._seed()
         for path in staff_keys:
             self.register_staff_key(DEMO_STAFF["username"], Path(path).read_bytes())
@@ -478,6 +516,156 @@ class BankServices:
             rec["certificate"].encode(),
             customer=user,
             kind=SignerKind.USBKEY,
+        )
+
+    # ------------------------------------------------------------------ passkeys
+    def passkey_origin(self, scheme: str, host: str, server_port: str) -> str | None:
+        """The WebAuthn origin of a request, or None when passkeys cannot be offered there.
+
+        Configured (``--rp-id``/``--origin``): the configured RP is used whatever the request
+        says, so a response made on any other origin is refused by the library.  Demo default
+        (nothing configured): the origin is taken from the request, but only for ``localhost``
+        on the port this server really listens on (``SERVER_PORT`` of the socket, which a
+        client cannot choose) -- browsers refuse an IP address such as 127.0.0.1 as an RP ID,
+        and another local site relaying a sign-in names its own port in ``Host``."""
+        if self._passkey_rp is not None:
+            return f"{scheme}://{host}"
+        name, _, port = host.partition(":")
+        default = {"http": "80", "https": "443"}.get(scheme)
+        if name != "localhost" or default is None or (port or default) != server_port:
+            return None
+        return f"{scheme}://{host}"
+
+    def _passkey_server(self, origin: str) -> Any:
+        """python-fido2 behind ebank_auth.webauthn, built once per relying party."""
+        rp = self._passkey_rp
+        if rp is None:
+            rp = RelyingParty(id="localhost", name=BANK_NAME, origins=(origin,))
+        with self._passkey_lock:
+            server = self._passkey_servers.get(rp.origins[0] if self._passkey_rp else origin)
+            if server is None:
+                from ebank_auth.webauthn import PasskeyServer  # needs the webauthn extra
+
+                server = PasskeyServer(
+                    self.store,
+                    rp,
+                    user_verification=UserVerification.PREFERRED,
+                    audit=self.audit,
+                    lockout=self.lockout,  # a locked customer's passkey is refused
+                    on_clone=self._passkey_clone,
+                )
+                self._passkey_servers[rp.origins[0] if self._passkey_rp else origin] = server
+            return server
+
+    def _passkey_clone(self, event: Any) -> None:
+        """A passkey's signature counter went back (the library blocked it and audited
+        ``passkey_clone_suspected``): tell the customer at once, like a lockout notice."""
+        phone = self.phones.registered_phone(event.user)
+        if not phone:
+            return
+        self.outbox.send(
+            OutboundMessage(
+                message_id=secrets.token_hex(8),
+                channel=DeliveryChannel.SMS,
+                phone=phone,
+                text=f"【{BANK_NAME}】您的一个通行密钥（passkey）疑似被复制，已停用。"
+                "如非本人操作，请立即联系本行。",
+                lang="zh",
+                purpose="passkey-clone",
+                created_at=self.clock(),
+            )
+        )
+
+    def passkeys(self, user: str) -> list[dict[str, Any]]:
+        """The customer's passkeys for the settings page (no key material)."""
+        rows = []
+        for c in self.passkey_registry.credentials(user):
+            rows.append(
+                {
+                    "id": c.id,
+                    "short": c.id[:12] + "…",
+                    "created": datetime.fromtimestamp(c.created_at).isoformat(timespec="minutes"),
+                    "last_used": ""
+                    if c.last_used_at is None
+                    else datetime.fromtimestamp(c.last_used_at).isoformat(timespec="minutes"),
+                    "aaguid": c.aaguid_text,
+                    "transports": ", ".join(c.transports),
+                    "uv": c.user_verified,
+                    "synced": c.backup_eligible,
+                    "blocked": c.clone_suspected,
+                    "sign_count": c.sign_count,
+                }
+            )
+        return rows
+
+    def has_passkeys(self, user: str) -> bool:
+        """The customer has a passkey that is not blocked."""
+        return any(not c.clone_suspected for c in self.passkey_registry.credentials(user))
+
+    def remove_passkey(self, user: str, credential_id: str, *, ip: str) -> bool:
+        for c in self.passkey_registry.credentials(user):
+            if hmac.compare_digest(c.id, credential_id) and self.passkey_registry.remove(
+                user, c.credential_id
+            ):
+                self.audit.record(
+                    "passkey_removed", user=user, ip=ip, outcome="ok", details={"credential": c.id}
+                )
+                return True
+        return False
+
+    def passkey_register_begin(self, user: str, origin: str) -> tuple[str, dict[str, Any]]:
+        """(handle for the server-side session, creation options for the page)."""
+        ceremony = self._passkey_server(origin).register_begin(user, name=user)
+        return ceremony.handle, ceremony.options
+
+    def passkey_register_complete(
+        self, user: str, origin: str, handle: str, response: Mapping[str, Any]
+    ) -> str:
+        """Verify and store the new passkey; its id.  Raises a typed WebAuthnError."""
+        cred = self._passkey_server(origin).register_complete(handle, response)
+        if cred.user != user:  # the handle came from this session: cannot happen
+            self.passkey_registry.remove(cred.user, cred.credential_id)
+            raise errors.CeremonyInvalid()
+        return str(cred.id)
+
+    def passkey_login_begin(
+        self, origin: str, user: str | None, level: UserVerification
+    ) -> tuple[str, dict[str, Any]]:
+        """Start a sign-in: the customer's passkeys (``user``) or any discoverable one
+        (``None``: usernameless)."""
+        ceremony = self._passkey_server(origin).authenticate_begin(user, user_verification=level)
+        return ceremony.handle, ceremony.options
+
+    def passkey_login_complete(
+        self, origin: str, handle: str, response: Mapping[str, Any]
+    ) -> tuple[str, Factor]:
+        """(customer, ``passkey`` or ``passkey_uv``).  Raises CeremonyInvalid, PasskeyRejected
+        (PasskeyCloneSuspected: the passkey is now blocked) or AccountLocked.  Never counted
+        toward, nor resetting, the password lockout."""
+        result = self._passkey_server(origin).authenticate_complete(handle, response)
+        return str(result.user), result.factor
+
+    @staticmethod
+    def passkey_meets(decision: Decision) -> bool:
+        """Every missing clause of a step-up can be met with a passkey."""
+        return bool(decision.missing) and all(
+            clause & PASSKEY_FACTORS for clause in decision.missing
+        )
+
+    @staticmethod
+    def passkey_level(decision: Decision) -> UserVerification:
+        """REQUIRED when the policy takes only a user-verified passkey (``passkey_uv``)."""
+        return user_verification_for(decision.missing)
+
+    def usernameless_allowed(self) -> bool:
+        """Usernameless sign-in is offered only when the app enables it AND the policy's
+        login requirement counts a passkey as a factor (the password still follows: the
+        baseline never lets a passkey alone sign in)."""
+        if not self.passkey_usernameless:
+            return False
+        rule = self.engine.policy.operations.get(Operation.LOGIN)
+        return rule is not None and any(
+            clause & PASSKEY_FACTORS for clause in rule.requirement.clauses
         )
 
     # ------------------------------------------------------------------ staff

@@ -8,7 +8,10 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from ebank_auth.store import store_key
 
@@ -23,6 +26,16 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+def to_daytime(clock: Any) -> None:
+    """Move a test clock (``offset``) to the next 10:00 in Beijing, outside AU-5's night
+    window (at night every login needs an SMS code, whatever else is presented)."""
+    now = datetime.fromtimestamp(clock(), ZoneInfo("Asia/Shanghai"))
+    target = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    if target <= now:
+        target += timedelta(days=1)
+    clock.offset += (target - now).total_seconds()
 
 
 @dataclass
@@ -91,7 +104,8 @@ def _type(driver: Any, bank: Bank, form_id: str, text: str) -> None:
 
 
 def _path(driver: Any) -> str:
-    return str(driver.current_url).split("?")[0].split("127.0.0.1", 1)[1].split("/", 1)[1]
+    """The current page's path without the leading slash (any host: 127.0.0.1, localhost)."""
+    return urlsplit(str(driver.current_url)).path.lstrip("/")
 
 
 def _latest_sms(driver: Any, bank: Bank) -> str:
