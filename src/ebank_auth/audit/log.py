@@ -145,6 +145,7 @@ class _Tail:
     checkpoint: bool  # the last record is a checkpoint
     adopted: tuple[tuple[int, str], ...] = ()  # an older writer's records its intent names
     intent: bytes | None = None  # that intent (dropped once they are sealed)
+    record: bytes | None = None  # the last record's bytes, as this writer wrote or checked them
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ class AuditLog:
         it signed then needs no signature check (the tail record is checked all the same)."""
         raw_head = self.store.get(self._head_key)
         if known is not None and known.head is not None and raw_head == known.head:
-            return self._check_tail(known.seq, known.hash, raw_head)
+            return self._check_tail(known.seq, known.hash, raw_head, known)
         if raw_head is None:
             records = list(self.store.read_log(self._log_key, start=1))
             if records:
@@ -274,13 +275,22 @@ class AuditLog:
             )
         return self._check_tail(head["seq"], head["hash"], raw_head)
 
-    def _check_tail(self, seq: int, last: str, raw_head: bytes) -> _Tail:
-        """The log must hold record ``seq`` with hash ``last`` (what the head names)."""
+    def _check_tail(
+        self, seq: int, last: str, raw_head: bytes, known: _Tail | None = None
+    ) -> _Tail:
+        """The log must hold record ``seq`` with hash ``last`` (what the head names);
+        byte for byte the record this writer wrote or checked last (``known``) needs no
+        parsing."""
         extra: list[LogRecord] = []
         kind: str | None = None
+        data = b""
         for rec in self.store.read_log(self._log_key, start=seq):
             if kind is not None:
                 extra.append(rec)
+                continue
+            data = rec.data
+            if known is not None and rec.seq == seq and data == known.record:
+                kind = "checkpoint" if known.checkpoint else "event"
                 continue
             if rec.seq != seq:
                 raise AuditIntegrityError(
@@ -308,7 +318,7 @@ class AuditLog:
         if extra:
             self._head_unmoved(raw_head)
             return self._recover(seq, last, raw_head, extra, headless=False)
-        return _Tail(seq, last, raw_head, kind == "checkpoint")
+        return _Tail(seq, last, raw_head, kind == "checkpoint", record=data)
 
     def _head_unmoved(self, raw_head: bytes | None) -> None:
         """Records after the head just read: if the head has moved meanwhile, another
@@ -456,7 +466,9 @@ class AuditLog:
                 ref = add(checkpoint) if not is_checkpoint else AuditRecordRef(seq, last)
             refs.append(ref)
         head = make_head(self.log, seq, last, when, self.signer) if records else b""
-        return _Plan(records, head, refs, _Tail(seq, last, head or tail.head, is_checkpoint))
+        if not records:
+            return _Plan(records, head, refs, tail)
+        return _Plan(records, head, refs, _Tail(seq, last, head, is_checkpoint, record=records[-1]))
 
     def _write(self, batch: Sequence[_Request]) -> list[AuditRecordRef]:
         """Write ``batch`` in one atomic step after the durable end of the log; on a
