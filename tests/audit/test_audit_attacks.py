@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebank_auth.audit import AuditLog, HmacSm3Key, canonical_json, parse_record
+from ebank_auth.audit import AuditEvent, AuditLog, HmacSm3Key, canonical_json, parse_record
 from ebank_auth.audit.log import audit_store_keys
 from ebank_auth.audit.records import record_hash
 from ebank_auth.cli import cli
@@ -182,56 +182,80 @@ def test_forged_records_are_never_adopted(legit: int, forged: int, every: int) -
     assert len(list(store.read_log(LOG_KEY))) == n + forged
 
 
-class CrashingStore(MemoryStore):
-    """A memory store whose writer "dies" (raises) after ``appends`` more appends, or
-    at the next head update: what a killed process leaves behind."""
+def leave_legacy_crash(store: Store, log: AuditLog, appended: int) -> None:
+    """What a writer of the earlier version (signed intent, then one append per record,
+    then the head) left when it died after ``appended`` of its records: its signed
+    intent naming an event and a checkpoint, those records, and the old head."""
+    from ebank_auth.audit.log import _Request
+    from ebank_auth.audit.records import make_intent
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.appends_left: int | None = None
-        self.crash_at_head = False
-
-    def append(self, log: str, data: bytes) -> int:
-        if self.appends_left is not None:
-            if self.appends_left == 0:
-                self.appends_left = None
-                raise KeyboardInterrupt("crash")
-            self.appends_left -= 1
-        return super().append(log, data)
-
-    def compare_and_set(
-        self, key: str, expected: bytes | None, new: bytes | None, ttl: float | None = None
-    ) -> bool:
-        if self.crash_at_head and key == HEAD_KEY:
-            self.crash_at_head = False
-            raise KeyboardInterrupt("crash")
-        return super().compare_and_set(key, expected, new, ttl)
+    tail = log._tail()
+    plan = log._plan(tail, [_Request([AuditEvent("login", user="crashed")], False)])
+    hashes = [parse_record(raw)["hash"] for raw in plan.records]
+    intent = make_intent("audit", tail.seq, tail.hash, hashes, "2026-01-01T00:00:00.000+08:00", KEY)
+    assert store.put_if_absent("audit:audit:intent", intent)
+    for raw in plan.records[:appended]:
+        store.append(LOG_KEY, raw)
 
 
-@pytest.mark.parametrize("appends", [None, 0, 1])
-def test_the_writers_own_records_are_recovered_after_a_crash(appends: int | None) -> None:
-    """A writer killed after appending some or all of its records (before re-signing
-    the head) leaves records that the next writer recovers: they are its own (named
-    by its signed intent), so the log verifies again and the recovery is noted."""
-    store = CrashingStore()
+@pytest.mark.parametrize("appended", [0, 1, 2])
+def test_an_older_writers_own_records_are_recovered_after_a_crash(appended: int) -> None:
+    """A writer of the earlier version killed after appending some or all of its
+    records (before re-signing the head) leaves records that the next writer recovers:
+    they are its own (named by its signed intent), so the log verifies again and the
+    recovery is noted; the intent is dropped once they are sealed."""
+    store = MemoryStore()
     log = AuditLog(store, KEY, checkpoint_every=2)
     fill(log, 2)  # events 1, 2, checkpoint 3
-    before = len(list(store.read_log(LOG_KEY)))
-    if appends is None:
-        store.crash_at_head = True
-    else:
-        store.appends_left = appends
-    with pytest.raises(KeyboardInterrupt):
-        log.record("login", user="crashed")  # would write event 4 + checkpoint 5
-    left = len(list(store.read_log(LOG_KEY))) - before
+    leave_legacy_crash(store, log, appended)
     log.record("login", user="next")
     report = log.check()
     assert report.ok, report.error
     events = [r.get("event") for r in log.records()]
-    if left:
-        assert "audit_head_recovered" in events
-    else:
-        assert "audit_head_recovered" not in events
+    assert ("audit_head_recovered" in events) == (appended > 0)
+    assert events.count("login") == 3 + (appended > 0)
+    assert (store.get("audit:audit:intent") is None) == (appended > 0)
+
+
+class CrashingStore(MemoryStore):
+    """A memory store whose writer "dies" (KeyboardInterrupt) in its next batch
+    append: before the step, or after it (the batch is durable, the writer never
+    learns it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crash: str | None = None
+
+    def append_many(self, log: str, items: Any, **kwargs: Any) -> int:
+        crash, self.crash = self.crash, None
+        if crash == "before":
+            raise KeyboardInterrupt("crash")
+        first = super().append_many(log, items, **kwargs)
+        if crash == "after":
+            raise KeyboardInterrupt("crash")
+        return first
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_writer_killed_in_its_batch_leaves_all_or_nothing(when: str) -> None:
+    """This version writes records and head in one step: a writer killed around it
+    leaves the whole batch (sealed) or none of it, never records after the head, and
+    the next write continues the chain from what is durable."""
+    store = CrashingStore()
+    log = AuditLog(store, KEY, checkpoint_every=2)
+    fill(log, 2)
+    before = len(list(store.read_log(LOG_KEY)))
+    store.crash = when
+    with pytest.raises(KeyboardInterrupt):
+        log.record("login", user="crashed")
+    assert log.check().ok
+    left = len(list(store.read_log(LOG_KEY))) - before
+    assert left == (2 if when == "after" else 0)
+    log.record("login", user="next")
+    report = log.check()
+    assert report.ok, report.error
+    events = [r.get("event") for r in log.records()]
+    assert "audit_head_recovered" not in events
 
 
 # ---------------------------------------------------------------- item 3: TEXT values

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from ebank_auth.errors import ConflictError
 from ebank_auth.store import open_store
 
 
@@ -34,6 +35,18 @@ def main() -> None:
         out["consumed"] = got
     elif op == "append":
         out["seqs"] = [store.append(key, str(os.getpid()).encode()) for _ in range(n)]
+    elif op == "append_many":  # batches of 4 after the end just read (retry on conflict)
+        firsts = []
+        for b in range(n):
+            items = [f"{os.getpid()}:{b}:{i}".encode() for i in range(4)]
+            while True:
+                end = sum(1 for _ in store.read_log(key))
+                try:
+                    firsts.append(store.append_many(key, items, after=end))
+                    break
+                except ConflictError:
+                    continue
+        out["firsts"] = firsts
     elif op == "cas":
         wins = 0
         for _ in range(n):  # lost-update check: increment an integer via CAS retry loop

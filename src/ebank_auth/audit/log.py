@@ -1,29 +1,37 @@
 """The tamper-evident audit log on a store's append-only log (AU-10).
 
-Writers serialise through a short lock held in the store itself
-(``put_if_absent`` with a TTL), so appends from many threads and processes form
-one hash chain.  Each append:
+Each write is one atomic step of the store (:meth:`Store.append_many`): the new
+records (seq, prev hash, own hash and, every ``checkpoint_every`` records, a signed
+checkpoint) *and* the re-signed head that seals them, on condition that the log still
+ends at the record the writer built on and the head is still the one it read.  So a
+record is durable exactly when the head covering it is, a crash leaves either the
+whole batch or nothing, and writers in several processes form one chain: the loser of
+a race gets :class:`~ebank_auth.errors.ConflictError` from the store, reads the end
+again and rebuilds its batch.
 
-1. takes the lock, reads the signed head and checks it matches the stored tail;
-2. builds its records (seq, prev hash, own hash and, every ``checkpoint_every``
-   records, a signed checkpoint) and stores a signed *intent* naming the head it
-   builds on and the hashes of those records;
-3. appends the records;
-4. re-signs the head, drops the intent and releases the lock.
+Group commit (default on): concurrent writers in one process queue their events; the
+first of them (the leader) writes everything queued as one batch with one commit (one
+fsync on SQLite ``synchronous=FULL``, one WAL flush on PostgreSQL) and wakes each
+writer with its own sequence number, or with the batch's error.
 
-A writer that died between steps 2 and 4 leaves records after the head; the
-next writer adopts them only if they are exactly records named by the signed
-intent (its own), and records an ``audit_head_recovered`` event so a reviewer
-sees it.  Records after the head that no intent names were appended without the
-key: they are never adopted or re-signed, and every append refuses until the log
-is investigated.  A head that does not match the log (truncated, altered) stops
-all appends with :class:`AuditIntegrityError` — fail closed.
+Before each batch the writer checks the durable end: the signed head must verify
+(unless it is byte for byte the head this writer signed last) and match the stored
+tail record; the store's conditions then make sure nothing changed until the commit.  Records after the head are never written by this version;
+they are adopted only when they are exactly the records a *signed intent* of an
+earlier version (which appended before re-signing the head) names, left by such a
+writer that died in between, and an ``audit_head_recovered`` event records it.  Any
+other record after the head was appended without the key: it is never adopted or
+re-signed, and every append refuses until the log is investigated.  A head that does
+not match the log (truncated, altered) stops all appends with
+:class:`AuditIntegrityError` — fail closed.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import secrets
+import os
+import random
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +46,6 @@ from ebank_auth.audit.records import (
     check_records,
     genesis_hash,
     make_head,
-    make_intent,
     parse_record,
     record_hash,
     sign_fields,
@@ -49,7 +56,9 @@ from ebank_auth.errors import (
     AuditError,
     AuditIntegrityError,
     ConfigurationError,
+    ConflictError,
     EncodingError,
+    StoreError,
     StoreIntegrityError,
 )
 from ebank_auth.localtime import DEFAULT_TIMEZONE
@@ -126,8 +135,65 @@ class AuditRecordRef:
     hash: str
 
 
+@dataclass(frozen=True)
+class _Tail:
+    """The durable end of the log as this writer last knew it."""
+
+    seq: int
+    hash: str
+    head: bytes | None  # the stored signed head (the swap's expected value)
+    checkpoint: bool  # the last record is a checkpoint
+    adopted: tuple[tuple[int, str], ...] = ()  # an older writer's records its intent names
+    intent: bytes | None = None  # that intent (dropped once they are sealed)
+    record: bytes | None = None  # the last record's bytes, as this writer wrote or checked them
+
+
+@dataclass(frozen=True)
+class _Plan:
+    records: list[bytes]
+    head: bytes
+    refs: list[AuditRecordRef]
+    tail: _Tail
+
+
+class _Request:
+    """One caller's events waiting for a batch (or a checkpoint request)."""
+
+    __slots__ = ("done", "error", "events", "force_checkpoint", "ref", "wake")
+
+    def __init__(self, events: Sequence[AuditEvent], force_checkpoint: bool) -> None:
+        self.events = events
+        self.force_checkpoint = force_checkpoint
+        self.ref: AuditRecordRef | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.wake = threading.Event()
+
+    def outcome(self) -> AuditRecordRef:
+        if self.error is not None:
+            raise self.error
+        if self.ref is None:  # pragma: no cover - a batch always settles every request
+            raise AuditError("the audit write was interrupted: the event was not recorded")
+        return self.ref
+
+
 class AuditLog:
-    """Append-only, hash-chained, signed audit log in a :class:`Store`."""
+    """Append-only, hash-chained, signed audit log in a :class:`Store`.
+
+    Every write returns only once its records *and* the signed head that seals them
+    are durable in the store: one atomic :meth:`Store.append_many` that also swaps the
+    head, conditional on the log still ending where this writer read it.
+
+    ``group_commit`` (default on): concurrent writers of this object share one such
+    step: the first waiting writer (the leader) takes every queued event (at most
+    ``max_batch``), chains them in order, writes them with one commit (one fsync) and
+    then wakes each writer with its own record; the next leader takes what queued up
+    meanwhile.  ``max_wait`` (seconds, default 0) lets a leader wait for a fuller
+    batch.  A batch that fails fails every writer in it with the store's error, and
+    nothing of it is acknowledged.  ``group_commit=False``: each write is its own step.
+    ``lock_wait``: seconds a write keeps trying while writers of other processes keep
+    appending first (then :class:`~ebank_auth.errors.AuditError`).
+    """
 
     def __init__(
         self,
@@ -138,43 +204,45 @@ class AuditLog:
         namespace: str = "audit",
         checkpoint_every: int = 100,
         tz: tzinfo = DEFAULT_TIMEZONE,
-        lock_ttl: float = 30.0,
         lock_wait: float = 30.0,
+        group_commit: bool = True,
+        max_batch: int = 128,
+        max_wait: float = 0.0,
     ) -> None:
         if checkpoint_every < 1:
             raise ConfigurationError("checkpoint_every must be at least 1")
         if not log or not isinstance(log, str):
             raise ConfigurationError("audit log name must be non-empty text")
+        if isinstance(max_batch, bool) or not 1 <= int(max_batch) <= 4096:
+            raise ConfigurationError("max_batch must be 1 to 4096 events")
+        if not 0 <= float(max_wait) <= 10:
+            raise ConfigurationError("max_wait must be 0 to 10 seconds")
+        if not float(lock_wait) > 0:
+            raise ConfigurationError("lock_wait must be more than 0 seconds")
         self.store = store
         self.signer = signer
         self.log = log
         self.checkpoint_every = checkpoint_every
         self.tz = tz
-        self.lock_ttl = lock_ttl
-        self.lock_wait = lock_wait
+        self.lock_wait = float(lock_wait)
+        self.group_commit = bool(group_commit)
+        self.max_batch = int(max_batch)
+        self.max_wait = float(max_wait)
         self.namespace = check_namespace(namespace)
         self._log_key, self._head_key = audit_store_keys(log, namespace=namespace)
-        self._lock_key = store_key(namespace, log, "lock")
         self._intent_key = store_key(namespace, log, "intent")
-        self._local = threading.Lock()
+        self._reset()
 
-    # ------------------------------------------------------------------ locking
-    def _acquire(self) -> bytes:
-        token = secrets.token_bytes(16)
-        deadline = time.monotonic() + self.lock_wait
-        delay = 0.0005
-        while not self.store.put_if_absent(self._lock_key, token, ttl=self.lock_ttl):
-            if time.monotonic() > deadline:
-                raise AuditError(
-                    f"audit log {self.log!r} is locked by another writer for too long: "
-                    "check for a stuck process"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
-        return token
-
-    def _release(self, token: bytes) -> None:
-        self.store.compare_and_set(self._lock_key, token, None)
+    def _reset(self) -> None:
+        """Fresh in-process state (at start, and in a forked child: a parent's thread
+        may have held the lock or led a batch when it forked)."""
+        self._pid = os.getpid()
+        self._local = threading.Lock()  # group_commit=False: one write at a time
+        self._mutex = threading.Lock()  # guards the queue and the leader flag
+        self._arrived = threading.Condition(self._mutex)  # a leader waiting (max_wait)
+        self._queue: list[_Request] = []
+        self._leading = False
+        self._cached: _Tail | None = None  # the last end it wrote (only the leader uses it)
 
     # ------------------------------------------------------------------ head
     def _now(self) -> str:
@@ -182,15 +250,20 @@ class AuditLog:
             timespec="milliseconds"
         )
 
-    def _tail(self) -> tuple[int, str, list[tuple[int, str]]]:
-        """(seq, hash) of the verified tail, plus this writer's own records found after
-        the head (left by a writer that died before re-signing it)."""
+    def _tail(self, known: _Tail | None = None) -> _Tail:
+        """The verified durable end of the log, plus the records an older writer that
+        died before re-signing the head left after it (only if its intent names them).
+        ``known``: this writer's own last end; a stored head byte-identical to the one
+        it signed then needs no signature check (the tail record is checked all the same)."""
         raw_head = self.store.get(self._head_key)
+        if known is not None and known.head is not None and raw_head == known.head:
+            return self._check_tail(known.seq, known.hash, raw_head, known)
         if raw_head is None:
             records = list(self.store.read_log(self._log_key, start=1))
             if records:
-                return self._recover(0, genesis_hash(self.log), records, headless=True)
-            return 0, genesis_hash(self.log), []
+                self._head_unmoved(None)
+                return self._recover(0, genesis_hash(self.log), None, records, headless=True)
+            return _Tail(0, genesis_hash(self.log), None, False)
         try:
             head = parse_record(raw_head, head=True)
         except EncodingError as exc:
@@ -200,13 +273,24 @@ class AuditLog:
                 "the audit log's signed head does not verify with this writer's key (wrong "
                 "key configured, or the head was altered): run 'ebank-auth audit verify'"
             )
-        seq: int = head["seq"]
-        last: str = head["hash"]
+        return self._check_tail(head["seq"], head["hash"], raw_head)
+
+    def _check_tail(
+        self, seq: int, last: str, raw_head: bytes, known: _Tail | None = None
+    ) -> _Tail:
+        """The log must hold record ``seq`` with hash ``last`` (what the head names);
+        byte for byte the record this writer wrote or checked last (``known``) needs no
+        parsing."""
         extra: list[LogRecord] = []
-        found = False
+        kind: str | None = None
+        data = b""
         for rec in self.store.read_log(self._log_key, start=seq):
-            if found:
+            if kind is not None:
                 extra.append(rec)
+                continue
+            data = rec.data
+            if known is not None and rec.seq == seq and data == known.record:
+                kind = "checkpoint" if known.checkpoint else "event"
                 continue
             if rec.seq != seq:
                 raise AuditIntegrityError(
@@ -224,22 +308,32 @@ class AuditLog:
                     "'ebank-auth audit verify'",
                     first_bad=seq,
                 )
-            found = True
-        if not found:
+            kind = str(obj["kind"])
+        if kind is None:
             raise AuditIntegrityError(
                 f"audit record {seq} named by the signed head is missing: the log was "
                 "truncated; run 'ebank-auth audit verify'",
                 first_bad=seq,
             )
         if extra:
-            return self._recover(seq, last, extra, headless=False)
-        return seq, last, []
+            self._head_unmoved(raw_head)
+            return self._recover(seq, last, raw_head, extra, headless=False)
+        return _Tail(seq, last, raw_head, kind == "checkpoint", record=data)
+
+    def _head_unmoved(self, raw_head: bytes | None) -> None:
+        """Records after the head just read: if the head has moved meanwhile, another
+        writer sealed them between the two reads (ConflictError: read again);
+        otherwise nothing seals them."""
+        if self.store.get(self._head_key) != raw_head:
+            raise ConflictError("the audit head moved while the log was read: read it again")
 
     def _recover(
-        self, seq: int, last: str, extra: list[LogRecord], *, headless: bool
-    ) -> tuple[int, str, list[tuple[int, str]]]:
+        self, seq: int, last: str, raw_head: bytes | None, extra: list[LogRecord], *, headless: bool
+    ) -> _Tail:
         """Adopt the records after the head only if they are exactly the records this
-        log's signed intent (based on this head) names: a crashed writer's own."""
+        log's signed intent (based on this head) names: those of a writer of an earlier
+        version (which appended before re-signing the head) that died in between.  This
+        version never leaves records after the head: it writes them with the head."""
         pending: list[str] = []
         raw_intent = self.store.get(self._intent_key)
         if raw_intent is not None:
@@ -257,6 +351,7 @@ class AuditLog:
                 pending = intent["pending"]
         adopted: list[tuple[int, str]] = []
         prev = last
+        kind = ""
         for i, rec in enumerate(extra):
             expected = seq + i + 1
             try:
@@ -286,7 +381,15 @@ class AuditLog:
                 )
             adopted.append((expected, obj["hash"]))
             prev = obj["hash"]
-        return adopted[-1][0], adopted[-1][1], adopted
+            kind = str(obj["kind"])
+        return _Tail(
+            adopted[-1][0],
+            adopted[-1][1],
+            raw_head,
+            kind == "checkpoint",
+            tuple(adopted),
+            raw_intent,
+        )
 
     # ------------------------------------------------------------------ append
     def _build(self, seq: int, prev: str, body: dict[str, Any]) -> tuple[bytes, str]:
@@ -316,91 +419,174 @@ class AuditLog:
             "details": dict(ev.details),
         }
 
-    def _write(self, events: Sequence[AuditEvent], force_checkpoint: bool) -> AuditRecordRef:
-        with self._local:
-            token = self._acquire()
-            try:
-                return self._write_locked(events, force_checkpoint)
-            except StoreIntegrityError as exc:
-                raise AuditIntegrityError(
-                    f"the audit log cannot be read: {exc.message}; run 'ebank-auth audit verify'"
-                ) from None
-            finally:
-                self._release(token)
-
-    def _write_locked(self, events: Sequence[AuditEvent], force_checkpoint: bool) -> AuditRecordRef:
-        seq, last, extra = self._tail()
-        base_seq, base_hash = seq, last
+    def _plan(self, tail: _Tail, batch: Sequence[_Request]) -> _Plan:
+        """Chain the batch's records after ``tail``, in queue order, with automatic
+        checkpoints every ``checkpoint_every`` records, and sign the new head."""
+        seq, last, is_checkpoint = tail.seq, tail.hash, tail.checkpoint
         when = self._now()
-        bodies = [self._event_body(e, when) for e in events]
-        if extra:
-            log.warning(
-                "audit log %s: recovered %d record(s) a writer appended before it stopped",
-                self.log,
-                len(extra),
-            )
-            bodies.insert(
-                0,
+        records: list[bytes] = []
+        checkpoint = {"kind": "checkpoint", "time": when}
+
+        def add(body: dict[str, Any]) -> AuditRecordRef:
+            """Append ``body``'s record (and a checkpoint when one is due); returns
+            where the record itself landed."""
+            nonlocal seq, last, is_checkpoint
+            raw, last = self._build(seq, last, body)
+            seq += 1
+            records.append(raw)
+            ref = AuditRecordRef(seq, last)
+            is_checkpoint = body["kind"] == "checkpoint"
+            if not is_checkpoint and seq % self.checkpoint_every == 0:
+                raw, last = self._build(seq, last, checkpoint)
+                seq += 1
+                records.append(raw)
+                is_checkpoint = True
+            return ref
+
+        if tail.adopted:
+            add(
                 self._event_body(
                     AuditEvent(
                         "audit_head_recovered",
                         outcome="warning",
-                        details={"from_seq": str(extra[0][0]), "to_seq": str(extra[-1][0])},
+                        details={
+                            "from_seq": str(tail.adopted[0][0]),
+                            "to_seq": str(tail.adopted[-1][0]),
+                        },
                     ),
                     when,
-                ),
-            )
-        planned: list[tuple[bytes, str]] = []
-        ref_seq, ref_hash = seq, last
-        last_is_checkpoint = False
-        checkpoint = {"kind": "checkpoint", "time": when}
-        for body in bodies:
-            raw, last = self._build(seq, last, body)
-            seq += 1
-            planned.append((raw, last))
-            ref_seq, ref_hash, last_is_checkpoint = seq, last, False
-            if seq % self.checkpoint_every == 0:
-                raw, last = self._build(seq, last, checkpoint)
-                seq += 1
-                planned.append((raw, last))
-                last_is_checkpoint = True
-        if force_checkpoint:
-            if not planned and seq:
-                last_is_checkpoint = parse_record(self._record_bytes(seq))["kind"] == "checkpoint"
-            if not last_is_checkpoint:
-                raw, last = self._build(seq, last, checkpoint)
-                seq += 1
-                planned.append((raw, last))
-                ref_seq, ref_hash = seq, last
-        if not planned:
-            return AuditRecordRef(ref_seq, ref_hash)
-        # the signed intent names exactly the records about to be appended, so a writer
-        # that dies before re-signing the head leaves records the next one can tell apart
-        # from records appended without the key
-        intent = make_intent(
-            self.log, base_seq, base_hash, [h for _, h in planned], when, self.signer
-        )
-        self.store.compare_and_set(self._intent_key, self.store.get(self._intent_key), intent)
-        for i, (raw, _) in enumerate(planned):
-            got = self.store.append(self._log_key, raw)
-            if got != base_seq + i + 1:
-                raise AuditIntegrityError(
-                    f"the store gave sequence number {got} where {base_seq + i + 1} was "
-                    "expected: something else writes to this log",
-                    first_bad=base_seq + i + 1,
                 )
-        head = make_head(self.log, seq, last, when, self.signer)
-        self.store.compare_and_set(self._head_key, self.store.get(self._head_key), head)
-        self.store.compare_and_set(self._intent_key, intent, None)
-        return AuditRecordRef(ref_seq, ref_hash)
+            )
+        refs: list[AuditRecordRef] = []
+        for request in batch:
+            ref = AuditRecordRef(seq, last)
+            for event in request.events:
+                ref = add(self._event_body(event, when))
+            if request.force_checkpoint:
+                ref = add(checkpoint) if not is_checkpoint else AuditRecordRef(seq, last)
+            refs.append(ref)
+        head = make_head(self.log, seq, last, when, self.signer) if records else b""
+        if not records:
+            return _Plan(records, head, refs, tail)
+        return _Plan(records, head, refs, _Tail(seq, last, head, is_checkpoint, record=records[-1]))
 
-    def _record_bytes(self, seq: int) -> bytes:
-        rec = next(iter(self.store.read_log(self._log_key, start=seq)))
-        return rec.data
+    def _write(self, batch: Sequence[_Request]) -> list[AuditRecordRef]:
+        """Write ``batch`` in one atomic step after the durable end of the log; on a
+        conflict (another process appended first) read the end again and rebuild."""
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.0005
+        while True:
+            try:
+                tail = self._tail(self._cached)
+                plan = self._plan(tail, batch)
+                if plan.records:
+                    self.store.append_many(
+                        self._log_key,
+                        plan.records,
+                        after=tail.seq,
+                        swap=(self._head_key, tail.head, plan.head),
+                    )
+            except ConflictError:
+                self._cached = None
+                if time.monotonic() > deadline:
+                    raise AuditError(
+                        f"audit log {self.log!r}: other writers kept appending first for "
+                        f"{self.lock_wait:g} s, the event was not recorded: check for a "
+                        "runaway writer, or share one AuditLog per process"
+                    ) from None
+                time.sleep(random.uniform(0, delay))  # back-off jitter, not a secret
+                delay = min(delay * 2, 0.02)
+                continue
+            except StoreIntegrityError as exc:
+                self._cached = None
+                raise AuditIntegrityError(
+                    f"the audit log cannot be read: {exc.message}; run 'ebank-auth audit verify'"
+                ) from None
+            except BaseException:
+                # the outcome is unknown (lost connection) or nothing was written: the
+                # next batch starts again from what is durable
+                self._cached = None
+                raise
+            self._cached = plan.tail
+            if tail.adopted:
+                log.warning(
+                    "audit log %s: recovered %d record(s) a writer appended before it stopped",
+                    self.log,
+                    len(tail.adopted),
+                )
+                try:  # sealed now; a stale intent is harmless, so this is housekeeping
+                    self.store.compare_and_set(self._intent_key, tail.intent, None)
+                except StoreError:
+                    log.debug("dropping the sealed intent failed", exc_info=True)
+            return plan.refs
+
+    def _settle(self, batch: Sequence[_Request], me: _Request) -> None:
+        """Write ``batch`` and give every request its record or the batch's error
+        (the leader's own request gets the original, the others a copy each)."""
+        try:
+            refs = self._write(batch)
+        except Exception as exc:
+            for request in batch:
+                request.error = exc if request is me else copy.copy(exc)
+            return
+        except BaseException:
+            for request in batch:
+                request.error = AuditError(
+                    "the audit write was interrupted: the event was not recorded"
+                )
+            raise
+        for request, ref in zip(batch, refs, strict=True):
+            request.ref = ref
+
+    def _submit(self, request: _Request) -> AuditRecordRef:
+        if os.getpid() != self._pid:
+            self._reset()
+        if not self.group_commit:
+            with self._local:
+                self._settle([request], request)
+            return request.outcome()
+        with self._mutex:
+            self._queue.append(request)
+            follower = self._leading
+            if follower:
+                self._arrived.notify()
+            else:
+                self._leading = True
+        if follower:
+            request.wake.wait()  # until our batch is done or we are made the leader
+            if request.done:
+                return request.outcome()
+        while True:  # the leader: commit batches until our own request is done
+            with self._mutex:
+                if self.max_wait:
+                    end = time.monotonic() + self.max_wait
+                    while len(self._queue) < self.max_batch:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._arrived.wait(left)
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+            try:
+                self._settle(batch, request)
+            finally:
+                for done in batch:
+                    done.done = True
+                    if done is not request:
+                        done.wake.set()
+                with self._mutex:
+                    if not request.done:
+                        pass  # still queued: lead the next batch ourselves
+                    elif self._queue:
+                        self._queue[0].wake.set()  # hand the lead to the oldest waiter
+                    else:
+                        self._leading = False
+            if request.done:
+                return request.outcome()
 
     def append(self, event: AuditEvent) -> AuditRecordRef:
-        """Append one event; returns its sequence number and hash."""
-        return self._write([event], False)
+        """Append one event; returns its sequence number and hash once it is durable."""
+        return self._submit(_Request([event], False))
 
     def record(
         self,
@@ -434,7 +620,7 @@ class AuditLog:
 
     def checkpoint(self) -> AuditRecordRef:
         """Append a signed checkpoint now (unless the last record is one)."""
-        return self._write([], True)
+        return self._submit(_Request([], True))
 
     # ------------------------------------------------------------------ reading
     def raw_records(self, start: int = 1) -> Iterator[tuple[int, bytes]]:

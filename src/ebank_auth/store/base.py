@@ -16,14 +16,47 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+from ebank_auth.errors import ConflictError, InvalidInput
 
 Clock = Callable[[], float]
 
 MAX_CLOCK_SKEW = 2.0
 """Seconds a process clock may be behind the time a store (or a stored record) has
 already seen before the operation is refused rather than run on a stepped-back clock."""
+
+
+MAX_BATCH = 10_000
+"""Most records one :meth:`Store.append_many` call takes."""
+
+
+def batch_items(items: Sequence[bytes]) -> list[bytes]:
+    """``items`` of :meth:`Store.append_many` as a list of bytes, checked: 1 to
+    :data:`MAX_BATCH` of them."""
+    if isinstance(items, (bytes, bytearray, memoryview, str)):
+        raise InvalidInput("append_many takes a sequence of records, not one record")
+    out = [bytes(item) for item in items]
+    if not 1 <= len(out) <= MAX_BATCH:
+        raise InvalidInput(f"append_many takes 1 to {MAX_BATCH} records, not {len(out)}")
+    return out
+
+
+def log_conflict(log: str, after: int, last: int) -> ConflictError:
+    """The error of :meth:`Store.append_many` when ``log`` does not end at ``after``."""
+    return ConflictError(
+        f"log {log!r} ends at record {last}, not {after}: another writer appended first; "
+        "nothing was written, read the log again and retry"
+    )
+
+
+def value_conflict(key: str) -> ConflictError:
+    """The error of :meth:`Store.append_many` when ``swap``'s value is not the expected one."""
+    return ConflictError(
+        f"value {key!r} changed since it was read: another writer was first; nothing was "
+        "written, read it again and retry"
+    )
 
 
 @dataclass(frozen=True)
@@ -92,6 +125,29 @@ class Store(ABC):
     @abstractmethod
     def append(self, log: str, data: bytes) -> int:
         """Append ``data`` to ``log``; returns the record's sequence number (1, 2, …)."""
+
+    @abstractmethod
+    def append_many(
+        self,
+        log: str,
+        items: Sequence[bytes],
+        *,
+        after: int | None = None,
+        swap: tuple[str, bytes | None, bytes] | None = None,
+    ) -> int:
+        """Append every item of ``items`` (at least one) to ``log`` in one atomic step,
+        all or none, in order; returns the first one's sequence number.
+
+        ``after``: append only if the log's last record is number ``after`` (0: the
+        log is empty).  ``swap=(key, expected, new)``: in the same step, set value
+        ``key`` to ``new`` (no expiry) only if it currently is ``expected`` (None:
+        missing or expired).  If either condition does not hold, nothing changes and
+        :class:`~ebank_auth.errors.ConflictError` is raised.  Both are read inside the
+        step (under the store's write lock, row lock or script), so two writers that
+        read the same state cannot both append after it.  A failure raises and leaves
+        the log as it was (on a lost connection the outcome may be unknown: read the
+        log).  An empty ``items`` is :class:`~ebank_auth.errors.InvalidInput`.
+        """
 
     @abstractmethod
     def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:

@@ -8,9 +8,17 @@ so it is atomic with respect to every other thread of this process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
+from ebank_auth.store.base import (
+    Clock,
+    CounterResult,
+    LogRecord,
+    Store,
+    batch_items,
+    log_conflict,
+    value_conflict,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -129,6 +137,28 @@ class MemoryStore(Store):
             records = self._logs.setdefault(log, [])
             records.append(bytes(data))
             return len(records)
+
+    def append_many(
+        self,
+        log: str,
+        items: Sequence[bytes],
+        *,
+        after: int | None = None,
+        swap: tuple[str, bytes | None, bytes] | None = None,
+    ) -> int:
+        batch = batch_items(items)
+        with self._lock:
+            now = self.clock()
+            records = self._logs.get(log, [])
+            if after is not None and len(records) != after:
+                raise log_conflict(log, after, len(records))
+            if swap is not None and self._get_locked(swap[0], now) != swap[1]:
+                raise value_conflict(swap[0])
+            first = len(records) + 1
+            self._logs.setdefault(log, records).extend(batch)
+            if swap is not None:
+                self._values[swap[0]] = (bytes(swap[2]), None)
+            return first
 
     def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
         with self._lock:

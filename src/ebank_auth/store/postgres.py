@@ -30,6 +30,12 @@ primitive                  PostgreSQL mechanism
                            head row (``seq = seq + 1``, row-locked until commit) feeding the
                            ``INSERT`` of the record; a rolled-back append also rolls back its
                            head, so sequence numbers are gap-free (a ``SEQUENCE`` is not)
+``append_many``            one transaction: the head row's ``INSERT … ON CONFLICT DO UPDATE``
+                           (``seq = seq + n``) row-locks the log's end until commit, so the
+                           ``after`` test reads the committed end and two batches serialise;
+                           the ``swap`` value by the ``compare_and_set`` statements (no row
+                           changed: conflict, all rolled back); the records by one ``INSERT
+                           … SELECT … unnest``; one commit, one WAL flush
 ``purge_expired``          two ``DELETE … WHERE expires_at <= now``
 =========================  =================================================================
 
@@ -87,7 +93,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -97,7 +103,15 @@ from ebank_auth.errors import (
     StoreIntegrityError,
     StoreUnavailable,
 )
-from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
+from ebank_auth.store.base import (
+    Clock,
+    CounterResult,
+    LogRecord,
+    Store,
+    batch_items,
+    log_conflict,
+    value_conflict,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "open_postgres_url"]
 
@@ -161,6 +175,11 @@ _SQL = {
     " ON CONFLICT (log) DO UPDATE SET seq = h.seq + 1 RETURNING seq)"
     " INSERT INTO {s}.ebank_logs (log, seq, data) SELECT %(log)s, seq, %(data)s FROM head"
     " RETURNING seq",
+    "append_head": "INSERT INTO {s}.ebank_log_heads AS h (log, seq) VALUES (%(log)s, %(n)s)"
+    " ON CONFLICT (log) DO UPDATE SET seq = h.seq + %(n)s RETURNING seq",
+    "append_many": "INSERT INTO {s}.ebank_logs (log, seq, data)"
+    " SELECT %(log)s, %(first)s + t.i - 1, t.d"
+    " FROM unnest(%(items)s::bytea[]) WITH ORDINALITY AS t(d, i)",
     "read_log": "SELECT seq, data FROM {s}.ebank_logs WHERE log = %(log)s AND seq >= %(seq)s"
     " ORDER BY seq LIMIT %(page)s",
     "purge": "WITH a AS (DELETE FROM {s}.ebank_kv WHERE expires_at <= {now} RETURNING 1),"
@@ -603,6 +622,39 @@ class PostgresStore(Store):
     def append(self, log: str, data: bytes) -> int:
         rows = self._run("append", log=_text(log, "log name"), data=bytes(data))
         return int(rows[0][0])
+
+    def append_many(
+        self,
+        log: str,
+        items: Sequence[bytes],
+        *,
+        after: int | None = None,
+        swap: tuple[str, bytes | None, bytes] | None = None,
+    ) -> int:
+        log, batch, now = _text(log, "log name"), batch_items(items), self._now()
+        key = _text(swap[0], "key") if swap is not None else ""
+        sql = self._sql
+
+        def op(conn: Any) -> int:
+            with conn.transaction():
+                params = {"log": log, "n": len(batch), "now": now}
+                last = int(conn.execute(sql["append_head"], params).fetchone()[0]) - len(batch)
+                if after is not None and last != after:
+                    raise log_conflict(log, after, last)  # rolls the head row back
+                if swap is not None:
+                    expected, new = swap[1], bytes(swap[2])
+                    args = {"key": key, "value": new, "new": new, "ttl": None, "now": now}
+                    if expected is None:
+                        done = conn.execute(sql["put_if_absent"], args).fetchone()
+                    else:
+                        args["expected"] = bytes(expected)
+                        done = conn.execute(sql["swap"], args).fetchone()
+                    if done is None:
+                        raise value_conflict(key)
+                conn.execute(sql["append_many"], {"log": log, "first": last + 1, "items": batch})
+                return last + 1
+
+        return self._with_connection(op)
 
     def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
         log = _text(log, "log name")

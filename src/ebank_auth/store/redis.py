@@ -56,12 +56,20 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from ebank_auth.errors import ConfigurationError, StoreIntegrityError, StoreUnavailable
-from ebank_auth.store.base import Clock, CounterResult, LogRecord, Store
+from ebank_auth.store.base import (
+    Clock,
+    CounterResult,
+    LogRecord,
+    Store,
+    batch_items,
+    log_conflict,
+    value_conflict,
+)
 
 __all__ = ["RedisStore"]
 
@@ -245,6 +253,40 @@ return {v, ok, n, e}
 """
 )
 
+# KEYS: log list[, value]; ARGV: now or "", after or "", has_swap, has_expected, expected,
+# new, items...  Every check (and every WRONGTYPE error) comes before the first write, so
+# the script appends all or nothing.  Returns {1, length before} or {0 | -1, length}:
+# the log's end or the value did not match.
+_APPEND_MANY = (
+    _TIME
+    + """
+local n = redis.call('LLEN', KEYS[1])
+if ARGV[2] ~= '' and n ~= tonumber(ARGV[2]) then
+  return {0, n}
+end
+if ARGV[3] == '1' then
+  local cur = redis.call('HGET', KEYS[2], 'v')
+  if cur then
+    local e = redis.call('HGET', KEYS[2], 'e')
+    if e and tonumber(e) <= clock(ARGV[1]) then cur = false end
+  end
+  if ARGV[4] == '1' then
+    if not cur or cur ~= ARGV[5] then return {-1, n} end
+  elseif cur then
+    return {-1, n}
+  end
+end
+for i = 7, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'v', ARGV[6])
+end
+return {1, n}
+"""
+)
+
 # KEYS: one key; ARGV: now or "": remove it if it is an expired value or counter
 _PURGE_ONE = (
     _TIME
@@ -417,6 +459,7 @@ class RedisStore(Store):
         self._s_purge = c.register_script(_PURGE)
         self._s_get_incr = c.register_script(_GET_AND_INCR)
         self._s_purge_one = c.register_script(_PURGE_ONE)
+        self._s_append_many = c.register_script(_APPEND_MANY)
 
     # -- helpers ------------------------------------------------------------------------
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -643,6 +686,45 @@ class RedisStore(Store):
     # -- append-only logs -------------------------------------------------------------
     def append(self, log: str, data: bytes) -> int:
         return int(self._call(self._client.rpush, self._key("l", log), bytes(data)))
+
+    def append_many(
+        self,
+        log: str,
+        items: Sequence[bytes],
+        *,
+        after: int | None = None,
+        swap: tuple[str, bytes | None, bytes] | None = None,
+    ) -> int:
+        """One Lua script: the log's length and ``swap``'s value are read and the
+        records pushed without any other command in between.  On a cluster the log
+        and the ``swap`` key must share a namespace (one slot)."""
+        batch = batch_items(items)
+        keys = [self._key("l", log)]
+        args: list[bytes | str] = [self._now()[1], "" if after is None else str(int(after))]
+        if swap is None:
+            args += ["0", "0", b"", b""]
+        else:
+            if self.cluster and _tag(swap[0]) != _tag(log):
+                raise ConfigurationError(
+                    f"on Redis Cluster append_many needs the log and the swapped value in one "
+                    f"namespace (one hash slot): {log.split(':', 1)[0]!r} and "
+                    f"{swap[0].split(':', 1)[0]!r} differ; build both with store_key(namespace, …)"
+                )
+            keys.append(self._key("v", swap[0]))
+            expected = swap[1]
+            args += [
+                "1",
+                "0" if expected is None else "1",
+                b"" if expected is None else bytes(expected),
+                bytes(swap[2]),
+            ]
+        status, length = self._call(self._s_append_many, keys=keys, args=[*args, *batch])
+        if int(status) == 0:
+            raise log_conflict(log, int(after or 0), int(length))
+        if int(status) < 0:
+            assert swap is not None
+            raise value_conflict(swap[0])
+        return int(length) + 1
 
     def read_log(self, log: str, start: int = 1) -> Iterator[LogRecord]:
         name = self._key("l", log)

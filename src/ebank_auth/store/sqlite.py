@@ -30,12 +30,21 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ebank_auth.errors import ConfigurationError, StoreIntegrityError, StoreUnavailable
-from ebank_auth.store.base import MAX_CLOCK_SKEW, Clock, CounterResult, LogRecord, Store
+from ebank_auth.store.base import (
+    MAX_CLOCK_SKEW,
+    Clock,
+    CounterResult,
+    LogRecord,
+    Store,
+    batch_items,
+    log_conflict,
+    value_conflict,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -393,6 +402,41 @@ class SQLiteStore(Store):
                 "INSERT INTO logs (log, seq, data) VALUES (?, ?, ?)", (log, seq, bytes(data))
             )
             return seq
+
+        return self._tx(op)
+
+    def append_many(
+        self,
+        log: str,
+        items: Sequence[bytes],
+        *,
+        after: int | None = None,
+        swap: tuple[str, bytes | None, bytes] | None = None,
+    ) -> int:
+        """One ``BEGIN IMMEDIATE`` transaction (the database write lock is held from the
+        reads of the log's end and of ``swap``'s value to the commit): one commit, so
+        one WAL sync with ``synchronous=FULL``, however many records."""
+        batch = batch_items(items)
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE log = ?", (log,)
+            ).fetchone()
+            last = _integer(row[0], f"log {log!r}")
+            if after is not None and last != after:
+                raise log_conflict(log, after, last)
+            if swap is not None and self._current(conn, swap[0], self.clock()) != swap[1]:
+                raise value_conflict(swap[0])
+            conn.executemany(
+                "INSERT INTO logs (log, seq, data) VALUES (?, ?, ?)",
+                [(log, last + 1 + i, data) for i, data in enumerate(batch)],
+            )
+            if swap is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, NULL)",
+                    (swap[0], bytes(swap[2])),
+                )
+            return last + 1
 
         return self._tx(op)
 
