@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl pcsc-tools swig redis-server openssl tzdata
+APT_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl softhsm2 pcsc-tools swig redis-server openssl tzdata
               iproute2 util-linux gcc python3-venv python3-dev chromium chromium-driver)
 PYTHON=${PYTHON:-python3}
 
@@ -33,6 +33,6 @@ stamp=.venv/.ebank-auth-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing ebank-auth and its extras into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,app,docs,webauthn]"
+  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,app,docs,webauthn,pkcs11]"
   touch "$stamp"
 fi
