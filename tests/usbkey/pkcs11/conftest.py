@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ebank_auth.usbkey.vendor.pkcs11 import Pkcs11Token, open_pkcs11
+from plugins.pcscd import pcscd_vpcd  # noqa: F401  (the isolated pcscd for test_opensc_piv)
 
 USER_PIN = "1234"
 SO_PIN = "5678"

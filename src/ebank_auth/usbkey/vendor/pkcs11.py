@@ -227,6 +227,7 @@ class _Cka(IntEnum):
     EXTRACTABLE = 0x162
     EC_PARAMS = 0x180
     EC_POINT = 0x181
+    ALWAYS_AUTHENTICATE = 0x202
 
 
 class _Cko(IntEnum):
@@ -447,6 +448,7 @@ class _Key:
     id: bytes
     algorithm: Algorithm
     spki: bytes
+    always_authenticate: bool = False
 
 
 # --------------------------------------------------------------------------- the library
@@ -963,11 +965,11 @@ class Pkcs11Token:
                 f"{len(found)} private keys match {container!r}: address one by id:<hex>"
             )
         handle = found[0]
-        label, key_id = self._attrs(handle, [_Cka.LABEL, _Cka.ID])
+        label, key_id, always = self._attrs(handle, [_Cka.LABEL, _Cka.ID, _Cka.ALWAYS_AUTHENTICATE])
         key_id = bytes(key_id) if key_id is not None else b""
         algorithm = self._algorithm_of(handle)
         spki = self._public_spki(key_id, str(label or ""), algorithm, handle)
-        key = _Key(handle, str(label or ""), key_id, algorithm, spki)
+        key = _Key(handle, str(label or ""), key_id, algorithm, spki, always is True)
         self._keys[container] = key
         return key
 
@@ -1245,6 +1247,12 @@ class Pkcs11Token:
         return self.sm2
 
     def _sign(self, key: _Key, data: bytes, mechanism: Any) -> bytes:
+        if key.always_authenticate:
+            raise NotSupportedByToken(
+                f"the key {key.label or key.id.hex()!r} asks for the PIN before every signature "
+                "(CKA_ALWAYS_AUTHENTICATE, e.g. PIV slot 9C): this backend does not keep the "
+                "PIN to answer it; use a key without that policy (e.g. PIV 9A)"
+            )
         with self._calling(f"signing with {key.label or 'the key'}"):
             return bytes(self._session.sign(key.handle, data, mechanism))
 
