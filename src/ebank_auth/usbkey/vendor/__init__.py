@@ -6,4 +6,6 @@ allows it, and raises :class:`~ebank_auth.errors.NotSupportedByToken` for what i
 
 * :mod:`ebank_auth.usbkey.vendor.piv` — any PIV card (NIST SP 800-73-4) over PC/SC, with the
   YubiKey extensions when the card offers them.
+* :mod:`ebank_auth.usbkey.vendor.pkcs11` — any token behind a vendor's PKCS#11 module (on
+  PyKCS11, the ``pkcs11`` extra), with the vendor's SM2 mechanisms when configured.
 """

@@ -1253,8 +1253,12 @@ class Pkcs11Token:
                 "(CKA_ALWAYS_AUTHENTICATE, e.g. PIV slot 9C): this backend does not keep the "
                 "PIN to answer it; use a key without that policy (e.g. PIV 9A)"
             )
-        with self._calling(f"signing with {key.label or 'the key'}"):
+        if self._closed:
+            raise InvalidInput("this PKCS#11 token session was closed: open the token again")
+        try:  # the hot path: no context manager, the message is built only on failure
             return bytes(self._session.sign(key.handle, data, mechanism))
+        except self._p11.PyKCS11Error as exc:
+            raise self._error(exc, f"signing with {key.label or 'the key'}") from None
 
     def confirm_and_sign(
         self,
