@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite-dev libssl-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl pcsc-tools swig redis-server postgresql openssl tzdata
+APT_PACKAGES=(pcscd libpcsclite-dev libssl-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl softhsm2 pcsc-tools swig redis-server postgresql openssl tzdata
               iproute2 util-linux gcc python3-venv python3-dev chromium chromium-driver xmlsec1)
 PYTHON=${PYTHON:-python3}
 
@@ -35,6 +35,6 @@ stamp=.venv/.ebank-auth-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing ebank-auth and its extras into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,postgres,app,docs,webauthn,xml]"
+  .venv/bin/python -m pip install -q -e ".[dev,pcsc,hid,redis,postgres,app,docs,webauthn,xml,pkcs11]"
   touch "$stamp"
 fi

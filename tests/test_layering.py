@@ -192,6 +192,11 @@ RULES: tuple[Rule, ...] = (
         lambda u: _under(u.target, "cffi"),
     ),
     Rule(
+        "only usbkey/vendor/pkcs11.py imports PyKCS11",
+        lambda u: u.module != "ebank_auth.usbkey.vendor.pkcs11",
+        lambda u: _under(u.target, "PyKCS11"),
+    ),
+    Rule(
         "only usbkey/transport/hid.py imports hid (hidapi)",
         lambda u: u.module != "ebank_auth.usbkey.transport.hid",
         lambda u: _under(u.target, "hid"),

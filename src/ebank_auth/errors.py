@@ -8,6 +8,7 @@ Areas have their own branch so callers can catch broadly or precisely::
     EbankAuthError
     ├── InvalidInput                  the caller's input or setting is unusable: fix it
     │   ├── ConfigurationError        bad setting, value outside the bounds the standards allow
+    │   │   └── Pkcs11ModuleError     the file is not a loadable PKCS#11 module
     │   ├── EncodingError             malformed DER / PEM / TLV / JSON input
     │   │   └── InvalidTransaction
     │   ├── InvalidKey, UnsupportedAlgorithm, BackendUnavailable   (also CryptoError)
@@ -36,6 +37,8 @@ Areas have their own branch so callers can catch broadly or precisely::
     │   ├── PinIncorrect (remaining), PinLocked
     │   ├── SecurityStatusNotSatisfied, ConfirmationRejected, ConfirmationTimeout
     │   ├── TokenNotGenuine, SecureChannelError, KeyAlreadyExists
+    │   ├── ContainerNotFound         (also InvalidInput) no such key/container on the token
+    │   ├── Pkcs11Error (rv)           a PKCS#11 module refused with a CKR_* code
     │   └── SkfError (code)           an SKF (GM/T 0016) library refused a call
     │       └── SkfLibraryError       (also InvalidInput) not a usable SKF library
     ├── OtpError
@@ -93,6 +96,7 @@ __all__ = [
     "ConfirmationRejected",
     "ConfirmationTimeout",
     "ConflictError",
+    "ContainerNotFound",
     "CryptoError",
     "DecryptionError",
     "DeliveryError",
@@ -127,6 +131,8 @@ __all__ = [
     "PinIncorrect",
     "PinLocked",
     "PinPolicyError",
+    "Pkcs11Error",
+    "Pkcs11ModuleError",
     "PolicyError",
     "PolicyFileError",
     "RateLimited",
@@ -515,6 +521,33 @@ class KeyAlreadyExists(TokenError):
         "the key container already holds a key: the token does not replace it silently; "
         "choose another container, or replace it on purpose with the admin (SO) PIN "
         "(--force on the command line)"
+    )
+
+
+class ContainerNotFound(TokenError, InvalidInput):
+    default_message = (
+        "the token holds no key or certificate under that name: list the containers "
+        "('ebank-auth token list') and give one of them, or generate a key first"
+    )
+
+
+class Pkcs11Error(TokenError):
+    """A PKCS#11 module answered with a ``CKR_*`` code that has no more precise error here;
+    ``rv`` is the code, ``name`` its ``CKR_`` name."""
+
+    def __init__(self, rv: int, message: str | None = None, name: str = "") -> None:
+        label = name or f"CKR 0x{rv:08X}"
+        super().__init__(
+            message or f"the PKCS#11 module refused the operation ({label}): see its log"
+        )
+        self.rv = rv
+        self.name = label
+
+
+class Pkcs11ModuleError(ConfigurationError):
+    default_message = (
+        "the file is not a usable PKCS#11 module: give the path of the token vendor's "
+        "PKCS#11 library (a .so exporting C_GetFunctionList)"
     )
 
 

@@ -8,4 +8,6 @@ allows it, and raises :class:`~ebank_auth.errors.NotSupportedByToken` for what i
   YubiKey extensions when the card offers them.
 * :mod:`ebank_auth.usbkey.vendor.skf` — any token through its vendor's SKF (GM/T 0016) shared
   library, loaded with cffi.
+* :mod:`ebank_auth.usbkey.vendor.pkcs11` — any token behind a vendor's PKCS#11 module (on
+  PyKCS11, the ``pkcs11`` extra), with the vendor's SM2 mechanisms when configured.
 """
