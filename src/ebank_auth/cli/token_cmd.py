@@ -51,6 +51,7 @@ from ._output import Group, emit, examples, info, json_option, json_requested, v
 
 if TYPE_CHECKING:
     from ebank_auth.usbkey.attestation import TrustConfig
+    from ebank_auth.usbkey.conformance import ConformanceReport
     from ebank_auth.usbkey.connect import TransportName
     from ebank_auth.usbkey.token import Token
 
@@ -68,6 +69,12 @@ class _Options:
     emulator_state: Path | None
     skip_attestation: bool
     emulator: bool = False
+    backend: str = "native"
+    pkcs11_module: Path | None = None
+    pkcs11_token: str | None = None
+    skf_library: Path | None = None
+    skf_device: str | None = None
+    skf_application: str | None = None
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -134,12 +141,26 @@ def _where(opts: _Options) -> tuple[str | None, TransportName]:
 def _session(ctx: click.Context) -> Iterator[Token]:
     """Open the token (service, reader, card, then trust, attestation, secure channel);
     errors become messages."""
-    from ebank_auth.usbkey.connect import open_token
+    from ebank_auth.usbkey.backends import BackendOptions, open_backend
 
     opts: _Options = ctx.obj
-    reader, transport = _where(opts)
-    # open_token checks service, reader and card before trust: the likelier causes first
-    with open_token(reader, transport=transport, trust=lambda: _trust(opts)) as session:
+    if opts.backend != "native" and opts.hid is not None:
+        _fail(f"--hid is for the native backend; the {opts.backend} backend does not use it", 2)
+    where = BackendOptions(
+        reader=opts.reader,
+        hid=opts.hid,
+        pkcs11_module=opts.pkcs11_module,
+        pkcs11_token=opts.pkcs11_token,
+        skf_library=opts.skf_library,
+        skf_device=opts.skf_device,
+        skf_application=opts.skf_application,
+    )
+    try:
+        # open_token checks service, reader and card before trust: the likelier causes first
+        session = open_backend(opts.backend, where, trust=lambda: _trust(opts))
+    except ConfigurationError as exc:
+        _fail(exc.message, 2)
+    with session:
         yield session
 
 
@@ -213,6 +234,27 @@ def _verify_user(session: Token, pin_file: Path | None) -> None:
     hidden=True,
     help="Development only: do not check that the token is genuine.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["native", "piv", "pkcs11", "skf"]),
+    default="native",
+    show_default=True,
+    help="How to reach the token: our APDU protocol, the PIV card edge, a vendor PKCS#11 "
+    "module or a vendor SKF (GM/T 0016) library.",
+)
+@click.option(
+    "--pkcs11-module",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The vendor's PKCS#11 module (--backend pkcs11).",
+)
+@click.option("--pkcs11-token", default=None, help="Slot id or token label (--backend pkcs11).")
+@click.option(
+    "--skf-library",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The vendor's SKF library (--backend skf).",
+)
+@click.option("--skf-device", default=None, help="SKF device name (--backend skf).")
+@click.option("--skf-application", default=None, help="SKF application (--backend skf).")
 @click.pass_context
 def token(
     ctx: click.Context,
@@ -223,10 +265,21 @@ def token(
     emulator: bool,
     emulator_state: Path | None,
     insecure_skip_attestation: bool,
+    backend: str,
+    pkcs11_module: Path | None,
+    pkcs11_token: str | None,
+    skf_library: Path | None,
+    skf_device: str | None,
+    skf_application: str | None,
 ) -> None:
-    """Drive a USB Key / V盾 token (PC/SC or HID) or the software token."""
+    """Drive a USB Key / V盾 token (PC/SC or HID) or the software token; with --backend, a PIV
+    card or a token behind a vendor's PKCS#11 module or SKF library."""
     if reader is not None and hid_path is not None:
         _fail("choose either --reader or --hid", 2)
+    if backend == "pkcs11" and pkcs11_module is None:
+        _fail("--backend pkcs11 needs --pkcs11-module PATH (the vendor's module)", 2)
+    if backend == "skf" and skf_library is None:
+        _fail("--backend skf needs --skf-library PATH (the vendor's SKF library)", 2)
     ctx.obj = _Options(
         reader,
         hid_path,
@@ -235,6 +288,12 @@ def token(
         emulator_state,
         insecure_skip_attestation,
         emulator or emulator_state is not None,
+        backend,
+        pkcs11_module,
+        pkcs11_token,
+        skf_library,
+        skf_device,
+        skf_application,
     )
 
 
@@ -256,20 +315,34 @@ _attach_list()
         "ebank-auth token info   # with $EBANK_AUTH_TOKEN_ROOTS set",
         'ebank-auth token --emulator info --reader "Virtual PCD 00 00" --json',
         "ebank-auth token --trust-root maker-root.pem --firmware-allowlist fw.json info",
+        "ebank-auth token --backend piv info",
+        "ebank-auth token --backend pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so info",
+        "ebank-auth token --backend skf --skf-library ./libvendor_skf.so info --json",
     ),
 )
 @_device_options
 @json_option
 @click.pass_context
 def info_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Serial, firmware, authenticity, PIN counters and key containers."""
+    """Serial, firmware, authenticity, PIN counters, key containers, and whether the token can
+    show a transaction and sign what it showed (confirm-and-sign)."""
+    from ebank_auth.errors import NotSupportedByToken
+    from ebank_auth.usbkey.token import PinStatus
+
+    opts: _Options = ctx.obj
     with _session(ctx) as s:
         info = s.device_info()
         att = s.attestation
         user = s.pin_status(PinRef.USER)
-        admin = s.pin_status(PinRef.ADMIN)
+        try:
+            admin: PinStatus | None = s.pin_status(PinRef.ADMIN)
+        except NotSupportedByToken:
+            admin = None  # e.g. PKCS#11 reports no SO PIN counter
         containers = s.list_containers()
+        can_confirm = s.can_confirm
     doc: dict[str, Any] = {
+        "backend": opts.backend,
+        "confirm_and_sign": can_confirm,
         "serial": info.serial,
         "label": info.label,
         "manufacturer": info.manufacturer,
@@ -280,7 +353,9 @@ def info_cmd(ctx: click.Context, as_json: bool) -> None:
         "attestation": att.message if att else "",
         "device_certificate": att.device_certificate_subject if att else "",
         "user_pin": {"max_retries": user.max_retries, "remaining": user.remaining},
-        "admin_pin": {"max_retries": admin.max_retries, "remaining": admin.remaining},
+        "admin_pin": None
+        if admin is None
+        else {"max_retries": admin.max_retries, "remaining": admin.remaining},
         "containers": [
             {
                 "name": c.name,
@@ -299,7 +374,17 @@ def info_cmd(ctx: click.Context, as_json: bool) -> None:
         f"genuine:       {'yes' if doc['genuine'] else 'NO'} — {doc['attestation']}",
         f"capabilities:  {', '.join(doc['capabilities'])}",
         f"user PIN:      {user.remaining}/{user.max_retries} tries left",
-        f"admin PIN:     {admin.remaining}/{admin.max_retries} tries left",
+        "admin PIN:     "
+        + (
+            "not reported" if admin is None else f"{admin.remaining}/{admin.max_retries} tries left"
+        ),
+        f"backend:       {opts.backend}",
+        "confirm+sign:  "
+        + (
+            "yes (shows the transaction, signs what it showed)"
+            if can_confirm
+            else "NO: no display, so its signatures never count as a transaction confirmation"
+        ),
     ]
     for c in doc["containers"]:
         cert = "with certificate" if c["certificate"] else "no certificate"
@@ -901,6 +986,11 @@ def conformance_cmd(
         trust = _trust(opts)
         return trust
 
+    token: Token
+    if opts.backend != "native":
+        with _session(ctx) as other:
+            report = run_conformance(other, user, admin, prompt=prompt)
+        _conformance_report(report, as_json)
     try:  # service, reader and card first, then trust and authenticity
         token = open_token(reader, transport=transport, trust=resolved)
     except TokenNotGenuine as exc:
@@ -912,14 +1002,72 @@ def conformance_cmd(
         report = run_conformance(
             token, user, admin, prompt=prompt, not_genuine=not_genuine, trust=trust
         )
+    _conformance_report(report, as_json)
+
+
+def _conformance_report(report: ConformanceReport, as_json: bool) -> NoReturn:
     if as_json:
         failed = TokenError("conformance FAILED: see the checks marked fail")
         verdict(report.passed, report.to_json(), None, error=None if report.passed else failed)
     else:
         click.echo(f"token {report.serial} (firmware {report.firmware_version}) at {report.reader}")
         for c in report.checks:
-            click.echo(f"[{c.status.value.upper():4}] {c.title}  ({', '.join(c.requirements)})")
+            mark = "N/A" if c.status.value == "unavailable" else c.status.value.upper()
+            click.echo(f"[{mark:4}] {c.title}  ({', '.join(c.requirements)})")
             click.echo(f"       what: {c.explanation}")
             click.echo(f"       result: {c.detail}")
+        if report.unavailable:
+            click.echo(
+                "not available on this token/backend: "
+                + ", ".join(c.id for c in report.unavailable)
+                + (
+                    ""
+                    if report.can_confirm
+                    else " — it cannot show a transaction: a policy must not count its "
+                    "signatures as transaction confirmations (WYSIWYS, UK-6/UK-7)"
+                )
+            )
         click.echo("conformance: PASSED" if report.passed else "conformance: FAILED")
     sys.exit(0 if report.passed else 1)
+
+
+# ---------------------------------------------------------------------------- CSR
+@token.command(
+    "csr",
+    epilog=examples(
+        'ebank-auth token csr --subject "CN=Zhang San,O=Bank" --out zs.csr',
+        "ebank-auth token --backend piv csr --container 9a --subject CN=alice --out a.csr",
+        "ebank-auth token --backend skf --skf-library ./libskf.so csr --container login "
+        "--subject CN=bob --out b.csr --json",
+    ),
+)
+@_device_options
+@click.option("--container", default=DEFAULT_LOGIN_CONTAINER, show_default=True,
+              help="The key's container (PIV: slot 9a/9c/9d/9e).")  # fmt: skip
+@click.option("--subject", required=True, help='Subject DN, e.g. "CN=Zhang San,O=Bank,C=CN".')
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="CSR (PEM)."
+)
+@_pin_options
+@json_option
+@click.pass_context
+def csr_cmd(
+    ctx: click.Context,
+    container: str,
+    subject: str,
+    out: Path,
+    pin_file: Path | None,
+    as_json: bool,
+) -> None:
+    """A PKCS#10 request signed by a key on the token (any backend), for the bank's CA."""
+    from ebank_auth.crypto import x509
+    from ebank_auth.usbkey.backends import signing_key_for
+
+    with _session(ctx) as s:
+        _verify_user(s, pin_file)
+        request = x509.build_csr(subject, signing_key_for(s, container))
+    out.write_bytes(request.to_pem())
+    emit(
+        {"csr": str(out), "subject": subject, "container": container},
+        [f"CSR for {subject} signed on the token (container {container}) written to {out}"],
+    )

@@ -43,6 +43,7 @@ from ebank_auth.errors import (
     EbankAuthError,
     InvalidSignature,
     KeyAlreadyExists,
+    NotSupportedByToken,
     PinIncorrect,
     PinLocked,
     PinPolicyError,
@@ -90,6 +91,9 @@ class CheckStatus(str, Enum):
     PASS = "pass"  # noqa: S105 - a status, not a secret
     FAIL = "fail"
     SKIP = "skip"
+    #: the token or its backend has no such function (NotSupportedByToken): reported, and
+    #: stated in the report's capabilities, but not a failure of the token
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,18 @@ class ConformanceReport:
     firmware_version: str
     reader: str
     checks: tuple[CheckResult, ...] = field(default=())
+    #: the token can show a transaction and sign what it showed (False: no display, so its
+    #: signatures must never count as a customer's confirmation)
+    can_confirm: bool = True
 
     @property
     def passed(self) -> bool:
         return all(c.status is not CheckStatus.FAIL for c in self.checks)
+
+    @property
+    def unavailable(self) -> tuple[CheckResult, ...]:
+        """The checks of functions this token or backend does not have."""
+        return tuple(c for c in self.checks if c.status is CheckStatus.UNAVAILABLE)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +145,8 @@ class ConformanceReport:
             "firmware_version": self.firmware_version,
             "reader": self.reader,
             "passed": self.passed,
+            "can_confirm": self.can_confirm,
+            "unavailable": [c.id for c in self.unavailable],
             "checks": [c.to_json() for c in self.checks],
         }
 
@@ -298,6 +312,8 @@ class _Runner:
             status = CheckStatus.PASS
         except _Skip as skip:
             detail, status = str(skip), CheckStatus.SKIP
+        except NotSupportedByToken as exc:
+            detail, status = f"not available: {exc.message}", CheckStatus.UNAVAILABLE
         except _Failed as exc:
             detail, status = str(exc), CheckStatus.FAIL
         except EbankAuthError as exc:
@@ -444,9 +460,9 @@ class _Runner:
     def keys(self) -> str:
         self.s.verify_pin(self.user_pin)
         self.s.verify_pin(self.admin_pin, PinRef.ADMIN)  # a re-run replaces its own test key
-        info = self.s.generate_key(
-            CONTAINER, Algorithm.SM2, ContainerUsage.TRANSACTION, replace=True
-        )
+        # a token without a display can hold only keys that sign what the host sends
+        usage = ContainerUsage.TRANSACTION if self.s.can_confirm else ContainerUsage.LOGIN
+        info = self.s.generate_key(CONTAINER, Algorithm.SM2, usage, replace=True)
         again = self.s.public_key(CONTAINER)
         _expect(again.public_key_der == info.public_key_der, "exported public key differs")
         key = info.public_key()
@@ -457,7 +473,10 @@ class _Runner:
             any(c.name == CONTAINER for c in self.s.list_containers()),
             "the new container is not listed",
         )
-        return "SM2 key generated on the token; only the public key (SPKI) is exported"
+        return (
+            f"SM2 {usage.name.lower()} key generated on the token; only the public key (SPKI) "
+            "is exported"
+        )
 
     def undocumented(self) -> str:
         self.w.verify_pin(self.user_pin)
@@ -511,6 +530,8 @@ class _Runner:
         if key is None:
             raise _Skip("no key was generated (key check failed)")
         self.s.verify_pin(self.user_pin)
+        if not self.s.can_confirm:
+            return self._host_signatures(key)
         tx = _sample_tx("conformance approve")
         self.prompt("APPROVE the transaction now shown on the token (memo 'conformance approve')")
         result = self.s.confirm_and_sign(tx, CONTAINER)
@@ -544,7 +565,34 @@ class _Runner:
             detail += "; RSA-2048 (PKCS#1 v1.5 SHA-256) likewise"
         return detail
 
+    def _host_signatures(self, key: sm2.SM2PublicKey) -> str:
+        """A token without a display: its key signs what the host sends (a login challenge)."""
+        challenge = b"conformance login challenge " + self.s.random(16)
+        signature = self.s.sign_message(challenge, CONTAINER)
+        key.verify(signature, challenge, uid=sm2.DEFAULT_UID)
+        with _raises(InvalidSignature, "verifying the signature over other bytes"):
+            key.verify(signature, challenge + b"!", uid=sm2.DEFAULT_UID)
+        ca = x509.CertificateAuthority.create_root(
+            "CN=Conformance Test CA", sm2.generate_private_key()
+        )
+        serial = self.s.device_info().serial
+        self.s.import_certificate(ca.issue(f"CN={serial}", key).to_der(), CONTAINER)
+        exported = x509.load_certificate(self.s.export_certificate(CONTAINER))
+        cert_key = exported.public_key
+        _expect(isinstance(cert_key, sm2.SM2PublicKey), "exported certificate holds no SM2 key")
+        assert isinstance(cert_key, sm2.SM2PublicKey)
+        cert_key.verify(signature, challenge, uid=sm2.DEFAULT_UID)
+        return (
+            "SM2 signature over a host challenge verifies with the exported public key and "
+            "certificate, and fails for other bytes (no display: no transaction signature)"
+        )
+
     def confirmation(self) -> str:
+        if not self.s.can_confirm:
+            raise NotSupportedByToken(
+                "this token has no display and button: it cannot show a transaction or be "
+                "refused on it, so its signatures never confirm a transaction (UK-6, UK-7)"
+            )
         if self.public_key is None:
             raise _Skip("no key was generated (key check failed)")
         self.s.verify_pin(self.user_pin)
@@ -781,4 +829,6 @@ def run_conformance(
         token.logout()
     except EbankAuthError:
         pass
-    return ConformanceReport(serial, fw, token.description, tuple(runner.results))
+    return ConformanceReport(
+        serial, fw, token.description, tuple(runner.results), can_confirm=token.can_confirm
+    )
