@@ -591,3 +591,27 @@ def test_attestation_policy_is_checked() -> None:
         AttestationPolicy(
             AttestationPolicy.trusting([AttestationCA().root]).mode, metadata_blob=b"x"
         )
+
+
+# ---------------------------------------------------------------------- outer fields
+@pytest.mark.parametrize(
+    "field, value",
+    [("id", "AAAA"), ("type", "password"), ("type", None)],
+)
+def test_the_outer_id_and_type_must_match_the_credential(
+    server: PasskeyServer, authenticator: SoftAuthenticator, field: str, value: Any
+) -> None:
+    """Issue 14 follow-up (found by the bank-app work): the unsigned outer ``id`` and ``type``
+    of a response were ignored, so a response naming another credential in ``id`` than in
+    ``rawId`` — or not a ``public-key`` credential at all — was accepted.  Browsers never send
+    that; a relaying or tampering client does.  Both ceremonies now refuse it."""
+    ceremony = server.register_begin("c2", name="c2@bank", display_name="Customer Two")
+    created = authenticator.create(ceremony.options)
+    bad = dict(created, **{field: value})
+    with pytest.raises(PasskeyRejected):
+        server.register_complete(ceremony.handle, bad)
+    register(server, authenticator)
+    login = server.authenticate_begin("c1")
+    got = authenticator.get(login.options)
+    with pytest.raises(PasskeyRejected):
+        server.authenticate_complete(login.handle, dict(got, **{field: value}))

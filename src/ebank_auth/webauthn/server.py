@@ -445,7 +445,21 @@ class PasskeyServer:
         )
         return cred
 
+    @staticmethod
+    def _check_outer(response: Mapping[str, Any], what: str) -> None:
+        """The unsigned outer fields: ``type`` must be ``public-key`` and ``id`` the base64url of
+        ``rawId`` (the credential looked up is ``rawId``; a response naming two credentials, or
+        not a public-key credential, is refused rather than trusted either way)."""
+        if not isinstance(response, Mapping) or response.get("type") != "public-key":
+            raise _reject(RejectReason.MALFORMED, f"not a public-key credential {what}")
+        raw_id, outer_id = response.get("rawId"), response.get("id")
+        if not isinstance(raw_id, str) or not isinstance(outer_id, str) or raw_id != outer_id:
+            raise _reject(
+                RejectReason.MALFORMED, f"the {what}'s id and rawId name different credentials"
+            )
+
     def _register(self, state: Mapping[str, Any], response: Mapping[str, Any]) -> PasskeyCredential:
+        self._check_outer(response, "registration")
         try:
             reg = RegistrationResponse.from_dict(response)
             client_data = reg.response.client_data
@@ -568,6 +582,7 @@ class PasskeyServer:
     def _authenticate(
         self, state: Mapping[str, Any], response: Mapping[str, Any], who: list[str]
     ) -> AuthenticationResult:
+        self._check_outer(response, "sign-in")
         try:
             auth = AuthenticationResponse.from_dict(response)
             client_data = auth.response.client_data
