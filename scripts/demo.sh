@@ -36,7 +36,8 @@ if [ "${1:-}" = "--inside" ]; then  # inside the sandbox: pcscd runs, the token 
   cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
   trap cleanup EXIT
 
-  ebank-auth agent serve --port "$AGENT_PORT" --origin "$bank_url" --emulator \
+  ebank-auth agent serve --port "$AGENT_PORT" --origin "$bank_url" \
+    --origin "http://localhost:$BANK_PORT" --emulator \
     >"$state/agent.log" 2>&1 &
   pids+=($!)
   python examples/bank_app/run.py --host 127.0.0.1 --port "$BANK_PORT" --state "$state/bank" \
@@ -71,6 +72,7 @@ PY
    ebank-auth demo bank is running
   ================================================================================
    Bank:            $bank_url/login          (English: $bank_url/login?lang=en)
+                    passkeys need a domain name: http://localhost:$BANK_PORT/login
    Token's screen:  $screen_url
                     (the USB Key's display and its Approve / Reject buttons: keep it
                      open in a second window; press Approve there when it shows a transfer)
