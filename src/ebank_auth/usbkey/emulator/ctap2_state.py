@@ -25,19 +25,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import fcntl
-import json
 import os
 import secrets
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from ebank_auth.errors import ConfigurationError, EncodingError, StoreError
 from ebank_auth.usbkey.emulator.state import KEK_FILENAME, Sealer
+from ebank_auth.usbkey.emulator.state_files import (
+    exclusive,
+    read_json,
+    write_json,
+)
 
 __all__ = [
     "FIDO_LOCK_FILENAME",
@@ -231,25 +232,9 @@ class FidoStateFile:
         self._sealer_obj = Sealer(kek)
         return self._sealer_obj
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the FIDO state exclusively (thread lock + ``flock``); not re-entrant."""
-        with self._thread_lock:
-            if self.directory is None:
-                yield
-                return
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(self.directory / FIDO_LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot lock the FIDO state in {self.directory}: {exc.strerror}"
-                ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)
+        return exclusive(self._thread_lock, self.directory, FIDO_LOCK_FILENAME, "the FIDO state")
 
     def exists(self) -> bool:
         if self.path is None:
@@ -262,17 +247,11 @@ class FidoStateFile:
             if self._memory is None:
                 raise ConfigurationError("the in-memory FIDO applet has no state yet")
             return FidoState.from_json(copy.deepcopy(self._memory), self._sealer())
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise StoreError(f"cannot read FIDO state {self.path}: {exc.strerror}") from None
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise EncodingError(
-                f"FIDO state {self.path} is corrupt: restore it, or delete it to reset the "
-                "token's FIDO applet (its passkeys are lost)"
-            ) from None
+        data = read_json(
+            self.path,
+            "FIDO state",
+            "restore it, or delete it to reset the token's FIDO applet (its passkeys are lost)",
+        )
         return FidoState.from_json(data, self._sealer())
 
     def save(self, state: FidoState) -> None:
@@ -281,22 +260,4 @@ class FidoStateFile:
         if self.path is None or self.directory is None:
             self._memory = copy.deepcopy(doc)
             return
-        payload = json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".fido.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise StoreError(f"cannot write FIDO state {self.path}: {exc.strerror}") from None
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_json(self.directory, self.path, doc, "FIDO state")

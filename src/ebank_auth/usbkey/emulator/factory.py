@@ -76,6 +76,7 @@ _FIRMWARE_MODULES: Final = (
     "piv_applet.py",
     "piv_state.py",
     "state.py",
+    "state_files.py",
     "../protocol.py",
     "../attestation_ext.py",
     "../display_layout.py",

@@ -20,18 +20,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import fcntl
-import json
-import os
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ebank_auth.errors import ConfigurationError, EncodingError, StoreError
+from ebank_auth.errors import ConfigurationError, EncodingError
 from ebank_auth.usbkey.emulator.state import PinRecord, Sealer, StateFile
+from ebank_auth.usbkey.emulator.state_files import (
+    exclusive,
+    parse_json,
+    read_bytes,
+    write_json,
+)
 from ebank_auth.usbkey.piv_protocol import PinPolicy, PivAlgorithm, TouchPolicy
 
 __all__ = [
@@ -215,25 +216,9 @@ class PivStateFile:
     def _sealer(self) -> Sealer:
         return self._token_file.sealer(create=True)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the PIV state exclusively (thread lock plus ``flock`` on ``piv.lock``)."""
-        with self._thread_lock:
-            if self.directory is None:
-                yield
-                return
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(self.directory / PIV_LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot lock PIV state in {self.directory}: {exc.strerror}"
-                ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)
+        return exclusive(self._thread_lock, self.directory, PIV_LOCK_FILENAME, "PIV state")
 
     def exists(self) -> bool:
         if self.path is None:
@@ -246,19 +231,15 @@ class PivStateFile:
             if self._memory is None:
                 raise ConfigurationError("the in-memory PIV applet has no state yet")
             return self._memory.copy()
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise StoreError(f"cannot read PIV state {self.path}: {exc.strerror}") from None
+        raw = read_bytes(self.path, "PIV state")
         if self._cached is not None and self._cached[0] == raw:
             return self._cached[1].copy()
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise EncodingError(
-                f"PIV state {self.path} is corrupt: restore it or delete it to reset the PIV "
-                "applet to its factory state"
-            ) from None
+        doc = parse_json(
+            raw,
+            self.path,
+            "PIV state",
+            "restore it or delete it to reset the PIV applet to its factory state",
+        )
         state = PivState.from_json(doc, self._sealer())
         self._cached = (raw, state)
         return state.copy()
@@ -269,22 +250,5 @@ class PivStateFile:
             state.to_json(self._sealer())  # the same validation as on disk
             self._memory = state.copy()
             return
-        payload = json.dumps(state.to_json(self._sealer()), indent=1, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".piv.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise StoreError(f"cannot write PIV state {self.path}: {exc.strerror}") from None
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        payload = write_json(self.directory, self.path, state.to_json(self._sealer()), "PIV state")
         self._cached = (payload, state.copy())

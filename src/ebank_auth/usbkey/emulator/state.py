@@ -33,14 +33,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import fcntl
 import hmac
-import json
 import os
 import secrets
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -54,6 +50,11 @@ from ebank_auth.errors import (
     EncodingError,
     PinPolicyError,
     StoreError,
+)
+from ebank_auth.usbkey.emulator.state_files import (
+    exclusive,
+    read_json,
+    write_json,
 )
 from ebank_auth.usbkey.protocol import Algorithm, ContainerUsage, check_retry_limit
 
@@ -416,29 +417,13 @@ class StateFile:
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the state exclusively: no other thread or process reads-modifies-writes meanwhile.
 
         Not re-entrant.  Blocks while another holder runs its command (a command that waits for
         the token's button holds it for as long as the customer takes to decide).
         """
-        with self._thread_lock:
-            if self.directory is None:
-                yield
-                return
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(self.directory / LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot lock token state in {self.directory}: {exc.strerror}"
-                ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the flock
+        return exclusive(self._thread_lock, self.directory, LOCK_FILENAME, "token state")
 
     def exists(self) -> bool:
         if self.path is None:
@@ -451,17 +436,9 @@ class StateFile:
             if self._memory is None:
                 raise ConfigurationError("the in-memory token has no state yet")
             return TokenState.from_json(copy.deepcopy(self._memory), self._sealer())
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise StoreError(f"cannot read token state {self.path}: {exc.strerror}") from None
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise EncodingError(
-                f"token state {self.path} is corrupt: restore it or delete the directory "
-                "to start a new token"
-            ) from None
+        data = read_json(
+            self.path, "token state", "restore it or delete the directory to start a new token"
+        )
         if isinstance(data, dict) and data.get("version") != STATE_VERSION:
             return TokenState.from_json(data, Sealer(bytes(_KEK_BYTES)))  # refused with advice
         return TokenState.from_json(data, self._sealer())
@@ -472,22 +449,4 @@ class StateFile:
         if self.path is None or self.directory is None:
             self._memory = copy.deepcopy(doc)
             return
-        payload = json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".token-state.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise StoreError(f"cannot write token state {self.path}: {exc.strerror}") from None
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_json(self.directory, self.path, doc, "token state")
