@@ -203,6 +203,7 @@ def create_app(
     passkey_origins: tuple[str, ...] = (),
     passkey_usernameless: bool = False,
     phone_attestation_roots: tuple[Path, ...] = (),
+    software_phone_state: Path | None = None,
     phone_url: str | None = None,
     phone_daily_limits: dict[str, str] | None = None,
 ) -> Flask:
@@ -222,6 +223,7 @@ def create_app(
         passkey_origins=passkey_origins,
         passkey_usernameless=passkey_usernameless,
         phone_attestation_roots=phone_attestation_roots,
+        software_phone_state=software_phone_state,
         phone_url=phone_url,
         phone_daily_limits=phone_daily_limits,
     )

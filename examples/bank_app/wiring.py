@@ -49,7 +49,11 @@ from ebank_auth.phone_shield import (
     PhoneShieldServer,
     SessionStatus,
 )
-from ebank_auth.phone_shield.emulator import DEFAULT_PACKAGE, default_signing_digest
+from ebank_auth.phone_shield.emulator import (
+    DEFAULT_PACKAGE,
+    SoftwareAttestationAuthority,
+    default_signing_digest,
+)
 from ebank_auth.policy import (
     AuthContext,
     CertificateSource,
@@ -231,6 +235,7 @@ class BankServices:
         passkey_origins: Sequence[str] = (),
         passkey_usernameless: bool = False,
         phone_attestation_roots: Sequence[Path] = (),
+        software_phone_state: Path | None = None,
         phone_url: str | None = None,
         phone_daily_limits: Mapping[str, str] | None = None,
     ) -> None:
@@ -309,7 +314,14 @@ class BankServices:
             )
         self._passkey_servers: dict[str, Any] = {}
         self._passkey_lock = threading.Lock()
-        self._init_phone_shield(phone_attestation_roots, phone_url, phone_daily_limits)
+        roots = [Path(r).read_bytes() for r in phone_attestation_roots]
+        if software_phone_state is not None:
+            # demo: the software phone's TEST attestation root (made on first use, as the
+            # phone itself would); a real bank trusts only Google's hardware roots
+            roots.append(
+                SoftwareAttestationAuthority.load_or_create(software_phone_state).root_der()
+            )
+        self._init_phone_shield(roots, phone_url, phone_daily_limits)
         self._seed()
         for path in staff_keys:
             self.register_staff_key(DEMO_STAFF["username"], Path(path).read_bytes())
@@ -552,7 +564,7 @@ class BankServices:
     # ------------------------------------------------------------------ phone shield
     def _init_phone_shield(
         self,
-        roots: Sequence[Path],
+        roots: Sequence[bytes],
         url: str | None,
         limits: Mapping[str, str] | None,
     ) -> None:
@@ -575,9 +587,7 @@ class BankServices:
             _publish_once(cert_path, cert.to_pem())
         self._phone_enrol_cert = x509.load_certificate(cert_path.read_bytes())
         self._phone_trust = (
-            AttestationTrust.from_roots([Path(r).read_bytes() for r in roots])
-            if roots
-            else AttestationTrust.google()
+            AttestationTrust.from_roots(roots) if roots else AttestationTrust.google()
         )
         self._phone_identity = PasswordAndSmsIdentity(self.codes, self._check_password)
         self.phone_url = url.rstrip("/") if url else None
