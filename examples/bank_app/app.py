@@ -1064,13 +1064,15 @@ def create_app(
         except errors.AccountLocked as exc:
             session.pop("phone_enrol", None)
             return render_template("error.html", message=str(exc)), 403
+        except errors.ConfigurationError as exc:  # no public URL for the link
+            return render_template("error.html", message=str(exc)), 503
         except EbankAuthError as exc:
             services.audit.record("phone_shield_identity", user=user, ip=ip(), outcome="deny")
             session.pop("phone_enrol", None)  # one try per enrolment: start again
             return phone_page(
                 status=401, error=translate(g.lang, "phone_identity_failed", reason=str(exc))
             )
-        return phone_page("link", link=shown["link"], reference=shown["reference"])
+        return phone_page("link", **shown)
 
     @app.get("/phone/state")
     def phone_state() -> Any:

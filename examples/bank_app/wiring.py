@@ -36,6 +36,7 @@ from ebank_auth.otp import (
     MappingPhoneRegistry,
     OutboundMessage,
 )
+from ebank_auth.otp.qr import qr_svg
 from ebank_auth.otp.sealing import SecretSealer
 from ebank_auth.passwords import PasswordHasher, PasswordService, PersonalInfo
 from ebank_auth.phone_shield import (
@@ -591,8 +592,6 @@ class BankServices:
         )
         self._phone_identity = PasswordAndSmsIdentity(self.codes, self._check_password)
         self.phone_url = url.rstrip("/") if url else None
-        self._phone_servers: dict[str, PhoneShieldServer] = {}
-        self._phone_lock = threading.Lock()
         self.phone_daily_limits = {
             k: Decimal(v) for k, v in (limits if limits is not None else PHONE_DAILY_LIMITS).items()
         }
@@ -600,28 +599,31 @@ class BankServices:
         self.phone_api = PhoneShieldApi(self.phone_shield)
 
     def phone_server(self, url: str) -> PhoneShieldServer:
-        """The phone-shield server whose enrolment links name ``url`` (all share the store)."""
-        url = self.phone_url or url.rstrip("/")
-        with self._phone_lock:
-            server = self._phone_servers.get(url)
-            if server is None:
-                server = PhoneShieldServer(
-                    self.store,
-                    sealer=self._phone_sealer,
-                    mac_key=self._phone_mac,
-                    ca=self.ca,
-                    enrolment_key=self._phone_enrol_key,
-                    enrolment_certificate=self._phone_enrol_cert,
-                    attestation_policy=AttestationPolicy(
-                        PHONE_APP_PACKAGE, PHONE_APP_SIGNING_DIGESTS
-                    ),
-                    attestation_trust=self._phone_trust,
-                    identity=self._phone_identity,
-                    server_url=url,
-                    authorisation_sender=self._send_authorisation_code,
+        """The phone-shield server whose enrolment links name the bank's URL: the configured
+        one (``--public-url``), else ``url`` (the request's) -- which the demo accepts only on
+        loopback, since a client chooses the ``Host`` it sends.  All share the store."""
+        if self.phone_url is not None:
+            url = self.phone_url
+        else:
+            host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+            if host not in ("127.0.0.1", "localhost", "[::1]"):
+                raise errors.ConfigurationError(
+                    "the phone shield needs the bank's public URL for the enrolment link: start "
+                    "the app with --public-url https://bank.example"
                 )
-                self._phone_servers[url] = server
-            return server
+        return PhoneShieldServer(
+            self.store,
+            sealer=self._phone_sealer,
+            mac_key=self._phone_mac,
+            ca=self.ca,
+            enrolment_key=self._phone_enrol_key,
+            enrolment_certificate=self._phone_enrol_cert,
+            attestation_policy=AttestationPolicy(PHONE_APP_PACKAGE, PHONE_APP_SIGNING_DIGESTS),
+            attestation_trust=self._phone_trust,
+            identity=self._phone_identity,
+            server_url=url.rstrip("/"),
+            authorisation_sender=self._send_authorisation_code,
+        )
 
     def _check_password(self, user: str, password: str) -> None:
         """The identity step's password: the login password, with the login lockout."""
@@ -685,15 +687,21 @@ class BankServices:
     def phone_enrol_identity(
         self, user: str, enrolment_id: str, password: str, code: str, url: str
     ) -> dict[str, str]:
-        """The identity step (password + SMS code, PS-5): the link for the phone (QR code)
-        and the reference code for this page; the authorisation code goes by SMS."""
+        """The identity step (password + SMS code, PS-5): the link for the phone, its QR code
+        (an SVG ``data:`` URI) and the reference code for this page; the authorisation code
+        goes by SMS."""
         codes = self.phone_server(url).confirm_identity(
             enrolment_id, PasswordAndSmsCode(password, code)
         )
         self.audit.record(
             "phone_shield_identity", user=user, outcome="ok", details={"enrolment": enrolment_id}
         )
-        return {"link": codes.link, "reference": codes.reference_code}
+        qr = base64.b64encode(qr_svg(codes.link).encode("utf-8")).decode("ascii")
+        return {
+            "link": codes.link,
+            "qr": "data:image/svg+xml;base64," + qr,
+            "reference": codes.reference_code,
+        }
 
     def phone_api_call(
         self, method: str, path: str, body: bytes, *, ip: str

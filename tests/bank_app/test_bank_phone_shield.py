@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ebank_auth.errors import DeviceRevoked, JointSignatureRefused
+from ebank_auth.errors import ConfigurationError, DeviceRevoked, JointSignatureRefused
 from ebank_auth.phone_shield.emulator import (
     ApiTransport,
     DeviceClaims,
@@ -113,6 +113,7 @@ def identity_step(b: Browser) -> tuple[str, str]:
     assert r.status_code == 200, page
     link, ref = LINK_RE.search(page), REF_RE.search(page)
     assert link and ref, page
+    assert 'id="phone-qr" src="data:image/svg+xml;base64,' in page
     return unescape(link.group(1)), ref.group(1)
 
 
@@ -219,6 +220,33 @@ def test_identity_step_refused_without_the_password_or_code(
     # the enrolment is gone from the session: a second try must start again
     r = b.post("/phone/identity", {"password": NEW_PASSWORD, "code": "000000"}, form_url="/phone")
     assert r.status_code == 302
+
+
+def test_the_link_names_the_public_url_never_a_host_the_client_chose(
+    customer: Browser, tmp_path: Path, clock: Any, authority: Any
+) -> None:
+    b = customer
+    # without --public-url the demo takes the request's URL, on loopback only (a client
+    # chooses the Host it sends; the test client's cookies do not follow another Host, so
+    # the wiring is asked directly)
+    with pytest.raises(ConfigurationError, match="--public-url"):
+        b.services.phone_server("http://bank.attacker.example/")
+    assert b.services.phone_server("http://127.0.0.1:8000/").server_url == "http://127.0.0.1:8000"
+    # configured: the link names the bank's public URL whatever the request's Host
+    from app import create_app
+
+    app = create_app(
+        tmp_path / "public",
+        argon2_memory_kib=1024,
+        clock=clock,
+        phone_url="https://bank.example/",
+    )
+    app.config["TEST_CLOCK"] = clock
+    c = type(b)(app)
+    c.services.change_password(c.demo["username"], c.demo["password"], NEW_PASSWORD)
+    c.login()
+    link, _ = identity_step(c)
+    assert "server=https%3A%2F%2Fbank.example&" in link or "server=https://bank.example&" in link
 
 
 def test_tier2_transfer_confirmed_on_the_phone(customer: Browser, authority: Any) -> None:
