@@ -45,6 +45,8 @@ _SERIAL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: the same generic text for every failed login step: never which factor was wrong
 GENERIC_LOGIN_ERROR = "login_failed"
 _SID = re.compile(r"[0-9a-f]{64}")
+_ENROLMENT_ID = re.compile(r"[0-9a-f]{32}")
+PHONE_API = wiring.PHONE_API_PREFIX
 _DEVICE = re.compile(r"[0-9a-f]{32}")
 _USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _TX_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -200,6 +202,10 @@ def create_app(
     passkey_rp_id: str | None = None,
     passkey_origins: tuple[str, ...] = (),
     passkey_usernameless: bool = False,
+    phone_attestation_roots: tuple[Path, ...] = (),
+    software_phone_state: Path | None = None,
+    phone_url: str | None = None,
+    phone_daily_limits: dict[str, str] | None = None,
 ) -> Flask:
     if not _AGENT_URL.fullmatch(agent_url):
         raise errors.ConfigurationError(
@@ -216,6 +222,10 @@ def create_app(
         passkey_rp_id=passkey_rp_id,
         passkey_origins=passkey_origins,
         passkey_usernameless=passkey_usernameless,
+        phone_attestation_roots=phone_attestation_roots,
+        software_phone_state=software_phone_state,
+        phone_url=phone_url,
+        phone_daily_limits=phone_daily_limits,
     )
     csp = CSP.format(agent=agent_url)
     app = Flask(__name__)
@@ -245,9 +255,11 @@ def create_app(
             device = secrets.token_hex(16)
             g.new_device_cookie = device
         g.device = device
+        if request.path.startswith(PHONE_API + "/"):
+            g.new_device_cookie = None  # the phone's API sets no browser cookie
         return None
 
-    CSRFProtect(app)  # after _before: its check runs with the language and device known
+    csrf = CSRFProtect(app)  # after _before: its check runs with the language and device known
 
     @app.after_request
     def _headers(resp: Response) -> Response:
@@ -694,6 +706,17 @@ def create_app(
             session["pending_tx"] = services.tx_json(tx)
             session.pop("pending_signed", None)
             return render_template("confirm.html", tx=tx, passkey_offer=True)
+        if services.phone_meets(decision) and services.phone_ready(user) is not None:
+            # the customer's phone shield confirms it: the phone shows this transaction and
+            # signs it with the two-party key; this page polls until the phone has answered
+            try:
+                sid = services.phone_confirm_begin(user, tx)
+            except errors.AccessDenied as exc:
+                return render_template("error.html", message=str(exc)), 403
+            session["pending_tx"] = services.tx_json(tx)
+            session.pop("pending_signed", None)
+            session["phone_tx"] = {"sid": sid, "tx_id": tx.tx_id}
+            return render_template("phone_confirm.html", tx=tx)
         if not services.needs_only_sms(decision):
             if not services.needs_usbkey(decision) or services.usbkey_of(user) is None:
                 return render_template(
@@ -863,6 +886,7 @@ def create_app(
             services.audit.record("transfer_cancelled", user=user, ip=ip(), outcome=reason, tx=tx)
             session.pop("pending_tx", None)
             session.pop("pending_signed", None)
+            session.pop("phone_tx", None)
         return render_template("cancelled.html", tx=tx)
 
     @app.post("/transfer/confirm")
@@ -974,6 +998,164 @@ def create_app(
             certificate=cert,
             binding=binding(),
         )
+
+    # ------------------------------------------------------------------ phone shield
+    @app.route(PHONE_API + "/<path:rest>", methods=["GET", "POST"])
+    def phone_api(rest: str) -> Any:
+        """The phone's JSON API (``PhoneShieldApi``).  No session, no CSRF token: a phone is
+        not a browser, and every request after the attestation carries a signature of the
+        phone's attested device key with a fresh counter; the enrolment's first requests
+        carry the link secret and the authorisation code."""
+        if limited("phone-api-ip", ip(), 300):
+            return jsonify(
+                ok=False,
+                error={"type": "RateLimited", "message": "too many requests", "reason": None},
+            ), 429
+        path = request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
+        status, doc = services.phone_api_call(request.method, path, request.get_data(), ip=ip())
+        return jsonify(doc), status
+
+    csrf.exempt(phone_api)
+
+    def phone_page(stage: str = "status", status: int = 200, **kw: Any) -> Any:
+        user = current_user()
+        return render_template(
+            "phone.html", record=services.phone_shield_of(user), stage=stage, **kw
+        ), status
+
+    @app.get("/phone")
+    def phone() -> Any:
+        notice = session.pop("phone_notice", None)
+        return phone_page(notice=translate(g.lang, notice) if notice else None)
+
+    @app.post("/phone/start")
+    def phone_start() -> Any:
+        """Enrolling a phone shield binds a signing credential: the identity step first
+        (login password + an SMS code to the registered phone, PS-5)."""
+        user = current_user()
+        if limited("code-user", user, 20):
+            return too_many()
+        try:
+            eid, phone_masked = services.phone_enrol_start(user)
+        except EbankAuthError as exc:
+            return render_template("error.html", message=str(exc)), 503
+        session["phone_enrol"] = eid
+        current = services.phone_shield_of(user)
+        session["phone_before"] = current["device_id"] if current else ""
+        return phone_page("identity", phone=phone_masked)
+
+    @app.post("/phone/identity")
+    def phone_identity() -> Any:
+        user = current_user()
+        eid = session.get("phone_enrol")
+        if not isinstance(eid, str) or not _ENROLMENT_ID.fullmatch(eid):
+            return redirect(url_for("phone"))
+        if limited("code-user", user, 20):
+            return too_many()
+        form = request.form
+        try:
+            shown = services.phone_enrol_identity(
+                user,
+                eid,
+                form.get("password", ""),
+                form.get("code", "").strip(),
+                request.host_url,
+            )
+        except errors.AccountLocked as exc:
+            session.pop("phone_enrol", None)
+            return render_template("error.html", message=str(exc)), 403
+        except errors.ConfigurationError as exc:  # no public URL for the link
+            return render_template("error.html", message=str(exc)), 503
+        except EbankAuthError as exc:
+            services.audit.record("phone_shield_identity", user=user, ip=ip(), outcome="deny")
+            session.pop("phone_enrol", None)  # one try per enrolment: start again
+            return phone_page(
+                status=401, error=translate(g.lang, "phone_identity_failed", reason=str(exc))
+            )
+        return phone_page("link", **shown)
+
+    @app.get("/phone/state")
+    def phone_state() -> Any:
+        """For phone.js on the link page: has the phone finished the enrolment?"""
+        user = current_user()
+        rec = services.phone_shield_of(user)
+        before = session.get("phone_before", "")
+        return jsonify(enrolled=rec is not None and rec["device_id"] != before)
+
+    @app.post("/phone/revoke")
+    def phone_revoke() -> Any:
+        user = current_user()
+        if services.revoke_phone_shield(user, ip=ip(), by="customer"):
+            session["phone_notice"] = "phone_revoked"
+        return redirect(url_for("phone"))
+
+    @app.post("/transfer/phone/poll")
+    def transfer_phone_poll() -> Any:
+        """phone.js asks (CSRF header) whether the phone has answered.  Once it has signed,
+        the server checks the joint signature over the transaction IT recorded and books."""
+        user = current_user()
+        started = session.get("phone_tx")
+        body = request.get_json(silent=True)
+        tx_id = body.get("tx_id") if isinstance(body, dict) else None
+        tx = pending(tx_id) if isinstance(tx_id, str) else None
+        if tx is None or not isinstance(started, dict) or started.get("tx_id") != tx.tx_id:
+            return jsonify(status="gone"), 400
+        try:
+            confirmed = services.phone_confirm_poll(user, str(started.get("sid", "")), tx)
+        except errors.SigningRefused as exc:
+            reason = getattr(exc.status, "value", exc.status) or "expired"
+            event = "transfer_cancelled" if reason == "rejected" else "transfer_refused"
+            services.audit.record(event, user=user, ip=ip(), outcome=str(reason), tx=tx)
+            outcome = "rejected" if reason == "rejected" else "failed"
+            session["phone_outcome"] = {"kind": outcome, "tx": services.tx_json(tx)}
+            session.pop("phone_tx", None)
+            return jsonify(status=outcome)
+        except EbankAuthError as exc:
+            services.audit.record("transfer_refused", user=user, ip=ip(), outcome="deny", tx=tx)
+            session["phone_outcome"] = {"kind": "error", "message": str(exc)}
+            session.pop("phone_tx", None)
+            return jsonify(status="error")
+        if confirmed is None:
+            return jsonify(status="pending")
+        session.pop("phone_tx", None)
+        factors = [Factor.PASSWORD, Factor.PHONE_SHIELD_SIGNATURE]
+        ctx = services.context(
+            user, Operation.TRANSFER, ip=ip(), device_id=g.device, presented=factors, tx=confirmed
+        )
+        if not services.decide(ctx).allowed:
+            services.phone_limit_release(user, confirmed)
+            session["phone_outcome"] = {
+                "kind": "error",
+                "message": translate(g.lang, "needs_usbkey"),
+            }
+            return jsonify(status="error")
+        try:  # the signature check registered the transaction id in the replay cache
+            services.book(user, confirmed, ip=ip())
+        except EbankAuthError as exc:  # funds, duplicate: nothing booked
+            services.phone_limit_release(user, confirmed)
+            services.audit.record(
+                "transfer_refused", user=user, ip=ip(), outcome="deny", tx=confirmed
+            )
+            session["phone_outcome"] = {"kind": "error", "message": str(exc)}
+            return jsonify(status="error")
+        session.pop("pending_tx", None)
+        session["phone_outcome"] = {"kind": "done", "tx": services.tx_json(confirmed)}
+        return jsonify(status="done")
+
+    @app.get("/transfer/phone/result")
+    def transfer_phone_result() -> Any:
+        current_user()
+        outcome = session.pop("phone_outcome", None)
+        if not isinstance(outcome, dict):
+            return render_template("error.html", message=translate(g.lang, "no_pending")), 400
+        kind = outcome.get("kind")
+        if kind == "done":
+            return render_template("done.html", tx=services.tx_from_json(outcome["tx"]))
+        if kind == "rejected":
+            return render_template("cancelled.html", tx=services.tx_from_json(outcome["tx"]))
+        if kind == "failed":
+            return render_template("error.html", message=translate(g.lang, "phone_failed")), 403
+        return render_template("error.html", message=str(outcome.get("message", ""))), 403
 
     # ------------------------------------------------------------------ passkeys (settings)
     def passkeys_page(stage: str = "list", status: int = 200, **kw: Any) -> Any:
@@ -1128,6 +1310,7 @@ def create_app(
             lockouts=services.lockouts(),
             devices=services.device_list(),
             usbkeys=services.usbkey_list(),
+            phones=services.phone_shield_list(),
         )
 
     @app.post("/staff/unlock")
@@ -1144,6 +1327,14 @@ def create_app(
         user = request.form.get("user", "")
         if user in services.customer_names():
             services.unbind_usbkey(user, staff=staff, ip=ip())
+        return redirect(url_for("staff_home"))
+
+    @app.post("/staff/revoke-phone-shield")
+    def staff_revoke_phone_shield() -> Any:
+        staff = current_staff()
+        user = request.form.get("user", "")
+        if user in services.customer_names():
+            services.revoke_phone_shield(user, ip=ip(), by=f"staff:{staff}")
         return redirect(url_for("staff_home"))
 
     @app.post("/staff/logout")

@@ -75,7 +75,29 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="offer 'sign in with a passkey' before the username (the password still follows)",
     )
+    parser.add_argument(
+        "--phone-attestation-root",
+        action="append",
+        type=Path,
+        default=[],
+        help="phone shield: a TEST key-attestation root (PEM/DER) to trust instead of Google's "
+        "hardware roots; repeatable (`ebank-auth phone attestation-root` prints the software "
+        "phone's)",
+    )
+    parser.add_argument(
+        "--emulator-phone",
+        type=Path,
+        default=None,
+        help="phone shield: trust the software phone in this state directory (demo)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="phone shield: the bank's URL the phone reaches (in the enrolment link); default: "
+        "the URL of the request",
+    )
     args = parser.parse_args(argv)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(
         args.state,
@@ -89,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         passkey_rp_id=args.rp_id,
         passkey_origins=tuple(args.origin),
         passkey_usernameless=args.passkey_usernameless,
+        phone_attestation_roots=tuple(args.phone_attestation_root),
+        software_phone_state=args.emulator_phone,
+        phone_url=args.public_url,
     )
     app.run(host=args.host, port=args.port, threaded=True)
     return 0

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ebank_auth import errors
 from ebank_auth.audit import AuditLog, HmacSm3Key
@@ -35,7 +36,25 @@ from ebank_auth.otp import (
     MappingPhoneRegistry,
     OutboundMessage,
 )
+from ebank_auth.otp.qr import qr_svg
+from ebank_auth.otp.sealing import SecretSealer
 from ebank_auth.passwords import PasswordHasher, PasswordService, PersonalInfo
+from ebank_auth.phone_shield import (
+    API_PREFIX,
+    AttestationPolicy,
+    AttestationTrust,
+    DeviceState,
+    PasswordAndSmsCode,
+    PasswordAndSmsIdentity,
+    PhoneShieldApi,
+    PhoneShieldServer,
+    SessionStatus,
+)
+from ebank_auth.phone_shield.emulator import (
+    DEFAULT_PACKAGE,
+    SoftwareAttestationAuthority,
+    default_signing_digest,
+)
 from ebank_auth.policy import (
     AuthContext,
     CertificateSource,
@@ -67,6 +86,7 @@ from ebank_auth.webauthn import (
 
 __all__ = [
     "DEMO_CUSTOMERS",
+    "PHONE_API_PREFIX",
     "Account",
     "BankServices",
     "Customer",
@@ -81,9 +101,21 @@ __all__ = [
 ]
 
 EbankAuthError = errors.EbankAuthError
+_BEIJING = ZoneInfo("Asia/Shanghai")
 log = logging.getLogger("bank_app")
 
 BANK_NAME = "示例银行"
+#: where the phone-shield HTTP contract is mounted (the phone's JSON API, CSRF-exempt: every
+#: request after the attestation is signed by the phone's attested device key)
+PHONE_API_PREFIX = API_PREFIX
+#: the demo bank's mobile app: Android package and signing-certificate digest its key
+#: attestation must name (the software phone's defaults; a real bank pins its own app's)
+PHONE_APP_PACKAGE = DEFAULT_PACKAGE
+PHONE_APP_SIGNING_DIGESTS = frozenset({default_signing_digest()})
+#: default daily limit of phone-confirmed transfers per phone shield (CNY), by the hardware
+#: level the phone's key attestation states: StrongBox (a separate secure chip) gets more
+#: than a TEE (an isolated mode of the main processor)
+PHONE_DAILY_LIMITS: dict[str, str] = {"strongbox": "1000000.00", "trusted_environment": "200000.00"}
 #: the policy factors a passkey sign-in gives (``passkey_uv`` when the authenticator
 #: verified the customer with its PIN or biometric)
 PASSKEY_FACTORS = frozenset({Factor.PASSKEY, Factor.PASSKEY_UV})
@@ -203,6 +235,10 @@ class BankServices:
         passkey_rp_id: str | None = None,
         passkey_origins: Sequence[str] = (),
         passkey_usernameless: bool = False,
+        phone_attestation_roots: Sequence[Path] = (),
+        software_phone_state: Path | None = None,
+        phone_url: str | None = None,
+        phone_daily_limits: Mapping[str, str] | None = None,
     ) -> None:
         self.state = Path(state_dir)
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -279,6 +315,14 @@ class BankServices:
             )
         self._passkey_servers: dict[str, Any] = {}
         self._passkey_lock = threading.Lock()
+        roots = [Path(r).read_bytes() for r in phone_attestation_roots]
+        if software_phone_state is not None:
+            # demo: the software phone's TEST attestation root (made on first use, as the
+            # phone itself would); a real bank trusts only Google's hardware roots
+            roots.append(
+                SoftwareAttestationAuthority.load_or_create(software_phone_state).root_der()
+            )
+        self._init_phone_shield(roots, phone_url, phone_daily_limits)
         self._seed()
         for path in staff_keys:
             self.register_staff_key(DEMO_STAFF["username"], Path(path).read_bytes())
@@ -517,6 +561,332 @@ class BankServices:
             customer=user,
             kind=SignerKind.USBKEY,
         )
+
+    # ------------------------------------------------------------------ phone shield
+    def _init_phone_shield(
+        self,
+        roots: Sequence[bytes],
+        url: str | None,
+        limits: Mapping[str, str] | None,
+    ) -> None:
+        """The bank's half of the phone shield (two-party SM2 key, attested phone) over the
+        app's store: shares sealed with the app's SM4 key, certificates by the bank CA, the
+        CSR envelope opened with the bank's enrolment encryption key.  Phones are trusted by
+        their key attestation: Google's hardware roots unless test roots are given (demo:
+        the software phone's)."""
+        self._phone_sealer = SecretSealer({1: _key_file(self.state / "phone-seal.key", 16)})
+        self._phone_mac = _key_file(self.state / "phone-mac.key", 32)
+        self._phone_enrol_key = _sm2_key(self.state / "phone-enrol.key")
+        cert_path = self.state / "phone-enrol.pem"
+        if not cert_path.exists():
+            cert = self.ca.issue(
+                "CN=Demo Bank Phone Shield Enrolment,O=Demo Bank",
+                self._phone_enrol_key.public_key(),
+                key_usage={x509.KeyUsage.KEY_ENCIPHERMENT},
+                valid_days=3650,
+            )
+            _publish_once(cert_path, cert.to_pem())
+        self._phone_enrol_cert = x509.load_certificate(cert_path.read_bytes())
+        self._phone_trust = (
+            AttestationTrust.from_roots(roots) if roots else AttestationTrust.google()
+        )
+        self._phone_identity = PasswordAndSmsIdentity(self.codes, self._check_password)
+        self.phone_url = url.rstrip("/") if url else None
+        self.phone_daily_limits = {
+            k: Decimal(v) for k, v in (limits if limits is not None else PHONE_DAILY_LIMITS).items()
+        }
+        self.phone_shield = self.phone_server(self.phone_url or "http://localhost")
+        self.phone_api = PhoneShieldApi(self.phone_shield)
+
+    def phone_server(self, url: str) -> PhoneShieldServer:
+        """The phone-shield server whose enrolment links name the bank's URL: the configured
+        one (``--public-url``), else ``url`` (the request's) -- which the demo accepts only on
+        loopback, since a client chooses the ``Host`` it sends.  All share the store."""
+        if self.phone_url is not None:
+            url = self.phone_url
+        else:
+            host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+            if host not in ("127.0.0.1", "localhost", "[::1]"):
+                raise errors.ConfigurationError(
+                    "the phone shield needs the bank's public URL for the enrolment link: start "
+                    "the app with --public-url https://bank.example"
+                )
+        return PhoneShieldServer(
+            self.store,
+            sealer=self._phone_sealer,
+            mac_key=self._phone_mac,
+            ca=self.ca,
+            enrolment_key=self._phone_enrol_key,
+            enrolment_certificate=self._phone_enrol_cert,
+            attestation_policy=AttestationPolicy(PHONE_APP_PACKAGE, PHONE_APP_SIGNING_DIGESTS),
+            attestation_trust=self._phone_trust,
+            identity=self._phone_identity,
+            server_url=url.rstrip("/"),
+            authorisation_sender=self._send_authorisation_code,
+        )
+
+    def _check_password(self, user: str, password: str) -> None:
+        """The identity step's password: the login password, with the login lockout."""
+        result = self.lockout.password_login(self.passwords, user, password)
+        if not result.success:
+            raise errors.PasswordIncorrect("the login password is wrong")
+
+    def _send_authorisation_code(self, user: str, code: str) -> None:
+        """The enrolment's authorisation code goes by SMS (the second channel), never on the
+        page that shows the link and the reference code."""
+        phone = self.phones.registered_phone(user)
+        if not phone:
+            raise errors.ConfigurationError("the customer has no registered phone number")
+        self.outbox.send(
+            OutboundMessage(
+                message_id=secrets.token_hex(8),
+                channel=DeliveryChannel.SMS,
+                phone=phone,
+                text=f"【{BANK_NAME}】手机盾授权码 {code}，请在手机银行中输入以完成手机盾开通。"
+                "请勿告诉任何人。Phone shield authorisation code.",
+                lang="zh",
+                purpose="phone-shield-authorisation",
+                created_at=self.clock(),
+            )
+        )
+
+    def phone_shield_of(self, user: str) -> dict[str, Any] | None:
+        """The customer's phone shield (not revoked) for the settings page: device id, state,
+        hardware level from the attestation, failures, daily limit and what is used today."""
+        device_id = self.phone_shield.device_for(user)
+        if device_id is None:
+            return None
+        status = self.phone_shield.status(device_id)
+        if status.state is DeviceState.REVOKED:
+            return None
+        limit = self.phone_daily_limit(status.security_level)
+        return {
+            "device_id": device_id,
+            "short": device_id[:8] + "…",
+            "state": status.state.value,
+            "active": status.state is DeviceState.ACTIVE,
+            "level": status.security_level,
+            "failures": status.failures,
+            "max_failures": status.limit,
+            "serial": format(status.certificate_serial, "x"),
+            "identity": status.identity_method,
+            "enrolled": datetime.fromtimestamp(status.enrolled_at).isoformat(timespec="minutes"),
+            "daily_limit": f"{limit:.2f}",
+            "used_today": f"{self._phone_used(device_id):.2f}",
+        }
+
+    def phone_enrol_start(self, user: str) -> tuple[str, str]:
+        """Open an enrolment and send the identity step's SMS code: (enrolment id, masked
+        phone).  The certificate subject is the bank's choice, never the phone's."""
+        start = self.phone_shield.start_enrolment(
+            user, f"CN={user},OU=phone shield,O=Demo Bank customers"
+        )
+        issued = self._phone_identity.send_code(user)
+        return start.enrolment_id, issued.phone_masked
+
+    def phone_enrol_identity(
+        self, user: str, enrolment_id: str, password: str, code: str, url: str
+    ) -> dict[str, str]:
+        """The identity step (password + SMS code, PS-5): the link for the phone, its QR code
+        (an SVG ``data:`` URI) and the reference code for this page; the authorisation code
+        goes by SMS."""
+        codes = self.phone_server(url).confirm_identity(
+            enrolment_id, PasswordAndSmsCode(password, code)
+        )
+        self.audit.record(
+            "phone_shield_identity", user=user, outcome="ok", details={"enrolment": enrolment_id}
+        )
+        qr = base64.b64encode(qr_svg(codes.link).encode("utf-8")).decode("ascii")
+        return {
+            "link": codes.link,
+            "qr": "data:image/svg+xml;base64," + qr,
+            "reference": codes.reference_code,
+        }
+
+    def phone_api_call(
+        self, method: str, path: str, body: bytes, *, ip: str
+    ) -> tuple[int, dict[str, Any]]:
+        """One request of the phone's HTTP contract; the app records what it changes (a
+        finished enrolment binds the certificate to the customer; a revocation from the
+        phone unbinds it) with audit events."""
+        status, doc = self.phone_api.handle(method, path, body)
+        if status != 200:
+            return status, doc
+        parts = path.split("?")[0].split("/")
+        if method == "POST" and parts[-1] == "finish" and isinstance(doc.get("device_id"), str):
+            self._phone_enrolled(doc["device_id"], ip=ip)
+        elif method == "POST" and parts[-1] == "revoke" and len(parts) >= 2:
+            self._phone_revoked(parts[-2], ip=ip, by="phone")
+        return status, doc
+
+    def _phone_enrolled(self, device_id: str, *, ip: str) -> None:
+        status = self.phone_shield.status(device_id)
+        user = status.customer_id
+        cert = self.phone_shield.certificate(device_id)
+        previous = self.store.get(f"bank:phone:{user}")
+        if previous is not None:  # the server revoked the replaced phone in the same step
+            old = json.loads(previous)
+            self.credentials.unbind(old["fingerprint"])
+            self.audit.record(
+                "phone_shield_revoked",
+                user=user,
+                ip=ip,
+                outcome="ok",
+                details={"device": old["device_id"][:8], "by": "replaced"},
+            )
+        fingerprint = cert.fingerprint("sm3")
+        self.credentials.bind(user, SignerKind.PHONE_SHIELD, device_id, fingerprint)
+        record = {"device_id": device_id, "fingerprint": fingerprint}
+        self.store.compare_and_set(f"bank:phone:{user}", previous, json.dumps(record).encode())
+        self.audit.record(
+            "phone_shield_enrolled",
+            user=user,
+            ip=ip,
+            outcome="ok",
+            details={
+                "device": device_id[:8],
+                "level": status.security_level,
+                "serial": format(cert.serial_number, "x"),
+            },
+        )
+
+    def _phone_revoked(self, device_id: str, *, ip: str, by: str) -> None:
+        status = self.phone_shield.status(device_id)
+        user = status.customer_id
+        raw = self.store.get(f"bank:phone:{user}")
+        if raw is None or json.loads(raw)["device_id"] != device_id:
+            return
+        self.credentials.unbind(json.loads(raw)["fingerprint"])
+        self.store.compare_and_set(f"bank:phone:{user}", raw, None)
+        self.audit.record(
+            "phone_shield_revoked",
+            user=user,
+            ip=ip,
+            outcome="ok",
+            details={"device": device_id[:8], "by": by},
+        )
+
+    def revoke_phone_shield(self, user: str, *, ip: str, by: str) -> bool:
+        """Revoke the customer's phone shield (settings page or back office): the server
+        share is deleted at once (no signature can complete, not even in an open session),
+        the certificate listed for the CRL, the credential unbound."""
+        device_id = self.phone_shield.device_for(user)
+        if device_id is None or self.phone_shield.status(device_id).state is DeviceState.REVOKED:
+            return False
+        self.phone_shield.revoke(device_id, reason=f"revoked by {by}")
+        self._phone_revoked(device_id, ip=ip, by=by)
+        return True
+
+    def phone_shield_list(self) -> list[dict[str, Any]]:
+        """Every customer's enrolled phone shield (back office)."""
+        rows = []
+        for user in self.customer_names():
+            rec = self.phone_shield_of(user)
+            if rec is not None:
+                rows.append({"user": user, **rec})
+        return rows
+
+    @staticmethod
+    def phone_meets(decision: Decision) -> bool:
+        """Every missing clause of a step-up can be met with a phone-shield signature."""
+        return bool(decision.missing) and all(
+            Factor.PHONE_SHIELD_SIGNATURE in clause for clause in decision.missing
+        )
+
+    # daily limit: the sum of phone-confirmed amounts per phone shield and day (Beijing
+    # time), one counter in the store changed only by compare-and-set
+    def phone_daily_limit(self, level: str) -> Decimal:
+        return self.phone_daily_limits.get(level, Decimal(0))
+
+    def _phone_day_key(self, device_id: str) -> str:
+        day = datetime.fromtimestamp(self.clock(), _BEIJING).date().isoformat()
+        return f"bank:phonelimit:{device_id}:{day}"
+
+    def _phone_used(self, device_id: str) -> Decimal:
+        raw = self.store.get(self._phone_day_key(device_id))
+        return Decimal(raw.decode()) if raw is not None else Decimal(0)
+
+    def _phone_limit_change(self, device_id: str, level: str, delta: Decimal) -> None:
+        """Add ``delta`` to today's phone-confirmed sum, refused above the daily limit."""
+        key = self._phone_day_key(device_id)
+        limit = self.phone_daily_limit(level)
+        for _ in range(20):
+            raw = self.store.get(key)
+            used = Decimal(raw.decode()) if raw is not None else Decimal(0)
+            new = max(used + delta, Decimal(0))
+            if delta > 0 and new > limit:
+                raise errors.AccessDenied(
+                    f"this transfer would take the phone shield's confirmations today to "
+                    f"{new:.2f} CNY, above its daily limit of {limit:.2f} CNY: confirm it "
+                    "with a USB Key or try again tomorrow"
+                )
+            if self.store.compare_and_set(key, raw, f"{new:.2f}".encode(), ttl=2 * 86400):
+                return
+        raise errors.ConflictError("the phone shield's daily limit is busy: try again")
+
+    def phone_ready(self, user: str) -> dict[str, Any] | None:
+        """The customer's phone shield if it can confirm now (enrolled, not locked)."""
+        rec = self.phone_shield_of(user)
+        return rec if rec is not None and rec["active"] else None
+
+    def phone_confirm_begin(self, user: str, tx: Transaction) -> str:
+        """Record ``tx`` with the phone-shield server and open the signing session the phone
+        fetches (the server derives what is signed from this transaction).  Refused when the
+        amount does not fit in today's daily limit.  Returns the session id."""
+        rec = self.phone_ready(user)
+        if rec is None:
+            raise errors.DeviceRevoked()
+        limit = Decimal(rec["daily_limit"])
+        if self._phone_used(rec["device_id"]) + tx.amount > limit:
+            raise errors.AccessDenied(
+                f"the phone shield confirms at most {limit:.2f} CNY a day "
+                f"({rec['used_today']} used today): confirm this transfer with a USB Key"
+            )
+        session = self.phone_shield.begin_signing(rec["device_id"], tx)
+        self.audit.record(
+            "phone_shield_confirmation_sent",
+            user=user,
+            outcome="ok",
+            tx=tx,
+            details={"device": rec["device_id"][:8]},
+        )
+        return session.session_id
+
+    def phone_confirm_poll(self, user: str, session_id: str, tx: Transaction) -> Transaction | None:
+        """The phone's answer for the transfer this server recorded: None while the phone
+        has not signed; the recorded transaction once its joint signature verified (credential,
+        certificate chain, replay cache -- registered here, audited) and its amount fits in the
+        daily limit (reserved atomically).  Raises SigningRefused (rejected on the phone,
+        failed, expired), InvalidSignature, DuplicateTransaction or AccessDenied (limit)."""
+        result = self.phone_shield.signing_result(session_id)
+        if result.status in (SessionStatus.PENDING, SessionStatus.ANSWERED):
+            return None
+        recorded = result.transaction
+        if not hmac.compare_digest(recorded.encode(), tx.encode()) or result.signature is None:
+            raise errors.InvalidSignature("the phone signed another transaction than this one")
+        device_id = self.phone_shield.device_for(user)
+        status = self.phone_shield.status(device_id) if device_id else None
+        if status is None or status.customer_id != user:
+            raise errors.DeviceRevoked()
+        self.confirmations.verify(
+            recorded,
+            result.signature,
+            result.certificate.to_der(),
+            customer=user,
+            kind=SignerKind.PHONE_SHIELD,
+        )
+        try:
+            self._phone_limit_change(device_id or "", status.security_level, recorded.amount)
+        except errors.AccessDenied:
+            self.audit.record("phone_shield_limit_refused", user=user, outcome="deny", tx=recorded)
+            raise
+        return recorded
+
+    def phone_limit_release(self, user: str, tx: Transaction) -> None:
+        """A phone-confirmed transfer was not booked after all: give its amount back."""
+        rec = self.phone_shield_of(user)
+        if rec is not None:
+            self._phone_limit_change(rec["device_id"], rec["level"], -tx.amount)
 
     # ------------------------------------------------------------------ passkeys
     def passkey_origin(self, scheme: str, host: str, server_port: str) -> str | None:
