@@ -12,7 +12,8 @@
 # restarts; delete that directory to start afresh.  Ctrl-C stops everything.
 #
 # Options: --check  start everything, check each part answers, stop (what the tests run)
-# Environment: BANK_PORT (8000), AGENT_PORT (8765), TOKEN_SCREEN_PORT (8766), DEMO_STATE (dir)
+# Environment: BANK_PORT (8000), AGENT_PORT (8765), TOKEN_SCREEN_PORT (8766), PHONE_PORT (8767),
+#              DEMO_STATE (dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,13 +37,20 @@ if [ "${1:-}" = "--inside" ]; then  # inside the sandbox: pcscd runs, the token 
   cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
   trap cleanup EXIT
 
+  # the software phone (phone shield): its page is the phone's screen; the bank trusts its
+  # TEST attestation root
+  ebank-auth phone page --state "$state/phone" --port "$PHONE_PORT" --json \
+    >"$state/phone.json" 2>"$state/phone.log" &
+  pids+=($!)
+  for _ in $(seq 1 100); do [ -s "$state/phone/attestation-ca.pem" ] && [ -s "$state/phone.json" ] && break; sleep 0.1; done
   ebank-auth agent serve --port "$AGENT_PORT" --origin "$bank_url" \
     --origin "http://localhost:$BANK_PORT" --emulator \
     >"$state/agent.log" 2>&1 &
   pids+=($!)
   python examples/bank_app/run.py --host 127.0.0.1 --port "$BANK_PORT" --state "$state/bank" \
     --agent-url "http://127.0.0.1:$AGENT_PORT" --emulator-token "$EBANK_AUTH_TOKEN_STATE" \
-    --staff-key "$state/staff-login.pub.pem" >"$state/bank.log" 2>&1 &
+    --staff-key "$state/staff-login.pub.pem" --emulator-phone "$state/phone" \
+    >"$state/bank.log" 2>&1 &
   pids+=($!)
 
   wait_url() {  # wait_url URL [ORIGIN]: until it answers (any HTTP status)
@@ -65,6 +73,8 @@ PY
   screen_url=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' \
     "$EBANK_AUTH_TOKEN_STATE/screen.json")
   wait_url "$screen_url"
+  phone_url=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' \
+    "$state/phone.json")
 
   cat <<EOF
 
@@ -78,6 +88,9 @@ PY
                      open in a second window; press Approve there when it shows a transfer)
    Signing agent:   http://127.0.0.1:$AGENT_PORT  (loopback only; answers $bank_url)
    SMS outbox:      $bank_url/demo/outbox      (demo mode: where SMS codes "arrive")
+   Software phone:  $phone_url
+                    (the phone shield's screen: open the enrolment link of the bank's
+                     "Phone shield" page there; confirm transfers on it)
 
    Customers (first login asks for a new password, e.g. Harbour7Lantern):
      zhangsan / DemoPass2026   personal, 52,000.00 CNY
@@ -86,13 +99,16 @@ PY
    USB Key PIN: 314159.  Bind the key on the "USB Key" page, then transfer 50,000 or more
    (or anything as hengtai): the page asks the token to sign, the token's screen shows
    the transfer, you press Approve or Reject.
+   Phone shield: the "Phone shield" page enrols the software phone; tier-2 transfers
+   (5,000 to 50,000) are then confirmed on the phone's page.
    Back office: $bank_url/staff/login   admin / Staff-Pass-2026, then the USB Key PIN.
 
    State: $state  (delete it to start afresh).  Ctrl-C stops everything.
   ================================================================================
 EOF
   if [ "$check" = "--check" ]; then
-    echo "demo check passed: bank, agent and token's screen answer"
+    wait_url "$phone_url"
+    echo "demo check passed: bank, agent, token's screen and software phone answer"
     exit 0
   fi
   wait -n "${pids[@]}"
@@ -102,7 +118,7 @@ fi
 
 bash scripts/bootstrap.sh
 export BANK_PORT=${BANK_PORT:-8000} AGENT_PORT=${AGENT_PORT:-8765}
-export EBANK_AUTH_TOKEN_SCREEN_PORT=${TOKEN_SCREEN_PORT:-8766}
+export EBANK_AUTH_TOKEN_SCREEN_PORT=${TOKEN_SCREEN_PORT:-8766} PHONE_PORT=${PHONE_PORT:-8767}
 export DEMO_STATE=${DEMO_STATE:-$ROOT/examples/bank_app/var}
 export EBANK_AUTH_TOKEN_STATE=$DEMO_STATE/token
 mkdir -p "$DEMO_STATE" && chmod 700 "$DEMO_STATE"

@@ -34,6 +34,7 @@ def test_the_bank_demo_starts_every_part(tmp_path: Path) -> None:
         BANK_PORT=str(_free_port()),
         AGENT_PORT=str(_free_port()),
         TOKEN_SCREEN_PORT=str(_free_port()),
+        PHONE_PORT=str(_free_port()),
         DEMO_STATE=str(tmp_path / "demo"),
     )
     done = subprocess.run(
