@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 # run.py (and the tests) put this directory first on sys.path
+import stepups
 import wiring
 from flask import (
     Flask,
@@ -445,6 +446,12 @@ def create_app(
             session["stage"] = "second"
             session["passkey_uv"] = services.passkey_level(decision).value
             return redirect(url_for("login_second"))
+        choices = services.login_choices(username, decision)
+        if decision.outcome is Outcome.STEP_UP and choices and choices != [Factor.SMS_CODE]:
+            # TOTP or the USB Key's login signature also meet it: the customer chooses
+            session["stage"] = "choose"
+            session["choices"] = [f.value for f in choices]
+            return redirect(url_for("stepups.login_choose"))
         if decision.outcome is Outcome.STEP_UP and services.needs_only_sms(decision):
             return send_login_code(username)
         session.clear()
@@ -555,7 +562,7 @@ def create_app(
         lang = g.lang
         session.clear()
         session.rotate = True  # type: ignore[attr-defined]
-        session.update(user=username, lang=lang)
+        session.update(user=username, lang=lang, login_factors=[f.value for f in factors])
         services.audit.record("login", user=username, ip=ip(), device=g.device, outcome="ok")
         return redirect(url_for("accounts"))
 
@@ -1343,6 +1350,8 @@ def create_app(
             services.audit.record("staff_logout", user=session["staff"], ip=ip(), outcome="ok")
         session.clear()
         return redirect(url_for("staff_login"))
+
+    app.register_blueprint(stepups.make_blueprint(services, step_up))  # TOTP, USB Key, devices
 
     # ------------------------------------------------------------------ demo
     @app.get("/demo/outbox")

@@ -30,11 +30,14 @@ from ebank_auth.audit import AuditLog, HmacSm3Key
 from ebank_auth.crypto import sm2, sm3, x509
 from ebank_auth.masking import mask_account, mask_phone
 from ebank_auth.otp import (
+    AuthenticatorService,
+    AuthenticatorSettings,
     CodeService,
     DeliveryChannel,
     FileGateway,
     MappingPhoneRegistry,
     OutboundMessage,
+    SecretSealer,
 )
 from ebank_auth.otp.qr import qr_svg
 from ebank_auth.otp.sealing import SecretSealer
@@ -1196,6 +1199,204 @@ class BankServices:
     @staticmethod
     def mask_phone(phone: str) -> str:
         return mask_phone(phone)
+
+    # ------------------------------------------------------------------ login step-ups
+    # (TOTP, USB Key login signature, trusted devices: AU-1, AU-4, AU-7; see stepups.py)
+    #: the step-up factors the login page can offer, in the order shown
+    LOGIN_CHOICES = (Factor.SMS_CODE, Factor.TOTP, Factor.USBKEY_SIGNATURE)
+
+    def login_choices(self, user: str, decision: Decision) -> list[Factor]:
+        """The factors that meet EVERY missing clause of a login step-up and that this
+        customer can present: an SMS code always, TOTP once an authenticator is confirmed,
+        a USB Key login signature once the token's login key is registered."""
+        if not decision.missing:
+            return []
+        usable = {
+            Factor.SMS_CODE: True,
+            Factor.TOTP: self.totp_enabled(user),
+            Factor.USBKEY_SIGNATURE: self.login_key_of(user) is not None,
+        }
+        return [
+            f
+            for f in self.LOGIN_CHOICES
+            if usable[f] and all(f in clause for clause in decision.missing)
+        ]
+
+    # TOTP authenticator app -------------------------------------------------------
+    def totp(self) -> AuthenticatorService:
+        """The customers' TOTP authenticators (secrets sealed with SM4 at rest)."""
+        service: AuthenticatorService | None = getattr(self, "_totp_service", None)
+        if service is None:
+            sealer = SecretSealer({1: _key_file(self.state / "totp-seal.key", 16)})
+            service = AuthenticatorService(
+                self.store,
+                sealer,
+                AuthenticatorSettings(issuer=BANK_NAME),
+                namespace="banktotp",
+            )
+            self._totp_service = service
+        return service
+
+    def totp_enabled(self, user: str) -> bool:
+        return self.store.get(f"bank:totp-on:{user}") is not None
+
+    def totp_begin(self, user: str) -> tuple[str, str]:
+        """Start (or restart) enrolling an authenticator app: a fresh secret, not usable at
+        login until :meth:`totp_confirm` accepts a first code.  Returns the ``otpauth://``
+        URI and its QR code as a ``data:image/svg+xml`` URL."""
+        if self.totp_enabled(user):
+            raise errors.ConflictError(
+                "an authenticator app is already set up: remove it first to set up another"
+            )
+        enrolment = self.totp().enroll(user, user, replace=True)
+        svg = enrolment.qr_svg().encode("utf-8")
+        return enrolment.uri, "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+
+    def totp_confirm(self, user: str, code: str, *, ip: str) -> None:
+        """The first code from the app: it is accepted once (the library's replay check), then
+        the authenticator counts at login.  Raises OtpError (CodeInvalid, ReplayDetected...)."""
+        self.totp().verify(user, code)
+        self.store.put_if_absent(f"bank:totp-on:{user}", b"1")
+        self.audit.record("totp_enrolled", user=user, ip=ip, outcome="ok")
+
+    def totp_verify(self, user: str, code: str) -> None:
+        """A login code from the confirmed authenticator (accepted once; raises OtpError)."""
+        if not self.totp_enabled(user):
+            raise errors.OtpError("no authenticator app is set up: choose another way")
+        self.totp().verify(user, code)
+
+    def totp_remove(self, user: str, *, ip: str) -> None:
+        self.store.delete(f"bank:totp-on:{user}")
+        self.totp().unenroll(user)
+        self.audit.record("totp_removed", user=user, ip=ip, outcome="ok")
+
+    # USB Key login signature --------------------------------------------------------
+    @staticmethod
+    def login_challenge() -> str:
+        return secrets.token_hex(32)
+
+    def login_key_of(self, user: str) -> bytes | None:
+        """The DER public key of the customer's USB Key LOGIN container, once registered."""
+        return self.store.get(f"bank:loginkey:{user}")
+
+    @staticmethod
+    def _login_signature(signature_b64: str, challenge_hex: str) -> tuple[bytes, bytes]:
+        try:
+            return base64.b64decode(signature_b64, validate=True), bytes.fromhex(challenge_hex)
+        except ValueError:
+            raise errors.InvalidSignature("the signature must be base64") from None
+
+    def _bound_serial(self, user: str, serial: str) -> None:
+        rec = self.usbkey_of(user)
+        if rec is None:
+            raise errors.AccessDenied("bind a USB Key first (USB Key page)")
+        if not hmac.compare_digest(serial.encode(), rec["serial"].encode()):
+            raise errors.AccessDenied("this is another token than the USB Key bound to you")
+
+    def register_login_key(
+        self,
+        user: str,
+        origin: str,
+        challenge_hex: str,
+        signature_b64: str,
+        public_key_b64: str,
+        serial: str,
+        *,
+        ip: str,
+    ) -> None:
+        """Record the bound token's login key: the agent's ``/v1/authenticate`` answer over a
+        fresh challenge for THIS origin must verify under the key it reports, and the serial
+        must be the bound token's.  Raises InvalidSignature / AccessDenied (nothing stored)."""
+        self._bound_serial(user, serial)
+        signature, challenge = self._login_signature(signature_b64, challenge_hex)
+        try:
+            der = base64.b64decode(public_key_b64, validate=True)
+            key = sm2.load_der_public_key(der)
+        except (ValueError, EbankAuthError):
+            raise errors.InvalidInput("the login key must be base64 DER (SM2)") from None
+        from ebank_auth.agent import login_message  # the bytes the agent signs
+
+        key.verify(signature, login_message(origin, challenge))
+        name = f"bank:loginkey:{user}"
+        if not self.store.compare_and_set(name, self.store.get(name), key.to_der()):
+            raise errors.ConflictError("the login key changed meanwhile: register it again")
+        self.audit.record(
+            "usbkey_login_key_registered",
+            user=user,
+            ip=ip,
+            outcome="ok",
+            details={"serial": serial},
+        )
+
+    def verify_login_signature(
+        self, user: str, origin: str, challenge_hex: str, signature_b64: str
+    ) -> None:
+        """The customer's USB Key signed the agent's login message for THIS origin and
+        challenge with the registered login key, as :meth:`verify_staff_login` does for staff
+        (raises InvalidSignature / AccessDenied)."""
+        der = self.login_key_of(user)
+        if der is None or self.usbkey_of(user) is None:
+            raise errors.AccessDenied("no USB Key login key is registered for this customer")
+        signature, challenge = self._login_signature(signature_b64, challenge_hex)
+        from ebank_auth.agent import login_message
+
+        sm2.load_der_public_key(der).verify(signature, login_message(origin, challenge))
+
+    # trusted devices (AU-7) -----------------------------------------------------------
+    def device_handle(self, device_id: str) -> str:
+        """What a page shows and posts for a device: never the device id (the cookie)."""
+        return self.tag("device-handle", device_id)[:16]
+
+    def my_devices(self, user: str, current: str) -> list[dict[str, Any]]:
+        """The customer's bound devices for the settings page (handles, never ids)."""
+        trusted = {d.device_id for d in self.devices.trusted(user)}
+        rows = []
+        for rec in self.devices.devices(user):
+            rows.append(
+                {
+                    "handle": self.device_handle(rec.device_id),
+                    "current": hmac.compare_digest(rec.device_id, current),
+                    "bound": datetime.fromtimestamp(rec.bound_at).isoformat(timespec="minutes"),
+                    "last_login": ""
+                    if rec.last_login is None
+                    else datetime.fromtimestamp(rec.last_login).isoformat(timespec="minutes"),
+                    "trusted": rec.device_id in trusted,
+                    "ip": rec.history[-1].ip if rec.history else "",
+                }
+            )
+        return rows
+
+    def trust_device(
+        self, user: str, device_id: str, *, ip: str, presented: Sequence[Factor]
+    ) -> None:
+        """Trust this bound device after an allowed ``trust_device`` decision (the password of
+        this login plus a fresh USB Key login signature).  A 4th trusted device is refused
+        here: the customer chooses which one to revoke (the library would otherwise evict the
+        trusted device used least recently; it never keeps more than 3)."""
+        if self.devices.status(user, device_id) is DeviceStatus.NEW:
+            raise errors.AccessDenied(
+                "this device is not bound yet: sign in with an SMS code first"
+            )
+        others = [d for d in self.devices.trusted(user) if d.device_id != device_id]
+        if len(others) >= self.devices.max_trusted:
+            raise errors.AccessDenied(
+                f"you already trust {self.devices.max_trusted} devices (the most allowed): "
+                "revoke one of them first"
+            )
+        ctx = self.context(
+            user, Operation.TRUST_DEVICE, ip=ip, device_id=device_id, presented=presented
+        )
+        decision = self.decide(ctx)
+        if not decision.allowed:
+            raise errors.AccessDenied("; ".join(decision.reasons) or "trusting needs the USB Key")
+        self.devices.trust(user, device_id, decision)
+
+    def revoke_device_trust(self, user: str, handle: str) -> bool:
+        for rec in self.devices.trusted(user):
+            if hmac.compare_digest(self.device_handle(rec.device_id), handle):
+                self.devices.revoke_trust(user, rec.device_id)
+                return True
+        return False
 
 
 def _bank_ca(state: Path) -> x509.CertificateAuthority:

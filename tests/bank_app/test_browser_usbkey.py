@@ -3,7 +3,8 @@
 the agent reaching the software token through a real isolated pcscd (vpcd), and the token's
 screen page (``WebScreen``) opened in a second tab where the test presses Approve or Reject as a
 customer would.  Enrolment with key attestation, a large transfer approved and one rejected on
-the token, and the back office's sign-in with the token's login key."""
+the token, the back office's sign-in with the token's login key, and the customer's login
+step-up with the same login key (registered on the Security page) and a trusted device."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from plugins.bank_browser import (
     Clock,
     _code_from_outbox,
     _csp_messages,
+    _enter_username,
     _login,
     _path,
     _submit,
@@ -207,4 +209,58 @@ def test_staff_sign_in_with_the_token_and_the_back_office(chromium: Any, setup: 
     report = chromium.find_element("id", "audit-report")
     assert "intact" in report.text
     assert chromium.find_element("id", "lockouts").is_displayed()
+    assert _csp_messages(chromium) == []
+
+
+def _password_step(driver: Any, bank: Bank, username: str, lands_on: str) -> None:
+    _enter_username(driver, bank, username)
+    _type(driver, bank, "password-form", NEW_PASSWORD)
+    _submit(driver, "#login-submit")
+    _wait(driver, lambda d: _path(d) == lands_on)
+
+
+def _logout(driver: Any) -> None:
+    _submit(driver, "nav form button[type=submit]")
+    _wait(driver, lambda d: _path(d) == "login")
+
+
+def test_customer_login_step_up_with_the_usb_key_and_a_trusted_device(
+    chromium: Any, setup: Setup
+) -> None:
+    bank = setup.bank
+    _login(chromium, bank, "zhangsan")  # this browser is a new device: SMS code, then bound
+    if bank.services.usbkey_of("zhangsan") is None:
+        _enrol(chromium, setup)
+    # register the token's login key: an SMS step-up, then the agent signs a fresh challenge
+    bank.clock.offset += 61
+    chromium.get(bank.url + "/security")
+    _submit(chromium, "#security-start")
+    chromium.find_element("name", "code").send_keys(_code_from_outbox(chromium, bank))
+    _submit(chromium, "#security-code-form button[type=submit]")
+    chromium.find_element("id", "login-key-register").click()
+    _wait(chromium, lambda d: d.find_elements("id", "usbkey-panel"))
+    _usbkey_action(chromium)
+    _wait(chromium, lambda d: d.find_elements("id", "security-notice"))
+    assert bank.services.login_key_of("zhangsan") is not None
+
+    # the next login on this (bound) device offers the USB Key; no SMS is sent
+    _logout(chromium)
+    sent = len(bank.services.outbox.messages())
+    _password_step(chromium, bank, "zhangsan", "login/choose")
+    assert chromium.find_elements("id", "choice-usbkey") and chromium.find_elements(
+        "id", "choice-sms"
+    )
+    _usbkey_action(chromium)
+    _wait(chromium, lambda d: _path(d) == "accounts")
+    assert len(bank.services.outbox.messages()) == sent
+
+    # trust this device with the USB Key: the next login needs the password only
+    chromium.get(bank.url + "/security")
+    chromium.find_element("id", "trust-this").click()
+    _wait(chromium, lambda d: d.find_elements("id", "usbkey-panel"))
+    _usbkey_action(chromium)
+    _wait(chromium, lambda d: d.find_elements("id", "security-notice"))
+    assert len(chromium.find_elements("css selector", "#devices tr.trusted")) == 1
+    _logout(chromium)
+    _password_step(chromium, bank, "zhangsan", "accounts")
     assert _csp_messages(chromium) == []

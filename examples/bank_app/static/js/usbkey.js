@@ -135,6 +135,8 @@
       if (!form.reportValidity()) { if (button) button.disabled = false; return; }
     } else {
       setField(form, 'signature', d.signature);
+      setField(form, 'serial', d.serial);          // registering the login key only
+      setField(form, 'public_key', d.public_key);
     }
     form.submit();
   }
