@@ -40,7 +40,6 @@ from ebank_auth.otp import (
     SecretSealer,
 )
 from ebank_auth.otp.qr import qr_svg
-from ebank_auth.otp.sealing import SecretSealer
 from ebank_auth.passwords import PasswordHasher, PasswordService, PersonalInfo
 from ebank_auth.phone_shield import (
     API_PREFIX,
