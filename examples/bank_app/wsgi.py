@@ -13,6 +13,10 @@ workers on ONE machine); ``EBANK_BANK_AGENT_URL``; ``EBANK_BANK_IDLE`` (seconds)
 ``EBANK_BANK_DEMO=1`` shows the demo SMS outbox; ``EBANK_BANK_SECURE_COOKIES=1`` behind TLS;
 ``EBANK_BANK_TOKEN_ROOTS`` (``:``-separated PEM files) or ``EBANK_BANK_EMULATOR_TOKEN`` (dir);
 ``EBANK_BANK_STAFF_KEYS`` (``:``-separated PEM files).
+
+A store that cannot answer is a refusal everywhere: the app's routes answer 503 themselves, and
+``refuse_store_outages`` below makes the requests that fail before any route runs (loading the
+server-side session from the store) a 503 too instead of a bare 500.
 """
 
 from __future__ import annotations
@@ -26,27 +30,58 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from app import DEFAULT_AGENT_URL, create_app  # noqa: E402
+from flask import Flask, Response  # noqa: E402
+from werkzeug.exceptions import InternalServerError  # noqa: E402
+
+from ebank_auth import errors  # noqa: E402
+
+OUTAGE_PAGE = (
+    "<!doctype html><html lang=zh><meta charset=utf-8><title>503</title>"
+    "<p>服务暂时不可用，请稍后再试。</p>"
+    "<p>The service is temporarily unavailable: please try again in a minute.</p></html>"
+)
+
+
+def refuse_store_outages(app: Flask) -> Flask:
+    """Answer 503 (with ``Retry-After``), not 500, when the store is down before a route
+    runs: Flask opens the server-side session outside the routes' error handlers.  No
+    template (the session the templates read is what could not be loaded)."""
+
+    def outage(exc: InternalServerError) -> Response | InternalServerError:
+        if isinstance(exc.original_exception, errors.ServiceUnavailable):
+            return Response(
+                OUTAGE_PAGE,
+                status=503,
+                headers={"Retry-After": "30", "Cache-Control": "no-store"},
+                mimetype="text/html",
+            )
+        return exc
+
+    app.register_error_handler(InternalServerError, outage)
+    return app
 
 
 def _paths(name: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in os.environ.get(name, "").split(os.pathsep) if p)
 
 
-def _build() -> object:
+def _build() -> Flask:
     state = os.environ.get("EBANK_BANK_STATE")
     if not state:
         raise SystemExit("set EBANK_BANK_STATE to the bank app's state directory")
     emulator = os.environ.get("EBANK_BANK_EMULATOR_TOKEN")
-    return create_app(
-        state,
-        demo=os.environ.get("EBANK_BANK_DEMO") == "1",
-        idle_seconds=float(os.environ.get("EBANK_BANK_IDLE", "300")),
-        secure_cookies=os.environ.get("EBANK_BANK_SECURE_COOKIES") == "1",
-        agent_url=os.environ.get("EBANK_BANK_AGENT_URL", DEFAULT_AGENT_URL),
-        token_roots=_paths("EBANK_BANK_TOKEN_ROOTS"),
-        software_token_state=Path(emulator) if emulator else None,
-        staff_keys=_paths("EBANK_BANK_STAFF_KEYS"),
-        store_url=os.environ.get("EBANK_BANK_STORE") or None,
+    return refuse_store_outages(
+        create_app(
+            state,
+            demo=os.environ.get("EBANK_BANK_DEMO") == "1",
+            idle_seconds=float(os.environ.get("EBANK_BANK_IDLE", "300")),
+            secure_cookies=os.environ.get("EBANK_BANK_SECURE_COOKIES") == "1",
+            agent_url=os.environ.get("EBANK_BANK_AGENT_URL", DEFAULT_AGENT_URL),
+            token_roots=_paths("EBANK_BANK_TOKEN_ROOTS"),
+            software_token_state=Path(emulator) if emulator else None,
+            staff_keys=_paths("EBANK_BANK_STAFF_KEYS"),
+            store_url=os.environ.get("EBANK_BANK_STORE") or None,
+        )
     )
 
 

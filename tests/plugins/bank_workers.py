@@ -142,7 +142,9 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_tail()}")
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"gunicorn exited:\n{tail}")
             if len(self.worker_pids()) == self.workers:
                 try:
                     if LoopbackClient(self.url, timeout=10).get("/login").status == 200:
@@ -150,8 +152,9 @@ class Gunicorn:
                 except Exception:
                     pass
             if time.monotonic() > deadline:
+                tail = self.log_tail()
                 self.stop()
-                raise RuntimeError(f"gunicorn did not serve within {timeout} s:\n{self.log_tail()}")
+                raise RuntimeError(f"gunicorn did not serve within {timeout} s:\n{tail}")
             time.sleep(0.1)
 
     def log_tail(self) -> str:
@@ -212,7 +215,8 @@ class Gunicorn:
                         os.kill(pid, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if os.environ.get("EBANK_KEEP_GUNICORN_LOGS") != "1":
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 class Node:
