@@ -16,14 +16,22 @@ workers on ONE machine); ``EBANK_BANK_AGENT_URL``; ``EBANK_BANK_IDLE`` (seconds)
 
 A store that cannot answer is a refusal everywhere: the app's routes answer 503 themselves, and
 ``refuse_store_outages`` below makes the requests that fail before any route runs (loading the
-server-side session from the store) a 503 too instead of a bare 500.
+server-side session from the store) a 503 too instead of a bare 500.  A worker that starts while
+the store is down (gunicorn replacing a dead worker during an outage) cannot build the app, which
+reads the store; rather than failing to boot, which makes gunicorn stop the whole server, it
+answers 503 and builds the app at the first request after the store is back (``StartWhenUp``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -61,6 +69,49 @@ def refuse_store_outages(app: Flask) -> Flask:
     return app
 
 
+class StartWhenUp:
+    """A WSGI app that builds the real one with ``build``; while that fails because the store
+    cannot answer (``ServiceUnavailable``) it answers 503 and tries again, at most once every
+    ``retry`` seconds.  Any other error while building is raised (a configuration error must
+    stop the server, not hide behind 503s)."""
+
+    def __init__(self, build: Callable[[], Flask], retry: float = 1.0) -> None:
+        self._build = build
+        self._retry = retry
+        self._lock = threading.Lock()
+        self._app: Flask | None = None
+        self._next_try = 0.0
+        self._try()
+
+    def _try(self) -> Flask | None:
+        with self._lock:
+            if self._app is None and time.monotonic() >= self._next_try:
+                try:
+                    self._app = self._build()
+                except errors.ServiceUnavailable as exc:
+                    self._next_try = time.monotonic() + self._retry
+                    logging.getLogger("bank_app").warning(
+                        "the store is unavailable, answering 503 until it is back: %s", exc
+                    )
+            return self._app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        app = self._app or self._try()
+        if app is not None:
+            return app(environ, start_response)
+        start_response(
+            "503 Service Unavailable",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Retry-After", "30"),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [OUTAGE_PAGE.encode()]
+
+
 def _paths(name: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in os.environ.get(name, "").split(os.pathsep) if p)
 
@@ -85,4 +136,4 @@ def _build() -> Flask:
     )
 
 
-app = _build()
+app = StartWhenUp(_build)

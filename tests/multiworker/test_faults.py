@@ -6,7 +6,8 @@ every wait bounded:
   checks, and gunicorn replaces the worker;
 * Redis killed (SIGKILL) while a request waits on it, with ``appendonly yes`` and
   ``appendfsync always``: that request and the ones while Redis is down are refused (503, never
-  a login), and after the restart a lock set before the crash is still there;
+  a login), a worker replaced during the outage answers 503 too (the server stays up), and
+  after the restart a lock set before the crash is still there;
 * PostgreSQL stopped: requests are refused with 503 (never a silent allow), then the same
   workers recover when it is back;
 * clock skew between workers: a gunicorn whose clock libfaketime sets 1.5 s behind (inside the
@@ -253,13 +254,34 @@ def test_redis_down_fails_closed_and_a_lock_survives_its_restart(
     assert fresh.get("/login").status in (200, 503)  # the bare login page needs no state
     down = on(server, http).post("/login/password", {"csrf_token": csrf, "password": RIGHT})
     assert down.status == 503, down.status
+    # a worker dies during the outage: its replacement cannot build the app yet, answers 503
+    # (wsgi.StartWhenUp) instead of failing to boot, which would stop the whole gunicorn
+    old = server.worker_pids()
+    dead = sorted(old)[0]
+    os.kill(dead, signal.SIGKILL)
+    statuses: set[int] = set()
+
+    def new_worker_answered() -> bool:
+        statuses.add(on(server, http).get("/accounts").status)
+        return bool(set(server.served_by()) - old)
+
+    wait_for("the replacement worker answers", new_worker_answered)
+    assert statuses == {503}, statuses
+    assert server.proc is not None and server.proc.poll() is None  # the server is still up
 
     private_redis.restart()
+    # the replacement builds the app at its first request once the store answers (it tries
+    # at most once a second); the others reconnect by themselves
+    probe = client_for(server, other)
+    wait_for(
+        "every worker serves again, the replacement too",
+        lambda: probe.get("/login").status and server.worker_pids() <= server.answered(200),
+    )
     # the lock written before the crash is in the append-only file
     http, csrf = at_password_page(server, victim)
     r = http.post("/login/password", {"csrf_token": csrf, "password": RIGHT})
     assert r.status == 403, r.status
-    # and the other customer logs in now (the workers reconnected)
+    # and the other customer logs in now
     http, csrf = at_password_page(server, other)
     r = http.post("/login/password", {"csrf_token": csrf, "password": RIGHT})
     assert r.status == 302 and r.location == "/login/code", (r.status, r.location)

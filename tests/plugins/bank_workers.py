@@ -190,6 +190,16 @@ class Gunicorn:
                     counts[int(pid)] = counts.get(int(pid), 0) + 1
         return counts
 
+    def answered(self, status: int) -> set[int]:
+        """Pids of the workers that gave at least one answer with ``status``."""
+        pids = set()
+        if self.access_log.exists():
+            for line in self.access_log.read_text().splitlines():
+                pid, _, rest = line.partition(" ")
+                if rest.rsplit(" ", 1)[-1] == str(status):
+                    pids.add(int(pid.strip("<>")))
+        return pids
+
     def picked_up(self, path: str) -> list[int]:
         """Pids of the workers that started a request for ``path`` (pre_request hook)."""
         file = self.marks / "requests"
