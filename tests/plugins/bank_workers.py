@@ -100,7 +100,8 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> Gunicorn:
+    def start(self, timeout: float = 60, ready: int = 200) -> Gunicorn:
+        """Start and wait until every worker is forked and ``GET /login`` answers ``ready``."""
         self.port = _free_port()
         env = {
             **os.environ,
@@ -147,7 +148,7 @@ class Gunicorn:
                 raise RuntimeError(f"gunicorn exited:\n{tail}")
             if len(self.worker_pids()) == self.workers:
                 try:
-                    if LoopbackClient(self.url, timeout=10).get("/login").status == 200:
+                    if LoopbackClient(self.url, timeout=10).get("/login").status == ready:
                         return self
                 except Exception:
                     pass
