@@ -48,6 +48,13 @@ OUTAGE_PAGE = (
     "<p>服务暂时不可用，请稍后再试。</p>"
     "<p>The service is temporarily unavailable: please try again in a minute.</p></html>"
 )
+#: the outage page's headers: not cached, not framed, nothing loaded
+OUTAGE_HEADERS = {
+    "Retry-After": "30",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def refuse_store_outages(app: Flask) -> Flask:
@@ -60,7 +67,7 @@ def refuse_store_outages(app: Flask) -> Flask:
             return Response(
                 OUTAGE_PAGE,
                 status=503,
-                headers={"Retry-After": "30", "Cache-Control": "no-store"},
+                headers=OUTAGE_HEADERS,
                 mimetype="text/html",
             )
         return exc
@@ -103,11 +110,7 @@ class StartWhenUp:
             return app(environ, start_response)
         start_response(
             "503 Service Unavailable",
-            [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Retry-After", "30"),
-                ("Cache-Control", "no-store"),
-            ],
+            [("Content-Type", "text/html; charset=utf-8"), *OUTAGE_HEADERS.items()],
         )
         return [OUTAGE_PAGE.encode()]
 
