@@ -4,9 +4,9 @@ store (issue 16, item 4): the same-run baseline is the single worker on the same
 For every store (a private redis-server with ``appendonly yes``; a private PostgreSQL cluster,
 ``synchronous_commit = on``) and every worker count it starts ``gunicorn -w N wsgi:app`` on
 loopback (tests/plugins/bank_workers.py, the multi-worker tests' harness), with customers
-seeded through the app's wiring (argon2id with 1 MiB: the password hash is not what is measured
-here; benchmarks/bank_app_load.py measures it), then runs with ``--clients`` threads, each a
-customer with its own cookie jar and loopback address:
+seeded through the app's wiring (argon2id with 1 MiB, so seeding is quick; each customer's login
+then upgrades the hash to the app's 64 MiB: one production argon2id hash per login), then runs
+with ``--clients`` threads, each a customer with its own cookie jar and loopback address:
 
 * ``login``: every customer logs in once (username, phrase page, password, SMS code read from
   the demo outbox, accounts page): logins per second;
