@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pcscd libpcsclite-dev libssl-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl softhsm2 pcsc-tools swig redis-server postgresql openssl tzdata
+APT_PACKAGES=(pcscd faketime libpcsclite-dev libssl-dev vsmartcard-vpcd opensc yubico-piv-tool libengine-pkcs11-openssl softhsm2 pcsc-tools swig redis-server postgresql openssl tzdata
               iproute2 util-linux gcc python3-venv python3-dev chromium chromium-driver xmlsec1)
 PYTHON=${PYTHON:-python3}
 
