@@ -1155,8 +1155,14 @@ class BankServices:
     def book(self, user: str, tx: Transaction, *, ip: str) -> None:
         """Debit the payer once (atomic compare-and-set of the account record, which
         also remembers the transaction id: a second booking of the same id is refused
-        even if the replay cache entry has expired), then audit."""
+        even if the replay cache entry has expired), audited before and after.
+
+        Write-ahead audit: ``transfer_booking`` is durable *before* the money moves, so a worker
+        killed between the debit and ``transfer_booked`` never leaves a booking without an audit
+        record (the intent plus the account's transaction ids say what happened); an intent
+        without a booking is a transfer that did not happen."""
         key = f"bank:acct:{tx.payer_account}"
+        self.audit.record("transfer_booking", user=user, ip=ip, outcome="intent", tx=tx)
         for _ in range(20):
             raw = self.store.get(key)
             if raw is None:

@@ -40,8 +40,7 @@ if str(HERE) not in sys.path:
 from app import DEFAULT_AGENT_URL, create_app  # noqa: E402
 from flask import Flask, Response  # noqa: E402
 from werkzeug.exceptions import InternalServerError  # noqa: E402
-
-from ebank_auth import errors  # noqa: E402
+from wiring import errors  # noqa: E402  (wiring is the one module that imports ebank_auth)
 
 OUTAGE_PAGE = (
     "<!doctype html><html lang=zh><meta charset=utf-8><title>503</title>"
