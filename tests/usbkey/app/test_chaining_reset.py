@@ -36,4 +36,4 @@ def test_dangling_chain_data_is_not_prepended_to_the_next_command(token: SoftTok
     assert _sw(token.process_apdu(SELECT)) == 0x9000
     token.process_apdu(bytes((0x90, 0x20, 0x00, 0x01, 0x03)) + b"999")
     token.process_apdu(SELECT)
-    assert token._chain is None
+    assert not token._chain.open

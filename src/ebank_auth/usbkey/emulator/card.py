@@ -41,6 +41,7 @@ from ebank_auth.usbkey.attestation_ext import (
     KeyStatement,
 )
 from ebank_auth.usbkey.emulator import factory
+from ebank_auth.usbkey.emulator.apdu_chain import CommandChain, PendingResponse
 from ebank_auth.usbkey.emulator.applets import AppletRouter
 from ebank_auth.usbkey.emulator.ctap2_applet import Ctap2Applet
 from ebank_auth.usbkey.emulator.display import (
@@ -311,8 +312,8 @@ class SoftToken:
 
     def _reset_volatile(self) -> None:
         self._selected = False
-        self._chain: tuple[bytes, bytearray] | None = None
-        self._out: bytes = b""
+        self._chain = CommandChain(_MAX_WRAPPED)
+        self._out = PendingResponse(_RESPONSE_CHUNK)
         self._handshake: TokenHandshake | None = None
         channel = getattr(self, "_channel", None)
         if channel is not None:
@@ -397,59 +398,25 @@ class SoftToken:
         try:
             cmd = CommandApdu.parse(raw)
         except EncodingError:
-            self._chain = None
+            self._chain.reset()
             return b"", StatusWord.WRONG_LENGTH
         if cmd.ins == Ins.GET_RESPONSE and cmd.cla & ~CLA_CHAINING_BIT & 0xFF in (
             CLA_ISO,
             CLA_PROPRIETARY,
             CLA_SECURE,
         ):
-            return self._get_response(cmd)
-        self._out = b""
+            return self._out.get_response(cmd.le)
+        self._out.clear()
         header = bytes((cmd.cla & ~CLA_CHAINING_BIT & 0xFF, cmd.ins, cmd.p1, cmd.p2))
         if header[0] == CLA_ISO and cmd.ins == Ins.SELECT and not cmd.cla & CLA_CHAINING_BIT:
             # SELECT opens a new session (the next client over pcscd): a chain another client
             # left unfinished is dropped, never run and never answered with 6883
-            self._chain = None
-        if cmd.cla & CLA_CHAINING_BIT:
-            if self._chain is not None and self._chain[0] != header:
-                self._chain = None
-                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
-            if self._chain is None:
-                self._chain = (header, bytearray())
-            self._chain[1].extend(cmd.data)
-            if len(self._chain[1]) > _MAX_WRAPPED:
-                self._chain = None
-                return b"", StatusWord.WRONG_LENGTH
-            return b"", StatusWord.SUCCESS
-        body = cmd.data
-        if self._chain is not None:
-            chained_header, buf = self._chain
-            self._chain = None
-            if chained_header != header:
-                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
-            body = bytes(buf) + body
-        if len(body) > _MAX_WRAPPED:
-            return b"", StatusWord.WRONG_LENGTH
+            self._chain.reset()
+        body = self._chain.add(header, cmd.data, bool(cmd.cla & CLA_CHAINING_BIT))
+        if isinstance(body, int):
+            return b"", body
         data, sw = self._dispatch_outer(header, body)
-        limit = cmd.le if cmd.le is not None and cmd.le > _RESPONSE_CHUNK else _RESPONSE_CHUNK
-        if len(data) > limit:
-            self._out = data[limit:]
-            remaining = len(self._out)
-            return data[:limit], StatusWord.BYTES_REMAINING_FAMILY | (
-                remaining if remaining < 256 else 0
-            )
-        return data, sw
-
-    def _get_response(self, cmd: CommandApdu) -> tuple[bytes, int]:
-        if not self._out:
-            return b"", StatusWord.CONDITIONS_NOT_SATISFIED
-        n = cmd.le or _RESPONSE_CHUNK
-        chunk, self._out = self._out[:n], self._out[n:]
-        if self._out:
-            remaining = len(self._out)
-            return chunk, StatusWord.BYTES_REMAINING_FAMILY | (remaining if remaining < 256 else 0)
-        return chunk, StatusWord.SUCCESS
+        return self._out.answer(data, sw, cmd.le)
 
     def _dispatch_outer(self, header: bytes, body: bytes) -> tuple[bytes, int]:
         cla, ins, p1, p2 = header

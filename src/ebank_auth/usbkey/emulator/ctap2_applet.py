@@ -54,6 +54,7 @@ from ebank_auth.crypto import x509
 from ebank_auth.errors import EbankAuthError, EncodingError, StoreError
 from ebank_auth.usbkey.apdu import CommandApdu, StatusWord
 from ebank_auth.usbkey.emulator import cbor, ctap2_pin
+from ebank_auth.usbkey.emulator.apdu_chain import CommandChain, PendingResponse
 from ebank_auth.usbkey.emulator.ctap2_state import (
     MAX_SIGN_COUNT,
     PIN_RETRIES,
@@ -379,8 +380,8 @@ class Ctap2Applet:
         self._clear_session()
 
     def _clear_session(self) -> None:
-        self._chain: tuple[bytes, bytearray] | None = None
-        self._out = b""
+        self._chain = CommandChain(_MAX_MESSAGE)
+        self._out = PendingResponse(_RESPONSE_CHUNK)
         self._next: _NextAssertions | None = None
 
     def atr(self) -> bytes:
@@ -424,12 +425,12 @@ class Ctap2Applet:
         try:
             cmd = CommandApdu.parse(raw)
         except EncodingError:
-            self._chain = None
+            self._chain.reset()
             return b"", StatusWord.WRONG_LENGTH
         cla = cmd.cla & ~_CLA_CHAINING & 0xFF
         if cla == _CLA_ISO and cmd.ins == _INS_GET_RESPONSE:
-            return self._get_response(cmd)
-        self._out = b""
+            return self._out.get_response(cmd.le)
+        self._out.clear()
         if cla == _CLA_ISO and cmd.ins == _INS_SELECT:
             self._clear_session()
             if cmd.p1 != 0x04 or cmd.p2 not in (0x00, 0x0C) or cmd.cla & _CLA_CHAINING:
@@ -444,43 +445,12 @@ class Ctap2Applet:
         if cmd.ins != _INS_NFCCTAP_MSG:
             return b"", StatusWord.INS_NOT_SUPPORTED
         if cmd.p1 not in (0x00, 0x80) or cmd.p2 != 0:
-            self._chain = None
+            self._chain.reset()
             return b"", StatusWord.INCORRECT_P1P2
-        header = bytes((cla, cmd.ins))
-        if cmd.cla & _CLA_CHAINING:
-            if self._chain is not None and self._chain[0] != header:
-                self._chain = None
-                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
-            if self._chain is None:
-                self._chain = (header, bytearray())
-            self._chain[1].extend(cmd.data)
-            if len(self._chain[1]) > _MAX_MESSAGE:
-                self._chain = None
-                return b"", StatusWord.WRONG_LENGTH
-            return b"", StatusWord.SUCCESS
-        body = cmd.data
-        if self._chain is not None:
-            body = bytes(self._chain[1]) + body
-            self._chain = None
-        if len(body) > _MAX_MESSAGE:
-            return b"", StatusWord.WRONG_LENGTH
-        answer = self._ctap(body)
-        limit = cmd.le if cmd.le is not None and cmd.le > _RESPONSE_CHUNK else _RESPONSE_CHUNK
-        if len(answer) > limit:
-            self._out = answer[limit:]
-            return answer[:limit], self._remaining_sw()
-        return answer, StatusWord.SUCCESS
-
-    def _remaining_sw(self) -> int:
-        remaining = len(self._out)
-        return int(StatusWord.BYTES_REMAINING_FAMILY) | (remaining if remaining < 256 else 0)
-
-    def _get_response(self, cmd: CommandApdu) -> tuple[bytes, int]:
-        if not self._out:
-            return b"", StatusWord.CONDITIONS_NOT_SATISFIED
-        n = cmd.le or _RESPONSE_CHUNK
-        chunk, self._out = self._out[:n], self._out[n:]
-        return chunk, (self._remaining_sw() if self._out else StatusWord.SUCCESS)
+        body = self._chain.add(bytes((cla, cmd.ins)), cmd.data, bool(cmd.cla & _CLA_CHAINING))
+        if isinstance(body, int):
+            return b"", body
+        return self._out.answer(self._ctap(body), StatusWord.SUCCESS, cmd.le)
 
     # ------------------------------------------------------------------ CTAP2
     def _ctap(self, message: bytes) -> bytes:

@@ -65,6 +65,7 @@ DEVICE_MODEL: Final = "ebank-auth software token"
 FIRMWARE_VERSION: Final = "1.0.0"
 
 _FIRMWARE_MODULES: Final = (
+    "apdu_chain.py",
     "applets.py",
     "card.py",
     "cbor.py",

@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 from ebank_auth.crypto import keys, x509
 from ebank_auth.errors import EncodingError, StoreError, UnsupportedAlgorithm
 from ebank_auth.usbkey.apdu import CHAINING_BIT, CommandApdu, StatusWord
+from ebank_auth.usbkey.emulator.apdu_chain import CommandChain, PendingResponse
 from ebank_auth.usbkey.emulator.factory import Manufacturer
 from ebank_auth.usbkey.emulator.piv_state import KeyOrigin, PivState, PivStateFile, SlotKey
 from ebank_auth.usbkey.emulator.state import PinRecord
@@ -291,8 +292,8 @@ class PivApplet:
         self._pin_fresh = False  # a VERIFY not yet used by a key with PIN policy "always"
         self._mgmt_authenticated = False
         self._pending: _Pending | None = None
-        self._chain: tuple[bytes, bytearray] | None = None
-        self._out = b""
+        self._chain = CommandChain(_MAX_CHAIN)
+        self._out = PendingResponse(_RESPONSE_CHUNK)
 
     def process_apdu(self, apdu: bytes) -> bytes:
         """One command APDU in, one response out; never raises for bad input."""
@@ -313,52 +314,20 @@ class PivApplet:
         try:
             cmd = CommandApdu.parse(raw)
         except EncodingError:
-            self._chain = None
+            self._chain.reset()
             return b"", StatusWord.WRONG_LENGTH
         cla = cmd.cla & ~CHAINING_BIT & 0xFF
         if cla != _CLA:
             return b"", StatusWord.CLA_NOT_SUPPORTED
         if cmd.ins == PivIns.GET_RESPONSE:
-            return self._get_response(cmd)
-        self._out = b""
+            return self._out.get_response(cmd.le)
+        self._out.clear()
         header = bytes((cla, cmd.ins, cmd.p1, cmd.p2))
-        if cmd.cla & CHAINING_BIT:
-            if self._chain is not None and self._chain[0] != header:
-                self._chain = None
-                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
-            if self._chain is None:
-                self._chain = (header, bytearray())
-            self._chain[1].extend(cmd.data)
-            if len(self._chain[1]) > _MAX_CHAIN:
-                self._chain = None
-                return b"", StatusWord.WRONG_LENGTH
-            return b"", StatusWord.SUCCESS
-        body = cmd.data
-        if self._chain is not None:
-            chained, buf = self._chain
-            self._chain = None
-            if chained != header:
-                return b"", StatusWord.LAST_COMMAND_OF_CHAIN_EXPECTED
-            body = bytes(buf) + body
-        if len(body) > _MAX_CHAIN:
-            return b"", StatusWord.WRONG_LENGTH
+        body = self._chain.add(header, cmd.data, bool(cmd.cla & CHAINING_BIT))
+        if isinstance(body, int):
+            return b"", body
         data, sw = self._dispatch(cmd.ins, cmd.p1, cmd.p2, body)
-        limit = cmd.le if cmd.le is not None and cmd.le > _RESPONSE_CHUNK else _RESPONSE_CHUNK
-        if len(data) > limit:
-            self._out = data[limit:]
-            left = len(self._out)
-            return data[:limit], StatusWord.BYTES_REMAINING_FAMILY | (left if left < 256 else 0)
-        return data, sw
-
-    def _get_response(self, cmd: CommandApdu) -> tuple[bytes, int]:
-        if not self._out:
-            return b"", StatusWord.CONDITIONS_NOT_SATISFIED
-        n = cmd.le or _RESPONSE_CHUNK
-        chunk, self._out = self._out[:n], self._out[n:]
-        if self._out:
-            left = len(self._out)
-            return chunk, StatusWord.BYTES_REMAINING_FAMILY | (left if left < 256 else 0)
-        return chunk, StatusWord.SUCCESS
+        return self._out.answer(data, sw, cmd.le)
 
     def _dispatch(self, ins: int, p1: int, p2: int, data: bytes) -> tuple[bytes, int]:
         handler = _HANDLERS.get(ins)
