@@ -30,6 +30,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from i18n import TEXTS, translate
 from werkzeug.datastructures import CallbackDict
+from werkzeug.exceptions import InternalServerError
 from wiring import BankServices, EbankAuthError, Factor, Operation, Outcome, errors
 
 log = logging.getLogger("bank_app")
@@ -43,6 +44,19 @@ DEFAULT_AGENT_URL = "http://127.0.0.1:8765"
 _AGENT_URL = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}")
 _B64 = re.compile(r"[A-Za-z0-9+/=]{1,8192}")
 _SERIAL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: the page for a store outage met before any route ran (the session could not be loaded)
+OUTAGE_PAGE = (
+    "<!doctype html><html lang=zh><meta charset=utf-8><title>503</title>"
+    "<p>服务暂时不可用，请稍后再试。</p>"
+    "<p>The service is temporarily unavailable: please try again in a minute.</p></html>"
+)
+#: the outage page's headers: not cached, not framed, nothing loaded
+OUTAGE_HEADERS = {
+    "Retry-After": "30",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 #: the same generic text for every failed login step: never which factor was wrong
 GENERIC_LOGIN_ERROR = "login_failed"
 _SID = re.compile(r"[0-9a-f]{64}")
@@ -145,7 +159,8 @@ class StoreSessionInterface(SessionInterface):
         that record is gone (logout, idle expiry, rotation by a parallel login) the
         session stays gone.  If a parallel request updated it, this request's changes are
         written over it (last writer wins) but only while it still exists."""
-        assert isinstance(session, StoreSession)
+        if not isinstance(session, StoreSession):
+            return  # the session could not be opened (store down): nothing to write back
         store = self.services.store
         name = self.get_cookie_name(app)
         if session.rotate:  # login: the old id dies, the data moves to a fresh id
@@ -299,6 +314,15 @@ def create_app(
     def _csrf(_: CSRFError) -> tuple[str, int]:
         g.lang = g.get("lang") or session.get("lang", "zh")
         return render_template("error.html", message=translate(g.lang, "csrf_failed")), 400
+
+    @app.errorhandler(InternalServerError)
+    def _outage(exc: InternalServerError) -> Any:
+        # Flask opens the server-side session before any route, outside the routes' handlers:
+        # a store that cannot answer there is a 503 with Retry-After (fail closed), not a 500.
+        # No template: the session the templates read is what could not be loaded.
+        if isinstance(exc.original_exception, errors.ServiceUnavailable):
+            return Response(OUTAGE_PAGE, status=503, headers=OUTAGE_HEADERS, mimetype="text/html")
+        return exc
 
     @app.errorhandler(EbankAuthError)
     def _library_error(exc: EbankAuthError) -> tuple[str, int]:

@@ -15,8 +15,8 @@ workers on ONE machine); ``EBANK_BANK_AGENT_URL``; ``EBANK_BANK_IDLE`` (seconds)
 ``EBANK_BANK_STAFF_KEYS`` (``:``-separated PEM files).
 
 A store that cannot answer is a refusal everywhere: the app's routes answer 503 themselves, and
-``refuse_store_outages`` below makes the requests that fail before any route runs (loading the
-server-side session from the store) a 503 too instead of a bare 500.  A worker that starts while
+``create_app`` turns a failure before any route runs (loading the server-side session from the
+store) into a 503 too instead of a bare 500.  A worker that starts while
 the store is down (gunicorn replacing a dead worker during an outage) cannot build the app, which
 reads the store; rather than failing to boot, which makes gunicorn stop the whole server, it
 answers 503 and builds the app at the first request after the store is back (``StartWhenUp``).
@@ -37,42 +37,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from app import DEFAULT_AGENT_URL, create_app  # noqa: E402
-from flask import Flask, Response  # noqa: E402
-from werkzeug.exceptions import InternalServerError  # noqa: E402
+from app import DEFAULT_AGENT_URL, OUTAGE_HEADERS, OUTAGE_PAGE, create_app  # noqa: E402
+from flask import Flask  # noqa: E402
 from wiring import errors  # noqa: E402  (wiring is the one module that imports ebank_auth)
-
-OUTAGE_PAGE = (
-    "<!doctype html><html lang=zh><meta charset=utf-8><title>503</title>"
-    "<p>服务暂时不可用，请稍后再试。</p>"
-    "<p>The service is temporarily unavailable: please try again in a minute.</p></html>"
-)
-#: the outage page's headers: not cached, not framed, nothing loaded
-OUTAGE_HEADERS = {
-    "Retry-After": "30",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-def refuse_store_outages(app: Flask) -> Flask:
-    """Answer 503 (with ``Retry-After``), not 500, when the store is down before a route
-    runs: Flask opens the server-side session outside the routes' error handlers.  No
-    template (the session the templates read is what could not be loaded)."""
-
-    def outage(exc: InternalServerError) -> Response | InternalServerError:
-        if isinstance(exc.original_exception, errors.ServiceUnavailable):
-            return Response(
-                OUTAGE_PAGE,
-                status=503,
-                headers=OUTAGE_HEADERS,
-                mimetype="text/html",
-            )
-        return exc
-
-    app.register_error_handler(InternalServerError, outage)
-    return app
 
 
 class StartWhenUp:
@@ -123,18 +90,16 @@ def _build() -> Flask:
     if not state:
         raise SystemExit("set EBANK_BANK_STATE to the bank app's state directory")
     emulator = os.environ.get("EBANK_BANK_EMULATOR_TOKEN")
-    return refuse_store_outages(
-        create_app(
-            state,
-            demo=os.environ.get("EBANK_BANK_DEMO") == "1",
-            idle_seconds=float(os.environ.get("EBANK_BANK_IDLE", "300")),
-            secure_cookies=os.environ.get("EBANK_BANK_SECURE_COOKIES") == "1",
-            agent_url=os.environ.get("EBANK_BANK_AGENT_URL", DEFAULT_AGENT_URL),
-            token_roots=_paths("EBANK_BANK_TOKEN_ROOTS"),
-            software_token_state=Path(emulator) if emulator else None,
-            staff_keys=_paths("EBANK_BANK_STAFF_KEYS"),
-            store_url=os.environ.get("EBANK_BANK_STORE") or None,
-        )
+    return create_app(
+        state,
+        demo=os.environ.get("EBANK_BANK_DEMO") == "1",
+        idle_seconds=float(os.environ.get("EBANK_BANK_IDLE", "300")),
+        secure_cookies=os.environ.get("EBANK_BANK_SECURE_COOKIES") == "1",
+        agent_url=os.environ.get("EBANK_BANK_AGENT_URL", DEFAULT_AGENT_URL),
+        token_roots=_paths("EBANK_BANK_TOKEN_ROOTS"),
+        software_token_state=Path(emulator) if emulator else None,
+        staff_keys=_paths("EBANK_BANK_STAFF_KEYS"),
+        store_url=os.environ.get("EBANK_BANK_STORE") or None,
     )
 
 

@@ -88,3 +88,23 @@ def test_worker_processes_of_one_deployment_accept_each_others_forms(
     r = c2.post("/login", data={"csrf_token": token, "username": "zhangsan"})
     assert r.status_code == 302, r.get_data(as_text=True)
     assert (tmp_path / "s" / "csrf.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_store_outage_before_any_route_is_a_503_not_a_500(
+    customer: Any, caplog: Any, monkeypatch: Any
+) -> None:
+    """The session is loaded from the store before any route runs: with the store down that
+    is a 503 with Retry-After (fail closed) under run.py as under gunicorn, and nothing is
+    written back (no AssertionError from save_session in the log)."""
+    from wiring import errors
+
+    customer.login()
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise errors.ServiceUnavailable("the state store does not answer")
+
+    monkeypatch.setattr(customer.services.store, "get", down)
+    with caplog.at_level(logging.ERROR):
+        r = customer.get("/accounts")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+    assert "AssertionError" not in caplog.text
