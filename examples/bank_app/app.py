@@ -1375,7 +1375,9 @@ def create_app(
         session.clear()
         return redirect(url_for("staff_login"))
 
-    app.register_blueprint(stepups.make_blueprint(services, step_up))  # TOTP, USB Key, devices
+    app.register_blueprint(
+        stepups.make_blueprint(services, step_up, send_login_code)
+    )  # TOTP, USB Key, devices
 
     # ------------------------------------------------------------------ demo
     @app.get("/demo/outbox")

@@ -26,7 +26,12 @@ _HANDLE = re.compile(r"[0-9a-f]{16}")
 _KNOWLEDGE = (Factor.PASSWORD.value, Factor.SOFT_KEYBOARD_PASSWORD.value)
 
 
-def make_blueprint(services: BankServices, step_up: Callable[[str], Any]) -> Blueprint:
+def make_blueprint(
+    services: BankServices,
+    step_up: Callable[[str], Any],
+    send_login_code: Callable[[str], Any],
+) -> Blueprint:
+    """The step-up routes; ``step_up`` and ``send_login_code`` are the app's own (app.py)."""
     bp = Blueprint("stepups", __name__)
 
     # ------------------------------------------------------------------ helpers
@@ -101,13 +106,7 @@ def make_blueprint(services: BankServices, step_up: Callable[[str], Any]) -> Blu
         username = pending_choice(Factor.SMS_CODE)
         if not services.rate_ok("code-user", username, 20):
             return too_many()
-        try:
-            issued = services.codes.issue(username, "login", lang=g.lang)
-        except EbankAuthError as exc:
-            return render_template("error.html", message=str(exc)), 503
-        session["stage"] = "code"
-        session["phone"] = issued.phone_masked
-        return redirect(url_for("login_code"))
+        return send_login_code(username)
 
     @bp.post("/login/totp")
     def login_totp() -> Any:

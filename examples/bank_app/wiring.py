@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ebank_auth import errors
+from ebank_auth.agent import login_message
 from ebank_auth.audit import AuditLog, HmacSm3Key
 from ebank_auth.crypto import sm2, sm3, x509
 from ebank_auth.masking import mask_account, mask_phone
@@ -1059,14 +1060,9 @@ class BankServices:
         der = self.store.get(f"bank:staffkey:{staff}")
         if der is None:
             raise errors.AccessDenied("no hardware login key is registered for this staff member")
-        try:
-            signature = base64.b64decode(signature_b64, validate=True)
-            challenge = bytes.fromhex(challenge_hex)
-        except ValueError:
-            raise errors.InvalidSignature("the signature must be base64") from None
-        from ebank_auth.agent import login_message  # the bytes the agent signs
-
-        sm2.load_der_public_key(der).verify(signature, login_message(origin, challenge))
+        self._verify_login_message(
+            sm2.load_der_public_key(der), origin, challenge_hex, signature_b64
+        )
 
     def customer_names(self) -> list[str]:
         return [c["username"] for c in DEMO_CUSTOMERS]
@@ -1285,11 +1281,17 @@ class BankServices:
         return self.store.get(f"bank:loginkey:{user}")
 
     @staticmethod
-    def _login_signature(signature_b64: str, challenge_hex: str) -> tuple[bytes, bytes]:
+    def _verify_login_message(
+        key: sm2.SM2PublicKey, origin: str, challenge_hex: str, signature_b64: str
+    ) -> None:
+        """``key`` signed the agent's login message (:func:`ebank_auth.agent.login_message`)
+        for THIS origin and challenge; raises InvalidSignature otherwise."""
         try:
-            return base64.b64decode(signature_b64, validate=True), bytes.fromhex(challenge_hex)
+            signature = base64.b64decode(signature_b64, validate=True)
+            challenge = bytes.fromhex(challenge_hex)
         except ValueError:
             raise errors.InvalidSignature("the signature must be base64") from None
+        key.verify(signature, login_message(origin, challenge))
 
     def _bound_serial(self, user: str, serial: str) -> None:
         rec = self.usbkey_of(user)
@@ -1313,15 +1315,12 @@ class BankServices:
         fresh challenge for THIS origin must verify under the key it reports, and the serial
         must be the bound token's.  Raises InvalidSignature / AccessDenied (nothing stored)."""
         self._bound_serial(user, serial)
-        signature, challenge = self._login_signature(signature_b64, challenge_hex)
         try:
             der = base64.b64decode(public_key_b64, validate=True)
             key = sm2.load_der_public_key(der)
         except (ValueError, EbankAuthError):
             raise errors.InvalidInput("the login key must be base64 DER (SM2)") from None
-        from ebank_auth.agent import login_message  # the bytes the agent signs
-
-        key.verify(signature, login_message(origin, challenge))
+        self._verify_login_message(key, origin, challenge_hex, signature_b64)
         name = f"bank:loginkey:{user}"
         if not self.store.compare_and_set(name, self.store.get(name), key.to_der()):
             raise errors.ConflictError("the login key changed meanwhile: register it again")
@@ -1342,10 +1341,9 @@ class BankServices:
         der = self.login_key_of(user)
         if der is None or self.usbkey_of(user) is None:
             raise errors.AccessDenied("no USB Key login key is registered for this customer")
-        signature, challenge = self._login_signature(signature_b64, challenge_hex)
-        from ebank_auth.agent import login_message
-
-        sm2.load_der_public_key(der).verify(signature, login_message(origin, challenge))
+        self._verify_login_message(
+            sm2.load_der_public_key(der), origin, challenge_hex, signature_b64
+        )
 
     # trusted devices (AU-7) -----------------------------------------------------------
     def device_handle(self, device_id: str) -> str:
