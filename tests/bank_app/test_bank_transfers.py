@@ -8,6 +8,7 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -188,3 +189,34 @@ def test_attacker_text_is_always_escaped(customer: Any, memo: str, payee: str) -
         assert str(escape(text)) in page
         if any(c in text for c in "<>&\"'"):
             assert f">{text}<" not in page
+
+
+def test_a_crash_after_the_debit_leaves_the_booking_audited(
+    customer: Any, monkeypatch: Any
+) -> None:
+    """Write-ahead audit (issue 16 fault tests): the process dies between the debit and the
+    ``transfer_booked`` record — here the second audit append raises, as a kill -9 would stop it.
+    The money moved, and the ``transfer_booking`` intent, durable before the debit, names it."""
+    b = customer
+    b.login()
+    before = balance(b)
+    tx_id = pending_tx_id(start_transfer(b, "33.00").get_data(as_text=True))
+    record = b.services.audit.record
+
+    def crash_on_outcome(event: str, **kw: Any) -> Any:
+        if event == "transfer_booked":
+            raise SystemExit("worker killed")  # nothing after this line runs
+        return record(event, **kw)
+
+    monkeypatch.setattr(b.services.audit, "record", crash_on_outcome)
+    code = b.last_code()
+    with pytest.raises(SystemExit):
+        b.post("/transfer/confirm", {"tx_id": tx_id, "code": code}, form_url="/accounts")
+    assert balance(b) == before - Decimal("33.00")  # the debit happened
+    intents = [
+        r
+        for r in b.services.audit.records()
+        if r["event"] == "transfer_booking" and (r.get("tx") or {}).get("tx_id") == tx_id
+    ]
+    assert len(intents) == 1
+    b.services.audit.verify()
